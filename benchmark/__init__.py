@@ -1,0 +1,1 @@
+"""srbench.benchmark: metrics, resizing, data, counting, timing, running and reporting."""

@@ -1,0 +1,63 @@
+"""The ``srbench`` command line.
+
+Every subcommand lives in :mod:`srbench.commands`. User errors (:class:`SrbenchError`)
+print one line, ``srbench: error: ...``, and exit with the error's code (2 by default);
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+
+from srbench import __version__
+from srbench.commands import COMMAND_MODULES
+from srbench.errors import SrbenchError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with srbench's one-line error style (argparse's own usage dump is noise)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"srbench: error: {message}; see '{self.prog} --help'\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every subcommand registered."""
+    parser = _Parser(
+        prog="srbench",
+        description="Benchmark efficient super-resolution networks: quality, runtime and complexity.",
+    )
+    parser.add_argument("--version", action="version", version=f"srbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"srbench.commands.{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``srbench`` console script; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except SrbenchError as exc:
+        if debug:
+            traceback.print_exc()
+        sys.stderr.write(f"srbench: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("srbench: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
