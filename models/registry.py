@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,10 +139,28 @@ def unregister_model(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+#: Environment variable naming extra modules (comma-separated, importable) that register
+#: their own models with :func:`register_model`; worker processes import them too.
+PLUGINS_ENV = "SRBENCH_PLUGINS"
+
+_loaded_plugins: set[str] = set()
+
+
 def _ensure_zoo() -> None:
     # Importing the zoo registers every shipped model; done lazily so that importing the
     # registry alone stays cheap and free of import cycles.
     from srbench.models import zoo  # noqa: F401
+
+    for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+        if module in _loaded_plugins:
+            continue
+        _loaded_plugins.add(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise SrbenchError(
+                f"{PLUGINS_ENV}: cannot import {module!r} ({exc}); fix the module path"
+            ) from None
 
 
 def get_entry(name: str) -> ModelEntry:

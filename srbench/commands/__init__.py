@@ -9,4 +9,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "run",
     "profile",
     "list_models",
+    "data",
+    "upscale",
+    "compare",
+    "check",
+    "report",
 )

@@ -1,0 +1,250 @@
+"""Published claims as data (``results/reference/*.json``) and their check against a run.
+
+A reference file (schema ``srbench/reference-1``) holds the claims made for one registered
+model::
+
+    {"schema": "srbench/reference-1", "model": "span_ca", "label": "...", "scale": 4,
+     "weights_file": "checkpoint the quality/runtime claims were made with, or null",
+     "claims": [{"metric": "params", "value": 0.151, "unit": "M", "scale": 1000000,
+                 "decimals": 3, "text": "0.151 M params", "source": "...",
+                 "conditions": {"input": [1, 3, 256, 256]}, "note": "...",
+                 "rel_tol": null, "unverifiable": null}]}
+
+A claim's precision is ``value`` printed with ``decimals`` digits in units of ``scale``
+(0.151 M = params / 1e6 to 3 decimals; exact integers use scale 1, decimals 0). Verdicts:
+
+* ``reproduced``: the measured figure, printed the same way, equals the claim. Runtime
+  claims may carry ``rel_tol`` instead (|measured/claim - 1| <= rel_tol), since no GPU
+  timing reproduces to the printed digit.
+* ``contradicted``: it does not.
+* ``not checkable here``: the run cannot test it, with the reason (other dataset, device,
+  input size or checkpoint; no trained weights; the claim names no device; ...).
+
+Conditions: ``input`` (profile input NxCxHxW), ``dataset`` (the run's dataset name),
+``images`` (its image count), ``device`` (case-insensitive substring of the device name).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srbench.benchmark.results import ModelResult, RunResult
+from srbench.errors import SrbenchError
+
+REFERENCE_SCHEMA = "srbench/reference-1"
+
+REPRODUCED = "reproduced"
+CONTRADICTED = "contradicted"
+NOT_CHECKABLE = "not checkable here"
+
+#: Metrics a claim may name, and whether they need trained weights to mean anything.
+COMPLEXITY_METRICS = ("params", "flops", "activations", "convs")
+QUALITY_METRICS = ("psnr_y", "ssim_y", "psnr_rgb")
+RUNTIME_METRICS = ("runtime_mean_ms", "runtime_median_ms")
+METRICS = COMPLEXITY_METRICS + QUALITY_METRICS + RUNTIME_METRICS
+CONDITIONS = frozenset({"input", "dataset", "images", "device"})
+_DOC = "the srbench/reference-1 format in benchmark/claims.py"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One published figure: ``value`` in units of ``scale`` (1e6 for "M"), ``decimals``
+    digits as printed; see the module docstring for the other fields."""
+
+    metric: str
+    value: float
+    scale: float
+    decimals: int
+    text: str
+    source: str
+    unit: str = ""
+    conditions: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+    rel_tol: float | None = None
+    unverifiable: str | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The claims of one reference file, for registered model ``model``."""
+
+    model: str
+    label: str
+    scale: int
+    weights_file: str | None
+    claims: list[Claim]
+    path: Path
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """A claim confronted with one measured model (``row``: the report's row label)."""
+
+    row: str
+    reference: str
+    claim: str
+    source: str
+    measured: str
+    verdict: str
+    reason: str
+    note: str | None = None
+
+
+def default_reference_dir() -> Path:
+    """``results/reference`` of the source checkout (benchmark/ sits beside results/)."""
+    return Path(__file__).resolve().parent.parent / "results" / "reference"
+
+
+def load_reference(path: Path) -> Reference:
+    """Parse one reference file; any structural problem is a one-line :class:`SrbenchError`."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SrbenchError(f"reference {path} is not readable JSON ({exc}); fix or remove it") from None
+    if not isinstance(doc, dict) or doc.get("schema") != REFERENCE_SCHEMA:
+        raise SrbenchError(f'reference {path} lacks "schema": {REFERENCE_SCHEMA!r}; fix or remove it')
+    try:
+        claims = [Claim(**c) for c in doc["claims"]]
+        ref = Reference(
+            model=doc["model"],
+            label=doc.get("label", doc["model"]),
+            scale=int(doc.get("scale", 4)),
+            weights_file=doc.get("weights_file"),
+            claims=claims,
+            path=Path(path),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SrbenchError(
+            f"reference {path} has a malformed entry ({exc}); see benchmark/claims.py"
+        ) from None
+    for c in claims:
+        unknown = set(c.conditions) - CONDITIONS
+        if c.metric not in METRICS or unknown:
+            what = f"metric {c.metric!r}" if c.metric not in METRICS else f"conditions {sorted(unknown)}"
+            raise SrbenchError(
+                f"reference {path}: unknown {what} in claim {c.text!r}; see benchmark/claims.py"
+            )
+    return ref
+
+
+def load_references(folder: Path | None = None) -> list[Reference]:
+    """Every ``*.json`` in ``folder`` (default :func:`default_reference_dir`), sorted by name;
+    an absent folder gives no references."""
+    folder = default_reference_dir() if folder is None else Path(folder)
+    if not folder.is_dir():
+        return []
+    return [load_reference(p) for p in sorted(folder.glob("*.json"))]
+
+
+def measured_value(metric: str, m: ModelResult) -> float | int | None:
+    """The measured figure a claim's ``metric`` names (quality only with trained weights)."""
+    if metric in RUNTIME_METRICS:
+        stat = metric.split("_")[1]
+        return getattr(m.runtime_ms, stat) if m.runtime_ms else None
+    if metric in QUALITY_METRICS and not m.has_quality:
+        return None
+    value = getattr(m, metric)
+    return float(value) if isinstance(value, str) else value  # "inf" in JSON
+
+
+def _shape(v: Any) -> str:
+    return "x".join(map(str, v)) if v else "?"
+
+
+def _condition_reasons(claim: Claim, ref: Reference, m: ModelResult, run: RunResult) -> list[str]:
+    """Why this run cannot test ``claim`` (empty when it can)."""
+    reasons = []
+    if m.scale != ref.scale:
+        reasons.append(f"claimed at x{ref.scale}, measured at x{m.scale}")
+    cond = claim.conditions
+    if "input" in cond:
+        got = m.complexity_input or run.config.get("profile_input")
+        if got is not None and list(got) != list(cond["input"]):
+            reasons.append(f"counted at {_shape(cond['input'])}, measured at {_shape(got)}")
+    if claim.metric in COMPLEXITY_METRICS:
+        return reasons  # weights, data and device do not change counts
+    if ref.weights_file and m.weights and m.weights.file != ref.weights_file:
+        reasons.append(f"claimed for {ref.weights_file}, measured with {m.weights.file}")
+    if "dataset" in cond and run.dataset.get("name") != cond["dataset"]:
+        reasons.append(f"claimed on {cond['dataset']}, this run is on {run.dataset.get('name', '?')}")
+    elif "images" in cond and run.dataset.get("images") != cond["images"]:
+        reasons.append(f"claimed over {cond['images']} images, this run has {run.dataset.get('images', '?')}")
+    if "device" in cond:
+        device = str(run.environment.get("device_name") or run.environment.get("device") or "?")
+        if cond["device"].lower() not in device.lower():
+            reasons.append(f"timed on {cond['device']}, measured on {device}")
+    return reasons
+
+
+def format_measured(claim: Claim, value: float | int | None) -> str:
+    """``value`` at the claim's precision, with the exact figure when that was rounded."""
+    if value is None:
+        return "—"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    shown = f"{value / claim.scale:.{claim.decimals}f}" + (f" {claim.unit}" if claim.unit else "")
+    if claim.scale != 1 and isinstance(value, int):
+        shown += f" ({value:,})"
+    elif claim.scale == 1 and claim.decimals == 0 and isinstance(value, int):
+        shown = f"{value:,}"
+    return shown
+
+
+def matches(claim: Claim, value: float | int) -> bool:
+    """True when ``value`` reproduces ``claim`` (see the module docstring)."""
+    if claim.rel_tol is not None:
+        return claim.value != 0 and abs(value / claim.value - 1) <= claim.rel_tol
+    d = claim.decimals
+    return f"{value / claim.scale:.{d}f}" == f"{claim.value:.{d}f}"
+
+
+def check_claim(claim: Claim, ref: Reference, m: ModelResult, run: RunResult) -> tuple[str, str, str]:
+    """``(verdict, measured text, reason)`` of one claim against one measured model."""
+    value = measured_value(claim.metric, m)
+    measured = format_measured(claim, value)
+    reasons = [claim.unverifiable] if claim.unverifiable else []
+    reasons += _condition_reasons(claim, ref, m, run)
+    if value is None:
+        if claim.metric in QUALITY_METRICS and m.status != "ok":
+            reasons.append(f"no trained weights ({m.reason})" if m.reason else f"status {m.status}")
+        elif claim.metric in QUALITY_METRICS and m.status == "ok":
+            reasons.append(f"{claim.metric} not measured")
+        else:
+            reasons.append(f"{claim.metric} not measured" + (f" ({m.reason})" if m.reason else ""))
+    if reasons:
+        return NOT_CHECKABLE, measured, "; ".join(reasons)
+    assert value is not None
+    if matches(claim, value):
+        return REPRODUCED, measured, ""
+    how = f"outside ±{claim.rel_tol:.0%}" if claim.rel_tol is not None else f"at {claim.decimals} decimals"
+    return CONTRADICTED, measured, f"measured {measured} ≠ claimed {claim.text} ({how})"
+
+
+def check_claims(
+    references: list[Reference], measured: list[tuple[str, ModelResult, RunResult]]
+) -> list[ClaimCheck]:
+    """Every claim of every reference against each measured ``(row label, model, run)`` whose
+    registry name is the reference's model (by name, not architecture: ``span_tiny`` shares
+    SPAN's code but not its figures); references no run measured are skipped (see
+    :func:`unmeasured`)."""
+    out = []
+    for ref in references:
+        for row, m, run in measured:
+            if ref.model != m.name:
+                continue
+            for claim in ref.claims:
+                verdict, shown, reason = check_claim(claim, ref, m, run)
+                out.append(
+                    ClaimCheck(row, ref.label, claim.text, claim.source, shown, verdict, reason, claim.note)
+                )
+    return out
+
+
+def unmeasured(references: list[Reference], measured: list[tuple[str, ModelResult, RunResult]]) -> list[str]:
+    """Labels of references whose model no run measured."""
+    names = {m.name for _, m, _ in measured}
+    return [f"{r.label} ({r.model})" for r in references if r.model not in names]

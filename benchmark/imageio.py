@@ -1,0 +1,190 @@
+"""Reading and writing images the way SR benchmarks do: uint8, HxWx3, RGB.
+
+Conventions (every function here follows them):
+
+* Arrays are numpy ``uint8`` shaped ``(H, W, 3)`` in RGB order, values 0..255.
+* Sizes in messages are written ``WIDTHxHEIGHT`` (Pillow's order); array shapes are (H, W, C).
+* Formats: whatever Pillow decodes; srbench lists PNG, JPEG, BMP, TIFF and WebP
+  (:data:`IMAGE_SUFFIXES`) when it scans folders.
+* Greyscale (``L``, ``1``, ``P`` without alpha, ...) is expanded to three equal channels.
+* An alpha channel is dropped (not composited) and an :class:`ImageWarning` is issued through
+  :func:`warnings.warn`, once per file; SR benchmarks evaluate colour only.
+* 16-bit images are refused with :class:`SrbenchError` unless ``allow_16bit=True``; then each
+  sample ``v`` becomes its high byte ``v >> 8``. That is also what Pillow itself does when it
+  opens a 16-bit RGB PNG, so 16-bit greyscale and 16-bit colour files convert identically.
+  (The NTIRE harness has no bit-depth check at all and would misread such files.)
+* EXIF orientation is ignored on purpose: every SR benchmark (BasicSR, KAIR, the NTIRE
+  harness, MATLAB ``imread``) reads the stored pixel grid, and HR/LR pairs must stay aligned.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from srbench.errors import SrbenchError
+
+#: File suffixes srbench treats as images when it scans a folder (lower case).
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+# Pillow modes whose samples are wider than 8 bits.
+_WIDE_MODES_16 = ("I;16", "I;16B", "I;16L", "I;16N")
+_WIDE_MODES_32 = ("I", "F")
+
+
+class ImageWarning(UserWarning):
+    """An image was read with a lossy but harmless conversion (e.g. its alpha was dropped)."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image header says, without decoding the pixels.
+
+    ``width``/``height`` in pixels; ``mode`` is Pillow's mode; ``bits`` the bits per sample
+    (8, 16 or 32); ``has_alpha`` whether an alpha channel (or palette transparency) exists.
+    """
+
+    path: Path
+    width: int
+    height: int
+    mode: str
+    bits: int
+    has_alpha: bool
+
+    @property
+    def size_text(self) -> str:
+        """``"WIDTHxHEIGHT"``."""
+        return f"{self.width}x{self.height}"
+
+
+def is_image_file(path: Path) -> bool:
+    """True for a visible regular file whose suffix is in :data:`IMAGE_SUFFIXES`."""
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
+
+
+def _bits_of(img: Image.Image) -> int:
+    """Bits per sample from the mode and, for formats that narrow on load, the raw mode."""
+    if img.mode in _WIDE_MODES_16:
+        return 16
+    if img.mode in _WIDE_MODES_32:
+        return 32
+    # Pillow opens 16-bit RGB(A)/LA PNGs in 8-bit modes and narrows while decoding; the tile's
+    # raw mode ("RGB;16B", ...) still tells the stored depth.
+    for tile in getattr(img, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        rawmode = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(rawmode, str) and ";16" in rawmode:
+            return 16
+    bps = getattr(img, "tag_v2", {}).get(258) if img.format == "TIFF" else None
+    if bps is not None:
+        values = bps if isinstance(bps, tuple) else (bps,)
+        if max(int(v) for v in values) > 8:
+            return 16
+    return 8
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info)
+
+
+def probe_image(path: Path) -> ImageInfo:
+    """Read only the header of ``path``; raises :class:`SrbenchError` if it is not an image."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            return ImageInfo(
+                path=path,
+                width=int(img.width),
+                height=int(img.height),
+                mode=img.mode,
+                bits=_bits_of(img),
+                has_alpha=_has_alpha(img),
+            )
+    except FileNotFoundError:
+        raise SrbenchError(f"image {path} does not exist; check the path") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise SrbenchError(f"cannot read image {path}: {_reason(exc)}; replace or remove the file") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]
+
+
+def read_image(path: Path, *, allow_16bit: bool = False) -> np.ndarray:
+    """Decode ``path`` into a uint8 ``(H, W, 3)`` RGB array (see the module conventions).
+
+    Raises :class:`SrbenchError` naming the file when it is missing, unreadable or
+    truncated, 16-bit without ``allow_16bit``, or 32-bit/float.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            bits = _bits_of(img)
+            if bits == 32:
+                raise SrbenchError(
+                    f"image {path} has 32-bit samples (mode {img.mode}); "
+                    "srbench reads 8-bit images only: convert it to 8-bit PNG"
+                )
+            if bits == 16 and not allow_16bit:
+                raise SrbenchError(
+                    f"image {path} is 16-bit; srbench reads 8-bit images only: convert it to 8-bit "
+                    "or pass --allow-16bit to keep the high byte (v >> 8)"
+                )
+            if _has_alpha(img):
+                warnings.warn(
+                    f"{path}: alpha channel dropped (srbench evaluates RGB only)", ImageWarning, stacklevel=2
+                )
+            img.load()
+            return _to_rgb8(img)
+    except SrbenchError:
+        raise
+    except FileNotFoundError:
+        raise SrbenchError(f"image {path} does not exist; check the path") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise SrbenchError(f"cannot read image {path}: {_reason(exc)}; replace or remove the file") from None
+
+
+def _to_rgb8(img: Image.Image) -> np.ndarray:
+    """Convert a loaded Pillow image to uint8 RGB, dropping alpha, narrowing 16-bit to v >> 8."""
+    if img.mode in _WIDE_MODES_16:
+        grey = np.asarray(img).astype(np.uint16, copy=False)
+        grey8 = (grey >> 8).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey8[:, :, None], 3, axis=2))
+    if img.mode == "RGB":
+        rgb = img
+    elif img.mode in ("L", "1"):
+        rgb = img.convert("L").convert("RGB")
+    else:
+        # P, PA, LA, RGBA, CMYK, YCbCr, ...: Pillow's converters drop alpha without compositing.
+        rgb = img.convert("RGBA").convert("RGB") if "A" in img.mode or img.mode == "P" else img.convert("RGB")
+    arr = np.asarray(rgb, dtype=np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def write_png_atomic(path: Path, img: np.ndarray) -> Path:
+    """Write uint8 ``img`` (HxWx3 RGB or HxW grey) as a PNG at ``path``, atomically.
+
+    The PNG goes to a temporary file in the same folder, then ``os.replace`` moves it into
+    place, so readers never see a half-written file. Returns ``path``.
+    """
+    path = Path(path)
+    arr = np.asarray(img)
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ValueError(f"write_png_atomic: expected uint8 HxW or HxWx3, got {arr.dtype} {arr.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            Image.fromarray(np.ascontiguousarray(arr)).save(handle, format="PNG")
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path

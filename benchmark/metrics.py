@@ -1,0 +1,234 @@
+"""Image-quality metrics: PSNR and SSIM on BT.601 Y (the reference convention) and PSNR on RGB.
+
+Definitions (``shared/reference/metrics.md`` §7; BasicSR's convention, which the RDN/RCAN
+MATLAB scripts and SwinIR share):
+
+* Inputs are uint8 RGB images. A float SR output in [0, 1] becomes uint8 by clamping to [0, 1],
+  multiplying by 255 and rounding half to even (:func:`to_uint8`).
+* Y is BT.601 studio-swing luma on the 0-255 scale, as an *unrounded* float64:
+  ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` with R, G, B in 0..255, so Y is in
+  [16, 235] (:func:`rgb_to_y`).
+* ``crop_border`` pixels (srbench passes the SR scale) are removed from every side before any
+  metric is computed.
+* PSNR = ``10 log10(peak^2 / MSE)`` in dB with peak 255 and a float64 MSE over all remaining
+  pixels and channels; ``math.inf`` when the images are identical.
+* SSIM (Wang et al., ``ssim_index.m``): 11x11 Gaussian window with sigma 1.5 normalised to sum 1,
+  population (co)variances ``E[xy] - E[x]E[y]``, ``C1 = (0.01*255)^2``, ``C2 = (0.03*255)^2``,
+  the SSIM map taken over the 'valid' region (no padding) and averaged. For (C, H, W) input the
+  score is the mean of the per-channel scores. Unitless; computed in float64.
+* PSNR-RGB is the NTIRE ESR convention: uint8 RGB, all three channels in one MSE, same crop.
+
+A dataset score is the mean of per-image values, never a PSNR of a pooled MSE.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import torch
+
+from srbench.errors import SrbenchError
+
+#: BT.601 studio-swing luma weights for R, G, B values in [0, 1] (they sum to 219).
+BT601_WEIGHTS: tuple[float, float, float] = (65.481, 128.553, 24.966)
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_C1 = (0.01 * 255.0) ** 2
+SSIM_C2 = (0.03 * 255.0) ** 2
+
+# Output rows / columns per tile of the banded-matmul Gaussian filter (see _ssim_2d).
+_TILE_ROWS = 32
+_TILE_COLS = 32
+
+
+class ImageShapeError(SrbenchError, ValueError):
+    """Two images that must be compared pixel for pixel have different or invalid shapes."""
+
+
+@dataclass(frozen=True)
+class ImageQuality:
+    """Quality of one SR image against its HR reference.
+
+    ``psnr_y``: dB, BT.601 Y (float, unrounded), peak 255, border cropped.
+    ``ssim_y``: unitless in [-1, 1], same Y and crop, Gaussian 11x11 / sigma 1.5 window.
+    ``psnr_rgb``: dB, uint8 RGB with all three channels in one MSE (NTIRE ESR), same crop.
+    """
+
+    psnr_y: float
+    ssim_y: float
+    psnr_rgb: float
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Quantise a float image in [0, 1] to uint8 the way SR test scripts do.
+
+    ``x`` is (3, H, W) or (1, 3, H, W). The values are clamped to [0, 1], multiplied by 255 and
+    rounded half to even (``torch.round``, like numpy's ``round`` in BasicSR's ``tensor2img``).
+    Returns a uint8 (3, H, W) tensor on ``x``'s device.
+    """
+    if x.dim() == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise ImageShapeError(
+            f"to_uint8: expected a (3, H, W) or (1, 3, H, W) image, got shape {tuple(x.shape)}"
+        )
+    return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+
+
+def rgb_to_y(img: torch.Tensor) -> torch.Tensor:
+    """BT.601 studio-swing luma of an RGB image on the 0-255 scale, as unrounded float64.
+
+    ``img`` is (3, H, W), RGB order, uint8 or float with values in 0..255. Returns (H, W) float64
+    ``16 + (65.481 R + 128.553 G + 24.966 B) / 255``, in [16, 235] for in-range input.
+    """
+    if img.dim() != 3 or img.shape[0] != 3:
+        raise ImageShapeError(f"rgb_to_y: expected a (3, H, W) RGB image, got shape {tuple(img.shape)}")
+    rgb = img.to(torch.float64)
+    wr, wg, wb = BT601_WEIGHTS
+    return 16.0 + (wr * rgb[0] + wg * rgb[1] + wb * rgb[2]) / 255.0
+
+
+def _crop(img: torch.Tensor, crop_border: int) -> torch.Tensor:
+    if crop_border < 0:
+        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+    if crop_border == 0:
+        return img
+    return img[..., crop_border:-crop_border, crop_border:-crop_border]
+
+
+def _check_pair(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    if a.shape != b.shape:
+        raise ImageShapeError(
+            f"{what}: images must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    if a.dim() not in (2, 3):
+        raise ImageShapeError(f"{what}: expected (H, W) or (C, H, W) images, got shape {tuple(a.shape)}")
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, *, crop_border: int, peak: float = 255.0) -> float:
+    """Peak signal-to-noise ratio in dB.
+
+    ``a`` and ``b`` are (H, W) or (C, H, W) on the 0-255 scale (any dtype). ``crop_border``
+    pixels are removed from each side; the MSE is taken in float64 over all remaining pixels
+    and channels; PSNR = ``10 log10(peak^2 / MSE)``; ``math.inf`` when MSE == 0.
+    """
+    _check_pair(a, b, "psnr")
+    diff = _crop(a, crop_border).to(torch.float64) - _crop(b, crop_border).to(torch.float64)
+    mse = float(torch.mean(diff * diff))
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(peak * peak / mse)
+
+
+def gaussian_window_1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """Normalised 1-D Gaussian (float64); its outer product is MATLAB ``fspecial('gaussian')``."""
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    g = torch.exp(-(x * x) / (2.0 * sigma * sigma))
+    return g / g.sum()
+
+
+@functools.lru_cache(maxsize=8)
+def _band(tile: int, device: torch.device) -> torch.Tensor:
+    """((tile + 10), tile) matrix M with M[j + k, j] = g[k]: a 'valid' 11-tap filter as matmul."""
+    g = gaussian_window_1d()
+    n = g.numel()
+    m = torch.zeros(tile + n - 1, tile, dtype=torch.float64)
+    for j in range(tile):
+        m[j : j + n, j] = g
+    return m.to(device)
+
+
+def _ssim_2d(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean SSIM over the 'valid' map of two float64 (H, W) images (0-255 scale).
+
+    The separable Gaussian filter is applied as banded matrix products on row tiles, so that the
+    five moment maps (x, y, x^2, y^2, xy) of one tile live in cache from construction through
+    the SSIM map; whole-image float64 temporaries would make this memory-bound. Each filtered
+    value is a dot product of the 11 Gaussian taps with 11 inputs plus exact zeros, so the
+    result matches a direct 'valid' convolution to float rounding.
+    """
+    h, w = x.shape
+    n = SSIM_WINDOW
+    if h < n or w < n:
+        raise ImageShapeError(f"ssim: images must be at least {n}x{n} after cropping, got {h}x{w}")
+    ho, wo = h - n + 1, w - n + 1
+    br, bc = _TILE_ROWS, _TILE_COLS
+    n_col_tiles = -(-wo // bc)
+    wpad = n_col_tiles * bc + n - 1
+    dev = x.device
+    band_r = _band(br, dev).T.contiguous()  # (br, br + 10): filters rows from the left
+    band_c = _band(bc, dev)  # (bc + 10, bc): filters columns from the right
+    # Moment maps of one row tile, interleaved per row as (rows, 5, wpad) so a row slice is
+    # one contiguous matrix; the zero padding on the right yields finite, discarded outputs.
+    moments = torch.zeros(br + n - 1, 5, wpad, dtype=torch.float64, device=dev)
+    rows_f = torch.empty(br, 5 * wpad, dtype=torch.float64, device=dev)
+    total = torch.zeros((), dtype=torch.float64, device=dev)
+    for r0 in range(0, ho, br):
+        r1 = min(r0 + br + n - 1, h)
+        rows = r1 - r0
+        if rows < br + n - 1:
+            moments.zero_()
+        xs, ys = x[r0:r1], y[r0:r1]
+        moments[:rows, 0, :w] = xs
+        moments[:rows, 1, :w] = ys
+        torch.mul(xs, xs, out=moments[:rows, 2, :w])
+        torch.mul(ys, ys, out=moments[:rows, 3, :w])
+        torch.mul(xs, ys, out=moments[:rows, 4, :w])
+        torch.mm(band_r, moments.view(br + n - 1, 5 * wpad), out=rows_f)
+        # Column filter: overlapping windows of bc + 10 columns, stepping bc, times the band.
+        windows = rows_f.view(br * 5, wpad).unfold(1, bc + n - 1, bc)
+        f = torch.matmul(windows, band_c).view(br, 5, n_col_tiles * bc)
+        valid_rows = min(br, ho - r0)
+        f = f[:valid_rows, :, :wo]
+        mu_x, mu_y = f[:, 0], f[:, 1]
+        mu_xx = mu_x * mu_x
+        mu_yy = mu_y * mu_y
+        mu_xy = mu_x * mu_y
+        num = (2.0 * mu_xy + SSIM_C1) * (2.0 * (f[:, 4] - mu_xy) + SSIM_C2)
+        den = (mu_xx + mu_yy + SSIM_C1) * ((f[:, 2] - mu_xx) + (f[:, 3] - mu_yy) + SSIM_C2)
+        total += (num / den).sum()
+    return float(total) / (ho * wo)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, *, crop_border: int) -> float:
+    """Structural similarity (unitless) on the 0-255 scale, float64.
+
+    ``a`` and ``b`` are (H, W) or (C, H, W). ``crop_border`` pixels are removed from each side;
+    then SSIM uses an 11x11 Gaussian window (sigma 1.5, normalised), population moments,
+    ``C1 = (0.01*255)^2``, ``C2 = (0.03*255)^2`` and the mean over the 'valid' map (no padding).
+    For (C, H, W) input the per-channel scores are averaged.
+    """
+    _check_pair(a, b, "ssim")
+    a = _crop(a, crop_border).to(torch.float64)
+    b = _crop(b, crop_border).to(torch.float64)
+    if a.dim() == 2:
+        return _ssim_2d(a, b)
+    scores = [_ssim_2d(a[c], b[c]) for c in range(a.shape[0])]
+    return sum(scores) / len(scores)
+
+
+def image_quality(sr: torch.Tensor, hr: torch.Tensor, *, crop_border: int) -> ImageQuality:
+    """PSNR-Y, SSIM-Y (reference convention) and PSNR-RGB (NTIRE ESR) of ``sr`` against ``hr``.
+
+    Both are uint8 (3, H, W) RGB tensors of identical shape (HR already mod-cropped, SR already
+    quantised with :func:`to_uint8`). ``crop_border`` (normally the scale) pixels are removed
+    from each side for all three metrics. Raises :class:`ImageShapeError` (a ``ValueError`` and
+    a :class:`SrbenchError`) naming both shapes when they differ.
+    """
+    if sr.shape != hr.shape or sr.dim() != 3 or sr.shape[0] != 3:
+        raise ImageShapeError(
+            f"image_quality: SR and HR must both be uint8 (3, H, W) RGB of the same shape, got "
+            f"SR {tuple(sr.shape)} and HR {tuple(hr.shape)}; check the scale and the HR mod-crop"
+        )
+    if sr.dtype != torch.uint8 or hr.dtype != torch.uint8:
+        raise ImageShapeError(
+            f"image_quality: SR and HR must be uint8, got {sr.dtype} and {hr.dtype}; quantise SR with to_uint8"
+        )
+    y_sr, y_hr = rgb_to_y(sr), rgb_to_y(hr)
+    return ImageQuality(
+        psnr_y=psnr(y_sr, y_hr, crop_border=crop_border),
+        ssim_y=ssim(y_sr, y_hr, crop_border=crop_border),
+        psnr_rgb=psnr(sr, hr, crop_border=crop_border),
+    )

@@ -1,0 +1,191 @@
+"""A whole run: data once, each model measured in turn, results saved after every model.
+
+:func:`run_benchmark` loads and checks the dataset before any model runs, decodes it once
+into an :class:`~srbench.benchmark.runner.ImageCache`, measures each model, and rewrites
+``results.json``/``.csv``/``.md`` atomically after each one, so an interruption keeps every
+model finished so far.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from srbench.benchmark.datasets import load_dataset
+from srbench.benchmark.environment import collect_environment
+from srbench.benchmark.isolation import Interrupted, measure_in_worker, new_stop_event
+from srbench.benchmark.results import (
+    STATUS_ERROR,
+    STATUS_NO_WEIGHTS,
+    STATUS_OK,
+    ModelResult,
+    RunResult,
+    load_results,
+    write_results,
+)
+from srbench.benchmark.runner import (
+    ImageCache,
+    ModelSpec,
+    RunConfig,
+    check_config,
+    measure_model,
+    parse_model_specs,
+    resolve_device,
+)
+from srbench.errors import SrbenchError
+
+#: Measures one model; replaced by the worker-process version when isolating.
+MeasureFn = Callable[..., ModelResult]
+
+
+def default_output_dir(base: Path = Path("srbench-runs")) -> Path:
+    """A new timestamped folder under ``base`` (suffixed when the name is taken)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = base / stamp
+    n = 1
+    while candidate.exists():
+        candidate = base / f"{stamp}-{n}"
+        n += 1
+    return candidate
+
+
+def prepare_output_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` and prove it is writable before any model runs."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".srbench-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise SrbenchError(
+            f"output folder {out_dir} is not writable ({exc.strerror or exc}); choose another with --output"
+        ) from None
+
+
+class StopFlag:
+    """First Ctrl-C: stop after the current image; second: stop at once (KeyboardInterrupt)."""
+
+    def __init__(self, event: Any = None) -> None:
+        self.event = event
+        self.requested = False
+
+    def is_set(self) -> bool:
+        return self.requested
+
+    def handle(self, _signum: int, _frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        if self.event is not None:
+            self.event.set()
+        sys.stderr.write("\nsrbench: stopping after the current image (Ctrl-C again to quit now)\n")
+
+
+def _resume_base(out_dir: Path, run: RunResult, force: bool) -> RunResult:
+    previous = load_results(out_dir)
+    if previous.config_hash != run.config_hash and not force:
+        changed = sorted(
+            k
+            for k in set(previous.config) | set(run.config)
+            if previous.config.get(k) != run.config.get(k) and k not in ("models", "weights", "isolate")
+        )
+        raise SrbenchError(
+            f"--resume {out_dir}: that run used another configuration (differs in: "
+            f"{', '.join(changed) or 'dataset'}); rerun with the same options or add --force"
+        )
+    run.models = [m for m in previous.models if m.status in (STATUS_OK, STATUS_NO_WEIGHTS)]
+    return run
+
+
+def run_benchmark(
+    config: RunConfig,
+    out_dir: Path,
+    *,
+    console: Console | None = None,
+    resume: bool = False,
+    force: bool = False,
+    measure: MeasureFn | None = None,
+) -> tuple[RunResult, bool]:
+    """Run every model of ``config``; results land in ``out_dir`` after each model.
+
+    Returns the run and whether it was interrupted (Ctrl-C). With ``resume``, models already
+    measured in ``out_dir`` under the same config hash are kept and skipped.
+    """
+    console = console or Console(stderr=True)
+    device = resolve_device(config.device)
+    check_config(config, device)
+    specs: list[ModelSpec] = parse_model_specs(",".join(config.models), config.weights)
+    dataset = load_dataset(config.data, scale=config.scale, layout=config.layout)
+    run = RunResult(
+        environment=collect_environment(device),
+        config=config.to_dict(),
+        dataset=dataset.describe(),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    if resume:
+        run = _resume_base(out_dir, run, force)
+    prepare_output_dir(out_dir)
+    done = {m.name for m in run.models}
+    todo = [s for s in specs if s.name not in done]
+    for name in sorted(done & {s.name for s in specs}):
+        console.print(f"{name}: already measured in {out_dir}, skipped")
+
+    stop = StopFlag(new_stop_event() if config.isolate else None)
+    if measure is None:
+        measure = _isolated_measure(config, stop) if config.isolate else measure_model
+    previous_handler = signal.signal(signal.SIGINT, stop.handle)
+    cache_dir = out_dir / ".images"
+    try:
+        images = ImageCache.build(dataset, cache_dir) if todo else None
+        with Progress(
+            TextColumn("[bold]{task.description:<14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
+            for spec in todo:
+                task = bar.add_task(spec.name, total=len(dataset))
+
+                def advance(done: int, _total: int, task: int = task) -> None:
+                    bar.update(task, completed=done)
+
+                result = measure(spec, images, config, progress=advance, should_stop=stop.is_set)
+                if stop.requested:
+                    result.status = STATUS_ERROR
+                    result.reason = "interrupted (Ctrl-C); rerun with --resume to measure it"
+                run.upsert(result)
+                write_results(run, out_dir)
+                if result.status == STATUS_ERROR and not stop.requested:
+                    bar.console.print(f"[red]{spec.name}: error: {result.reason}")
+                if stop.requested:
+                    break
+        if not todo:
+            write_results(run, out_dir)
+    except (KeyboardInterrupt, Interrupted):
+        stop.requested = True
+    finally:
+        signal.signal(signal.SIGINT, previous_handler)
+        shutil.rmtree(cache_dir, ignore_errors=True)
+    # Keep the requested order in the report.
+    order = {s.name: i for i, s in enumerate(specs)}
+    run.models.sort(key=lambda m: order.get(m.name, len(order)))
+    write_results(run, out_dir)
+    return run, stop.requested
+
+
+def _isolated_measure(config: RunConfig, stop: StopFlag) -> MeasureFn:
+    def measure(spec: ModelSpec, images: ImageCache, cfg: RunConfig, **kw: Any) -> ModelResult:
+        return measure_in_worker(
+            spec, images, cfg, progress=kw.get("progress"), timeout_s=config.model_timeout, stop=stop.event
+        )
+
+    return measure

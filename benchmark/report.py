@@ -1,0 +1,331 @@
+"""Merged reports of one or more runs: ``report.md``, ``report.html`` and the plots.
+
+Runs (e.g. several machines or dtypes) are merged row by row. With one run, or several
+runs on the same device and dtype with distinct models, rows are labelled by model name;
+otherwise ``model @ device/dtype`` (``#k`` appended when two runs share device and dtype).
+Every file is written atomically into the output folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from srbench.benchmark import html
+from srbench.benchmark.claims import (
+    CONTRADICTED,
+    REPRODUCED,
+    ClaimCheck,
+    check_claims,
+    load_references,
+    unmeasured,
+)
+from srbench.benchmark.plots import plot_points, write_plots
+from srbench.benchmark.results import (
+    ModelResult,
+    RunResult,
+    atomic_write_bytes,
+    atomic_write_text,
+    load_results,
+)
+from srbench.benchmark.tables import caption, footnotes, headline, results_markdown
+from srbench.errors import SrbenchError
+
+#: One measured model of the report: (row label, model, the run it came from).
+Labelled = tuple[str, ModelResult, RunResult]
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A run in the report: its results, where it was read from and its ``device/dtype`` tag."""
+
+    run: RunResult
+    source: Path
+    tag: str
+
+    @property
+    def folder(self) -> Path:
+        """The run folder (holding results.json and, maybe, images/)."""
+        return self.source.parent
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """Paths written by :func:`build_report`; ``plots`` keyed by file name."""
+
+    markdown: Path
+    html: Path
+    plots: dict[str, Path]
+
+
+def run_tag(run: RunResult) -> str:
+    """``device/dtype`` of a run: the device's name (GPU or CPU model) and ``config.dtype``."""
+    env = run.environment
+    device = env.get("device_name") or env.get("device") or "?"
+    return f"{device}/{run.config.get('dtype', 'fp32')}"
+
+
+def load_runs(inputs: Sequence[str | Path]) -> list[LoadedRun]:
+    """Read each run folder or results.json; tags made unique with ``#k`` when they repeat."""
+    if not inputs:
+        raise SrbenchError("srbench report needs at least one run folder or results.json")
+    loaded = []
+    for item in inputs:
+        p = Path(item)
+        source = p / "results.json" if p.is_dir() else p
+        loaded.append((load_results(source), source))
+    tags = [run_tag(r) for r, _ in loaded]
+    out = []
+    for i, ((run, source), tag) in enumerate(zip(loaded, tags)):
+        if tags.count(tag) > 1:
+            tag = f"{tag} #{tags[:i].count(tag) + 1}"
+        out.append(LoadedRun(run, source, tag))
+    return out
+
+
+def labelled_models(runs: Sequence[LoadedRun]) -> list[Labelled]:
+    """Every model of every run with its row label (see the module docstring)."""
+    names = [m.name for r in runs for m in r.run.models]
+    same_setup = len({run_tag(r.run) for r in runs}) == 1
+    plain = len(runs) == 1 or (same_setup and len(names) == len(set(names)))
+    return [(m.name if plain else f"{m.name} @ {r.tag}", m, r.run) for r in runs for m in r.run.models]
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def results_section(runs: Sequence[LoadedRun]) -> str:
+    """The seed-chart table(s): one per headline convention (NTIRE-compat runs apart)."""
+    labels = labelled_models(runs)
+    groups: dict[bool, list[LoadedRun]] = {}
+    for r in runs:
+        groups.setdefault(bool(r.run.config.get("ntire_compat")), []).append(r)
+    parts = []
+    for group in groups.values():
+        ids = {id(r.run) for r in group}
+        models = [replace(m, name=label) for label, m, run in labels if id(run) in ids]
+        first = group[0].run
+        merged = RunResult(first.environment, first.config, first.dataset, models, first.created)
+        if len(runs) == 1:
+            title = None  # the run's own caption
+        else:
+            devices = ", ".join(dict.fromkeys(r.tag for r in group))
+            title = f"{len(group)} runs on {devices}; rows are model @ device/dtype (captions under Runs)"
+        parts.append(results_markdown(merged, title=title))
+    return "\n".join(parts)
+
+
+def claims_markdown(checks: Sequence[ClaimCheck], missing: Sequence[str]) -> str:
+    """The claims-vs-measured table (Markdown)."""
+    lines = []
+    if checks:
+        header = ["Model", "Claim", "Measured", "Verdict", "Why", "Source"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for c in checks:
+            cells = [c.row, c.claim, c.measured, f"**{c.verdict}**", c.reason or "", c.source]
+            lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+    else:
+        lines.append("No measured model has published claims in the reference folder.")
+    if missing:
+        lines += ["", "Not measured in these runs: " + "; ".join(missing) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_grids(runs: Sequence[LoadedRun]) -> list[Path]:
+    """``compare_*.png`` files under each run folder's ``images/``, in name order."""
+    grids: list[Path] = []
+    for r in runs:
+        images = r.folder / "images"
+        if images.is_dir():
+            grids += sorted(images.rglob("compare_*.png"))
+    return grids
+
+
+def report_markdown(
+    runs: Sequence[LoadedRun],
+    checks: Sequence[ClaimCheck],
+    missing: Sequence[str],
+    plot_notes: list[str],
+    plots: dict[str, Path],
+) -> str:
+    """The whole ``report.md``."""
+    out = ["# srbench report", "", "## Runs", ""]
+    for r in runs:
+        out.append(f"- `{r.tag}`: {caption(r.run)} ({r.source}; config {r.run.config_hash})")
+    out += ["", "## Results", "", results_section(runs), "## Claims vs measured", ""]
+    out.append(claims_markdown(checks, missing))
+    out += ["## Plots", ""]
+    for stem, title in (("psnr_vs_runtime", "PSNR-Y vs runtime"), ("psnr_vs_flops", "PSNR-Y vs FLOPs")):
+        if f"{stem}.png" in plots:
+            out.append(f"![{title}]({stem}.png) ([SVG]({stem}.svg))")
+            out.append("")
+    if not plots:
+        out.append("No model was measured with trained weights: nothing to plot.")
+        out.append("")
+    out += [f"- {n}" for n in plot_notes]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _results_rows(labels: Sequence[Labelled]) -> list[tuple[list[html.Cell | str], str | None]]:
+    rows: list[tuple[list[html.Cell | str], str | None]] = []
+    for label, m, run in labels:
+        _, attr = headline(run)
+        q = m.has_quality
+        stat = "mean" if run.config.get("ntire_compat") else "median"
+        rt = getattr(m.runtime_ms, stat) if m.runtime_ms else None
+        cells: list[html.Cell | str] = [
+            label,
+            m.status,
+            html.num(getattr(m, attr) if q else None),
+            html.num(m.ssim_y if q else None, digits=4),
+            html.num(m.psnr_rgb if q else None),
+            html.num(rt),
+            html.num(m.params, 1e6, 3),
+            html.num(m.flops, 1e9, 2),
+            html.num(m.activations, 1e6, 2),
+            html.num(m.memory_mb),
+            html.num(m.convs, digits=0),
+        ]
+        rows.append((cells, "error" if m.status == "error" else None))
+    return rows
+
+
+_RESULTS_HEADERS = [
+    "Model",
+    "Status",
+    "Val PSNR (dB, headline)",
+    "Val SSIM-Y",
+    "Val PSNR-RGB (dB)",
+    "Val Time (ms)",
+    "Params (M)",
+    "FLOPs (G)",
+    "Activations (M)",
+    "Memory (MB)",
+    "Convs",
+]
+
+
+def _claims_rows(checks: Sequence[ClaimCheck]) -> list[tuple[list[html.Cell | str], str | None]]:
+    cls = {REPRODUCED: "reproduced", CONTRADICTED: "contradicted"}
+    return [
+        (
+            [
+                c.row,
+                c.claim,
+                c.measured,
+                html.Cell(c.verdict, None, cls.get(c.verdict, "unchecked")),
+                c.reason,
+                c.source,
+            ],
+            None,
+        )
+        for c in checks
+    ]
+
+
+def _image_rows(labels: Sequence[Labelled]) -> list[tuple[list[html.Cell | str], str | None]]:
+    rows: list[tuple[list[html.Cell | str], str | None]] = []
+    for label, m, _ in labels:
+        q = m.has_quality
+        for i in m.images:
+            psnr_y = float(i.psnr_y) if q and i.psnr_y is not None else None
+            psnr_rgb = float(i.psnr_rgb) if q and i.psnr_rgb is not None else None
+            cells: list[html.Cell | str] = [
+                label,
+                i.name,
+                html.num(i.runtime_ms),
+                html.num(psnr_y),
+                html.num(i.ssim_y if q else None, digits=4),
+                html.num(psnr_rgb),
+                "yes" if i.tiled else "no",
+            ]
+            rows.append((cells, None))
+    return rows
+
+
+def report_html(
+    runs: Sequence[LoadedRun],
+    checks: Sequence[ClaimCheck],
+    missing: Sequence[str],
+    plot_notes: list[str],
+    plots: dict[str, Path],
+    grids: Sequence[Path],
+) -> str:
+    """The whole ``report.html`` (self-contained: images inline as base64 PNG)."""
+    labels = labelled_models(runs)
+    body = ["<h2>Runs</h2>", html.notes([f"{r.tag}: {caption(r.run)} ({r.source})" for r in runs])]
+    body.append("<h2>Results</h2>")
+    body.append(
+        html.table(
+            _RESULTS_HEADERS,
+            _results_rows(labels),
+            caption="Headline PSNR: Y, or RGB for --ntire-compat runs (time is then the mean)",
+            table_id="results",
+        )
+    )
+    body.append(html.notes([n for r in runs for n in footnotes(r.run)]))
+    body.append("<h2>Claims vs measured</h2>")
+    if checks:
+        headers = ["Model", "Claim", "Measured", "Verdict", "Why", "Source"]
+        body.append(html.table(headers, _claims_rows(checks), table_id="claims"))
+    else:
+        body.append("<p>No measured model has published claims in the reference folder.</p>")
+    if missing:
+        body.append(html.notes(["Not measured in these runs: " + "; ".join(missing)]))
+    body.append("<h2>Plots</h2>")
+    for name in ("psnr_vs_runtime.png", "psnr_vs_flops.png"):
+        if name in plots:
+            body.append(f"<p>{html.png_img(plots[name].read_bytes(), name)}</p>")
+    if not plots:
+        body.append("<p>No model was measured with trained weights: nothing to plot.</p>")
+    body.append(html.notes(plot_notes))
+    body.append("<h2>Per-image results</h2>")
+    image_headers = ["Model", "Image", "Time (ms)", "PSNR-Y (dB)", "SSIM-Y", "PSNR-RGB (dB)", "Tiled"]
+    body.append(html.table(image_headers, _image_rows(labels), table_id="images"))
+    if grids:
+        body.append("<h2>Comparison grids</h2>")
+        for g in grids:
+            body.append(
+                f"<figure>{html.png_img(g.read_bytes(), g.name)}<figcaption>{g}</figcaption></figure>"
+            )
+    return html.page("srbench report", body)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def default_output(runs: Sequence[LoadedRun]) -> Path:
+    """``report/`` inside the first run's folder."""
+    return runs[0].folder / "report"
+
+
+def build_report(
+    inputs: Sequence[str | Path], out_dir: Path | None = None, *, reference_dir: Path | None = None
+) -> ReportFiles:
+    """Load ``inputs``, check the published claims, write plots, report.md and report.html."""
+    runs = load_runs(inputs)
+    out = Path(out_dir) if out_dir is not None else default_output(runs)
+    labels = labelled_models(runs)
+    measured = [(label, m, run) for label, m, run in labels]
+    references = load_references(reference_dir)
+    checks = check_claims(references, measured)
+    missing = unmeasured(references, measured)
+    points, plot_notes = plot_points([(label, m) for label, m, _ in labels])
+    grids = comparison_grids(runs)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        plots = write_plots(points, out)
+        md_path, html_path = out / "report.md", out / "report.html"
+        atomic_write_text(md_path, report_markdown(runs, checks, missing, plot_notes, plots))
+        atomic_write_bytes(html_path, report_html(runs, checks, missing, plot_notes, plots, grids).encode())
+    except OSError as exc:
+        raise SrbenchError(
+            f"cannot write the report to {out} ({exc.strerror or exc}); "
+            "choose a writable folder with --output"
+        ) from None
+    return ReportFiles(md_path, html_path, plots)

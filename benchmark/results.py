@@ -1,0 +1,320 @@
+"""Result records and the ``srbench/1`` results files (JSON, CSV, Markdown).
+
+The JSON file is the public contract (documented in the README): ``schema``,
+``environment``, ``config``, ``config_hash``, ``dataset`` and ``models``. CSV and Markdown
+are views of it. Every file is written atomically (temporary file in the same folder, then
+``os.replace``), so a reader never sees a half-written file and a crash keeps the previous
+complete version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srbench.benchmark.timing import RuntimeStats
+from srbench.errors import SrbenchError
+
+SCHEMA = "srbench/1"
+
+#: Model statuses: measured with trained weights; measured without (efficiency only);
+#: failed (``reason`` says why; other models are unaffected).
+STATUS_OK = "ok"
+STATUS_NO_WEIGHTS = "no-weights"
+STATUS_ERROR = "error"
+
+
+@dataclass
+class ImageResult:
+    """One image of one model. Times in ms; PSNR in dB; ``None`` when not meaningful."""
+
+    name: str
+    runtime_ms: float | None
+    psnr_y: float | None = None
+    ssim_y: float | None = None
+    psnr_rgb: float | None = None
+    tiled: bool = False
+    #: GPU energy of one forward in joules (NVML counter; mean over --repeat); None on CPU.
+    energy_j: float | None = None
+
+
+@dataclass
+class WeightsInfo:
+    """The checkpoint a model ran with: file name, sha256 (hex) and where it was found."""
+
+    file: str
+    sha256: str
+    source: str
+
+
+@dataclass
+class ModelResult:
+    """Everything measured for one model (see the README for each field's definition)."""
+
+    name: str
+    arch: str
+    scale: int
+    status: str
+    reason: str | None = None
+    weights: WeightsInfo | None = None
+    input_range: float | None = None
+    params: int | None = None
+    flops: int | None = None
+    activations: int | None = None
+    convs: int | None = None
+    complexity_input: list[int] | None = None
+    unsupported_ops: dict[str, int] = field(default_factory=dict)
+    flops_dispatch: int | None = None
+    functional_convs: int | None = None
+    psnr_y: float | None = None
+    ssim_y: float | None = None
+    psnr_rgb: float | None = None
+    runtime_ms: RuntimeStats | None = None
+    memory_mb: float | None = None
+    memory_kind: str | None = None
+    #: Mean over images of ``ImageResult.energy_j`` (joules); None without an NVML counter.
+    energy_j_per_image: float | None = None
+    images: list[ImageResult] = field(default_factory=list)
+    phases_s: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def has_quality(self) -> bool:
+        """True when the quality columns mean something (trained weights, measured)."""
+        return self.status == STATUS_OK and self.psnr_y is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (``srbench/1``)."""
+        d = asdict(self)
+        d["runtime_ms"] = self.runtime_ms.to_dict() if self.runtime_ms else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelResult:
+        """Inverse of :meth:`to_dict` (unknown keys are ignored, for forward compatibility)."""
+        known = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        if kwargs.get("weights"):
+            kwargs["weights"] = WeightsInfo(**kwargs["weights"])
+        if kwargs.get("runtime_ms"):
+            kwargs["runtime_ms"] = RuntimeStats(**kwargs["runtime_ms"])
+        kwargs["images"] = [ImageResult(**i) for i in kwargs.get("images") or []]
+        return cls(**kwargs)
+
+
+@dataclass
+class RunResult:
+    """A whole run: environment, config, dataset and one :class:`ModelResult` per model."""
+
+    environment: dict[str, Any]
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    models: list[ModelResult] = field(default_factory=list)
+    created: str = ""
+
+    @property
+    def config_hash(self) -> str:
+        """sha256 (first 16 hex digits) of the canonical JSON of ``config`` and ``dataset``.
+
+        Keys that do not change a measurement (the model list, output folder, isolation,
+        timeouts) are left out. Two runs with the same hash measured models under the same
+        protocol and data, so ``--resume`` may reuse finished models.
+        """
+        hashed = {k: v for k, v in self.config.items() if k not in _UNHASHED_CONFIG}
+        blob = json.dumps({"config": hashed, "dataset": self.dataset}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``srbench/1`` JSON document."""
+        return {
+            "schema": SCHEMA,
+            "created": self.created,
+            "environment": self.environment,
+            "config": self.config,
+            "config_hash": self.config_hash,
+            "dataset": self.dataset,
+            "models": [m.to_dict() for m in self.models],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, source: str = "results") -> RunResult:
+        """Parse a ``srbench/1`` document; a different schema is a one-line error."""
+        if d.get("schema") != SCHEMA:
+            raise SrbenchError(
+                f"{source} is not an srbench results file (schema {d.get('schema')!r}, "
+                f"expected {SCHEMA!r}); pass a results.json written by 'srbench run'"
+            )
+        return cls(
+            environment=d.get("environment", {}),
+            config=d.get("config", {}),
+            dataset=d.get("dataset", {}),
+            models=[ModelResult.from_dict(m) for m in d.get("models", [])],
+            created=d.get("created", ""),
+        )
+
+    def model(self, name: str) -> ModelResult | None:
+        """The result for model ``name``, or None."""
+        return next((m for m in self.models if m.name == name), None)
+
+    def upsert(self, result: ModelResult) -> None:
+        """Add ``result``, replacing an earlier result of the same model name."""
+        self.models = [m for m in self.models if m.name != result.name] + [result]
+
+
+# Config keys that do not change what a model's measurement means.
+_UNHASHED_CONFIG = frozenset(
+    {"models", "output", "resume", "force", "debug", "offline", "isolate", "model_timeout", "save_images"}
+)
+
+
+def load_results(path: str | Path) -> RunResult:
+    """Read ``results.json`` (or a run folder holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "results.json"
+    try:
+        data = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise SrbenchError(f"{p} not found; pass a run folder or its results.json") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SrbenchError(
+            f"{p} is not readable JSON ({exc}); pass a results.json from 'srbench run'"
+        ) from None
+    return RunResult.from_dict(data, source=str(p))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """UTF-8 text variant of :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(obj: Any) -> Any:
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _clean_floats(obj: Any) -> Any:
+    # JSON has no inf/nan; PSNR of identical images is +inf, written as the string "inf".
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _clean_floats(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean_floats(v) for v in obj]
+    return obj
+
+
+def results_json(run: RunResult) -> str:
+    """The JSON text of ``run`` (indent 2, trailing newline)."""
+    return json.dumps(_clean_floats(run.to_dict()), indent=2, default=_json_default) + "\n"
+
+
+#: CSV columns, one row per model (units in the names).
+CSV_COLUMNS = [
+    "model",
+    "status",
+    "psnr_y_db",
+    "ssim_y",
+    "psnr_rgb_db",
+    "time_median_ms",
+    "time_mean_ms",
+    "time_std_ms",
+    "time_min_ms",
+    "time_max_ms",
+    "params",
+    "flops",
+    "activations",
+    "memory_mb",
+    "memory_kind",
+    "convs",
+    "weights_file",
+    "weights_sha256",
+    "reason",
+]
+
+
+def results_csv(run: RunResult) -> str:
+    """One CSV row per model; exact integers, full-precision floats, empty when absent."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for m in run.models:
+        rt = m.runtime_ms
+        writer.writerow(
+            {
+                "model": m.name,
+                "status": m.status,
+                "psnr_y_db": _csv(m.psnr_y),
+                "ssim_y": _csv(m.ssim_y),
+                "psnr_rgb_db": _csv(m.psnr_rgb),
+                "time_median_ms": _csv(rt.median if rt else None),
+                "time_mean_ms": _csv(rt.mean if rt else None),
+                "time_std_ms": _csv(rt.std if rt else None),
+                "time_min_ms": _csv(rt.min if rt else None),
+                "time_max_ms": _csv(rt.max if rt else None),
+                "params": _csv(m.params),
+                "flops": _csv(m.flops),
+                "activations": _csv(m.activations),
+                "memory_mb": _csv(m.memory_mb),
+                "memory_kind": m.memory_kind or "",
+                "convs": _csv(m.convs),
+                "weights_file": m.weights.file if m.weights else "",
+                "weights_sha256": m.weights.sha256 if m.weights else "",
+                "reason": m.reason or "",
+            }
+        )
+    return buf.getvalue()
+
+
+def _csv(v: float | int | None) -> str:
+    return "" if v is None else repr(v) if isinstance(v, float) else str(v)
+
+
+def write_results(run: RunResult, out_dir: Path) -> dict[str, Path]:
+    """Write ``results.json``, ``results.csv`` and ``results.md`` atomically into ``out_dir``."""
+    from srbench.benchmark.tables import results_markdown
+
+    out_dir = Path(out_dir)
+    paths = {
+        "json": out_dir / "results.json",
+        "csv": out_dir / "results.csv",
+        "md": out_dir / "results.md",
+    }
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(paths["json"], results_json(run))
+        atomic_write_text(paths["csv"], results_csv(run))
+        atomic_write_text(paths["md"], results_markdown(run))
+    except OSError as exc:
+        raise SrbenchError(
+            f"cannot write results to {out_dir} ({exc.strerror or exc}); "
+            "choose a writable folder with --output"
+        ) from None
+    return paths

@@ -1,0 +1,131 @@
+"""Human-readable views of a run: the rich console table and the Markdown table.
+
+Both round for reading only (PSNR 2 decimals, SSIM 4, times 2, params 3 in M, FLOPs and
+activations 2 in G/M, memory 2 in MB); the JSON and CSV files keep full precision.
+A model without trained weights shows "—" in the quality columns with the reason in a
+footnote: random-init PSNR is never printed as if it meant something.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.table import Table
+
+from srbench.benchmark.results import ModelResult, RunResult
+
+DASH = "—"
+
+
+def _fmt(v: float | int | None, scale: float, digits: int) -> str:
+    return DASH if v is None else f"{v / scale:.{digits}f}"
+
+
+def headline(run: RunResult) -> tuple[str, str]:
+    """``(label, attribute)`` of the headline PSNR: Y by default, RGB under ``--ntire-compat``."""
+    if run.config.get("ntire_compat"):
+        return "PSNR-RGB", "psnr_rgb"
+    return "PSNR-Y", "psnr_y"
+
+
+def _time_stat(run: RunResult) -> str:
+    return "mean" if run.config.get("ntire_compat") else "median"
+
+
+def _time(m: ModelResult, stat: str) -> float | None:
+    return getattr(m.runtime_ms, stat) if m.runtime_ms else None
+
+
+def _quality(m: ModelResult, attr: str) -> float | None:
+    return getattr(m, attr) if m.has_quality else None
+
+
+def footnotes(run: RunResult) -> list[str]:
+    """One line per model whose quality or figures are missing, saying why."""
+    notes = []
+    for m in run.models:
+        if m.status != "ok" and m.reason:
+            notes.append(f"{m.name}: {m.status}: {m.reason}")
+        notes.extend(f"{m.name}: {n}" for n in m.notes)
+    return notes
+
+
+def caption(run: RunResult) -> str:
+    """One line naming the dataset, device and conventions of the table."""
+    env = run.environment
+    ds = run.dataset
+    label, _ = headline(run)
+    device = env.get("device_name") or env.get("device", "?")
+    crop = "border = scale"
+    return (
+        f"{ds.get('name', '?')} ({ds.get('images', '?')} images, x{ds.get('scale', '?')}) on {device}; "
+        f"{label} with {crop}; time = {_time_stat(run)} forward ms; "
+        f"FLOPs = fvcore MACs at {'x'.join(map(str, run.config.get('profile_input', [1, 3, 256, 256])))}"
+    )
+
+
+def console_table(run: RunResult) -> Table:
+    """The run as a rich table (columns of the issue's main table)."""
+    stat = _time_stat(run)
+    table = Table(title="srbench results", caption=caption(run), caption_justify="left")
+    columns: list[tuple[str, Callable[[ModelResult], str]]] = [
+        ("Model", lambda m: m.name),
+        ("PSNR-Y (dB)", lambda m: _fmt(_quality(m, "psnr_y"), 1, 2)),
+        ("SSIM-Y", lambda m: _fmt(_quality(m, "ssim_y"), 1, 4)),
+        ("PSNR-RGB (dB)", lambda m: _fmt(_quality(m, "psnr_rgb"), 1, 2)),
+        (f"Time (ms, {stat})", lambda m: _fmt(_time(m, stat), 1, 2)),
+        ("Params (M)", lambda m: _fmt(m.params, 1e6, 3)),
+        ("FLOPs (G)", lambda m: _fmt(m.flops, 1e9, 2)),
+        ("Activations (M)", lambda m: _fmt(m.activations, 1e6, 2)),
+        ("Memory (MB)", lambda m: _fmt(m.memory_mb, 1, 2)),
+        ("Convs", lambda m: DASH if m.convs is None else str(m.convs)),
+    ]
+    if any(m.energy_j_per_image is not None for m in run.models):
+        # Only GPUs with an NVML energy counter have this figure; CPU runs never show it.
+        columns.append(("Energy (J/img)", lambda m: _fmt(m.energy_j_per_image, 1, 3)))
+    for title, _ in columns:
+        table.add_column(title, justify="left" if title == "Model" else "right")
+    for m in run.models:
+        style = "red" if m.status == "error" else None
+        table.add_row(*(fn(m) for _, fn in columns), style=style)
+    return table
+
+
+def results_markdown(run: RunResult, *, title: str | None = None) -> str:
+    """The seed chart's layout plus SSIM, with a caption and footnotes.
+
+    ``title`` replaces the caption line (a merged report names several devices).
+    """
+    label, attr = headline(run)
+    stat = _time_stat(run)
+    header = [
+        "Model",
+        f"Val {label} (dB)",
+        "Val SSIM-Y",
+        f"Val Time (ms, {stat})",
+        "Params (M)",
+        "FLOPs (G)",
+        "Activations (M)",
+        "Memory (MB)",
+        "Convs",
+    ]
+    top = caption(run) if title is None else title
+    lines = [f"**{top}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for m in run.models:
+        row = [
+            m.name,
+            _fmt(_quality(m, attr), 1, 2),
+            _fmt(_quality(m, "ssim_y"), 1, 4),
+            _fmt(_time(m, stat), 1, 2),
+            _fmt(m.params, 1e6, 3),
+            _fmt(m.flops, 1e9, 2),
+            _fmt(m.activations, 1e6, 2),
+            _fmt(m.memory_mb, 1, 2),
+            DASH if m.convs is None else str(m.convs),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    notes = footnotes(run)
+    if notes:
+        lines.append("")
+        lines.extend(f"- {n}" for n in notes)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,276 @@
+"""Reading checkpoints, converting alternative layouts and loading them strictly.
+
+* :func:`read_checkpoint` reads ``.pth``/``.pt`` (``torch.load(weights_only=True)``: no
+  arbitrary unpickling) or ``.safetensors`` and canonicalises the result to a flat
+  ``name -> tensor`` dict (wrappers such as ``params_ema`` unwrapped, ``module.`` stripped).
+* Converters map other upstream layouts onto the registered classes' keys:
+  :func:`convert_span_full_to_fused` (SPAN training layout → NTIRE "slim" layout, re-fusing
+  every Conv3XC from its branches) and :func:`rename_rlfn_ntire2022_keys`.
+* :func:`load_weights` applies the entry's converter and loads with ``strict=True``; on a
+  mismatch it raises a one-line :class:`SrbenchError` that names keys and shapes and
+  suggests the registered model the checkpoint does fit (:func:`detect_architecture`).
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from srbench.errors import SrbenchError
+from srbench.models.registry import ModelEntry, all_entries
+from srbench.models.span import fuse_conv3xc_branches
+
+#: Wrapper keys unwrapped by :func:`canonicalize_state_dict`, in priority order
+#: (BasicSR saves both ``params`` and ``params_ema``; the EMA weights are the published ones).
+WRAPPER_KEYS: tuple[str, ...] = (
+    "params_ema",
+    "params-ema",
+    "params",
+    "model_state_dict",
+    "state_dict",
+    "model",
+    "net",
+)
+
+StateDict = dict[str, torch.Tensor]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def canonicalize_state_dict(obj: Any, *, source: str) -> StateDict:
+    """Unwrap training-checkpoint wrappers and strip a shared ``module.`` prefix.
+
+    Keeps only tensor values (an ``epoch`` integer beside the weights is dropped).
+    Raises :class:`SrbenchError` naming ``source`` when no tensors are found.
+    """
+    for _ in range(8):  # nesting depth bound; real files use one or two levels
+        if not isinstance(obj, Mapping):
+            break
+        key = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if key is None and len(obj) == 1:
+            (only,) = obj.values()
+            key = next(iter(obj)) if isinstance(only, Mapping) else None
+        if key is None:
+            break
+        obj = obj[key]
+    if not isinstance(obj, Mapping):
+        raise SrbenchError(
+            f"checkpoint {source} holds a {type(obj).__name__}, not a state dict; "
+            "save it with torch.save(model.state_dict(), ...)"
+        )
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise SrbenchError(f"checkpoint {source} holds no tensors; pass a model state dict file")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def read_checkpoint(path: Path) -> StateDict:
+    """Read a ``.pth``/``.pt`` or ``.safetensors`` checkpoint onto the CPU.
+
+    PyTorch files are read with ``weights_only=True``; a file that needs arbitrary
+    unpickling is refused. A missing, truncated or corrupt file raises
+    :class:`SrbenchError` naming it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SrbenchError(f"checkpoint {path} does not exist; check the path given to --weights/--models")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            raw: Any = load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise SrbenchError(
+                f"checkpoint {path} is truncated or corrupt ({_first_line(exc)}); re-download or re-export it"
+            ) from None
+        return canonicalize_state_dict(raw, source=str(path))
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc) or "Unsupported operand" in str(exc):
+            raise SrbenchError(
+                f"checkpoint {path} contains pickled Python objects that srbench will not unpickle "
+                "(torch.load weights_only=True refused it); re-save only the tensors with "
+                "torch.save(model.state_dict(), ...) or as .safetensors"
+            ) from None
+        raise SrbenchError(
+            f"checkpoint {path} is truncated or corrupt ({_first_line(exc)}); re-download it"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        raise SrbenchError(
+            f"checkpoint {path} is truncated or corrupt ({_first_line(exc)}); re-download it"
+        ) from None
+    return canonicalize_state_dict(raw, source=str(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return first[:120] or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- converters
+
+_SPAN_BRANCH = re.compile(r"^(?P<prefix>.+)\.(?:sk|conv\.[012]|eval_conv)\.(?:weight|bias)$")
+
+
+def convert_span_full_to_fused(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Map SPAN's training layout (``sk``, ``conv.0/1/2``, ``eval_conv``) to the fused one.
+
+    Every Conv3XC that has its branches is re-fused into ``eval_conv`` with
+    :func:`~srbench.models.span.fuse_conv3xc_branches`; a stored ``eval_conv`` is ignored
+    because it can lag behind the branches. Returns the input unchanged when it holds no
+    branches (already the fused "slim" layout). Key order is preserved.
+    """
+    prefixes = {k[: -len(".sk.weight")] for k in state if k.endswith(".sk.weight")}
+    if not prefixes:
+        return dict(state)
+    needed = ("sk.weight", "sk.bias") + tuple(f"conv.{i}.{p}" for i in range(3) for p in ("weight", "bias"))
+    complete = {p for p in prefixes if all(f"{p}.{n}" in state for n in needed)}
+    out: StateDict = {}
+    for key, value in state.items():
+        match = _SPAN_BRANCH.match(key)
+        prefix = match["prefix"] if match else None
+        if prefix not in complete:
+            out[key] = value
+            continue
+        if f"{prefix}.eval_conv.weight" in out:
+            continue  # this Conv3XC is already emitted
+        g = {n: state[f"{prefix}.{n}"] for n in needed}
+        weight, bias = fuse_conv3xc_branches(
+            g["conv.0.weight"],
+            g["conv.0.bias"],
+            g["conv.1.weight"],
+            g["conv.1.bias"],
+            g["conv.2.weight"],
+            g["conv.2.bias"],
+            g["sk.weight"],
+            g["sk.bias"],
+        )
+        out[f"{prefix}.eval_conv.weight"] = weight
+        out[f"{prefix}.eval_conv.bias"] = bias
+    return out
+
+
+_RLFN_2022 = (
+    (re.compile(r"^fea_conv\."), "conv_1."),
+    (re.compile(r"^B(\d+)\."), r"block_\1."),
+    (re.compile(r"^LR_conv\."), "conv_2."),
+)
+
+
+def rename_rlfn_ntire2022_keys(state: Mapping[str, torch.Tensor]) -> StateDict:
+    """Map the NTIRE 2022 RLFN names (``fea_conv``, ``B1``…``B4``, ``LR_conv``) to the
+    current ones (``conv_1``, ``block_1``…, ``conv_2``); other keys pass unchanged."""
+    out: StateDict = {}
+    for key, value in state.items():
+        for pattern, replacement in _RLFN_2022:
+            key = pattern.sub(replacement, key, count=1)
+        out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- matching
+
+_SHAPE_CACHE: dict[tuple[str, int], dict[str, tuple[int, ...]]] = {}
+
+
+def model_key_shapes(entry: ModelEntry, scale: int) -> dict[str, tuple[int, ...]]:
+    """``{key: shape}`` of the state dict of ``entry`` built at ``scale`` (cached).
+
+    Built on the meta device where possible, so no memory or time goes into weights.
+    """
+    cache_key = (entry.name, scale)
+    if cache_key not in _SHAPE_CACHE:
+        try:
+            with torch.device("meta"):
+                model = entry.build(scale=scale)
+        except Exception:  # a builder that cannot run on meta: build it for real
+            model = entry.build(scale=scale)
+        _SHAPE_CACHE[cache_key] = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    return _SHAPE_CACHE[cache_key]
+
+
+def _fits(state: Mapping[str, torch.Tensor], shapes: Mapping[str, tuple[int, ...]]) -> bool:
+    return state.keys() == shapes.keys() and all(tuple(state[k].shape) == s for k, s in shapes.items())
+
+
+def _converted(entry: ModelEntry, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    return entry.converter(dict(state)) if entry.converter is not None else state
+
+
+def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[str, int] | None:
+    """The first registered ``(model name, scale)`` whose keys and shapes ``state`` fits
+    exactly, after that model's converter; None when nothing fits."""
+    converted_by: dict[int, Mapping[str, torch.Tensor]] = {}
+    for entry in all_entries():
+        conv_id = id(entry.converter)
+        if conv_id not in converted_by:
+            try:
+                converted_by[conv_id] = _converted(entry, state)
+            except Exception:  # a converter that cannot handle this layout: no fit
+                converted_by[conv_id] = {}
+        candidate = converted_by[conv_id]
+        if not candidate:
+            continue
+        for scale in entry.scales:
+            shapes = model_key_shapes(entry, scale)
+            if shapes and _fits(candidate, shapes):
+                return entry.name, scale
+    return None
+
+
+def _few(items: list[str], n: int = 3) -> str:
+    shown = ", ".join(items[:n])
+    return shown + (f", … ({len(items)} in all)" if len(items) > n else "")
+
+
+def load_weights(
+    model: nn.Module, entry: ModelEntry, state: Mapping[str, torch.Tensor], *, source: str
+) -> None:
+    """Load ``state`` into ``model`` (built from ``entry``) with ``strict=True``.
+
+    A state dict that already matches the model's keys is loaded as-is (e.g. a training
+    form SPAN); otherwise ``entry.converter`` is applied first. On any key or shape
+    mismatch a one-line :class:`SrbenchError` names ``source``, a few missing/unexpected
+    keys and differing shapes, and the registered model the file does fit, if any.
+    """
+    target = model.state_dict()
+    candidate: Mapping[str, torch.Tensor] = state
+    if state.keys() != target.keys():
+        candidate = _converted(entry, state)
+    missing = [k for k in target if k not in candidate]
+    unexpected = [k for k in candidate if k not in target]
+    shapes = [
+        f"{k} {tuple(candidate[k].shape)} vs model {tuple(target[k].shape)}"
+        for k in target
+        if k in candidate and tuple(candidate[k].shape) != tuple(target[k].shape)
+    ]
+    if missing or unexpected or shapes:
+        scale = getattr(model, "upscale", None)
+        what = f"model '{entry.name}'" + (f" at x{scale}" if scale else "")
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_few(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches: {_few(shapes, 2)}")
+        fit = detect_architecture(state)
+        if fit is not None and fit != (entry.name, scale):
+            hint = f"it fits '{fit[0]}' at x{fit[1]}: use --models {fit[0]} --scale {fit[1]}"
+        else:
+            hint = "no registered model fits it; check the file and the model name"
+        raise SrbenchError(f"checkpoint {source} does not fit {what} ({'; '.join(parts)}); {hint}")
+    model.load_state_dict(dict(candidate), strict=True)

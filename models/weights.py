@@ -1,0 +1,97 @@
+"""Finding official checkpoints on disk and checking them.
+
+Resolution order for a model at a scale: an explicit ``--weights NAME=PATH`` file, then
+``$SRBENCH_WEIGHTS_DIR/<file_name>``, then the user cache folder
+(``$SRBENCH_CACHE_DIR/weights`` or ``~/.cache/srbench/weights``). Official files found in
+the folders must match the registry's sha256; explicit user files are not checked (they may
+be the user's own training). Nothing is downloaded here.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from srbench.errors import SrbenchError
+from srbench.models.registry import ModelEntry
+
+WeightsSource = Literal["explicit", "SRBENCH_WEIGHTS_DIR", "cache"]
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    """A checkpoint file chosen for a run.
+
+    Attributes:
+        path: the file.
+        sha256: lowercase hex digest of its bytes.
+        size_bytes: its size in bytes.
+        source: where it was found: ``"explicit"``, ``"SRBENCH_WEIGHTS_DIR"`` or ``"cache"``.
+    """
+
+    path: Path
+    sha256: str
+    size_bytes: int
+    source: WeightsSource
+
+
+def weights_cache_dir() -> Path:
+    """``$SRBENCH_CACHE_DIR/weights`` when set, else ``~/.cache/srbench/weights``."""
+    root = os.environ.get("SRBENCH_CACHE_DIR")
+    base = Path(root).expanduser() if root else Path.home() / ".cache" / "srbench"
+    return base / "weights"
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, _mtime_ns: int, _size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Lowercase hex sha256 of a file (memoised on path, mtime and size)."""
+    stat = Path(path).stat()
+    return _sha256_cached(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def resolve_weights(entry: ModelEntry, scale: int, explicit: Path | None = None) -> WeightsFile | None:
+    """The checkpoint to use for ``entry`` at ``scale``, or None when none is available.
+
+    Raises :class:`SrbenchError` when ``explicit`` does not exist, or when an official
+    file found in ``SRBENCH_WEIGHTS_DIR`` or the cache has the wrong sha256.
+    """
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise SrbenchError(
+                f"--weights {entry.name}={explicit}: file not found; give the path of a checkpoint file"
+            )
+        return WeightsFile(path, sha256_file(path), path.stat().st_size, "explicit")
+    spec = entry.weights_for(scale)
+    if spec is None:
+        return None
+    folders: list[tuple[Path, WeightsSource]] = []
+    env_dir = os.environ.get("SRBENCH_WEIGHTS_DIR")
+    if env_dir:
+        folders.append((Path(env_dir).expanduser(), "SRBENCH_WEIGHTS_DIR"))
+    folders.append((weights_cache_dir(), "cache"))
+    for folder, source in folders:
+        path = folder / spec.file_name
+        if not path.is_file():
+            continue
+        digest = sha256_file(path)
+        if digest != spec.sha256:
+            raise SrbenchError(
+                f"weights file {path} has sha256 {digest[:12]}… but the official "
+                f"{spec.file_name} has {spec.sha256[:12]}…; delete or replace it "
+                f"(upstream: {spec.url})"
+            )
+        return WeightsFile(path, digest, path.stat().st_size, source)
+    return None

@@ -1,0 +1,46 @@
+"""nox sessions: ``tests``, ``lint`` and ``bench`` (figures, not pass/fail timing tests).
+
+Every session installs ``torch==2.13.0`` before the project: a looser torch requirement
+would let pip pull a CUDA build with several GB of nvidia-* wheels on a CPU machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.default_venv_backend = "venv"
+
+TORCH = "torch==2.13.0"
+
+
+def _install(session: nox.Session, extras: str = "test") -> None:
+    session.install(TORCH)
+    session.install("-e", f".[{extras}]")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite (the README's test command runs this session)."""
+    _install(session)
+    env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
+    session.run("pytest", "-q", *session.posargs, env=env)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Harness overhead, metrics, resize, timer fidelity, fusion and counting figures."""
+    _install(session)
+    out = session.posargs[0] if session.posargs else "bench-out"
+    env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
+    session.run("python", "-m", "srbench.benchmark.bench", "--output", out, env=env)

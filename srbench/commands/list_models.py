@@ -1,0 +1,42 @@
+"""``srbench list``: registered models, their scales, params and whether weights are found."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+
+from srbench.benchmark.counting import count_params
+from srbench.console import make_console
+from srbench.models.registry import get_entry, list_models
+from srbench.models.weights import resolve_weights
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="registered models, scales, params, weights found or not")
+    p.add_argument("pattern", nargs="?", default="*", help="shell wildcard, e.g. 'span*'")
+    p.add_argument("--scale", type=int, default=4, help="scale for params and weights (default 4)")
+    p.set_defaults(func=list_command)
+
+
+def list_command(args: argparse.Namespace) -> int:
+    table = Table(title=f"srbench models (params at x{args.scale})")
+    for col in ("Model", "Scales", "Input", "Params", "Weights", "Description"):
+        table.add_column(col, justify="right" if col == "Params" else "left")
+    for name in list_models(args.pattern):
+        entry = get_entry(name)
+        if args.scale in entry.scales:
+            params = f"{count_params(entry.build(scale=args.scale)):,}"
+            found = resolve_weights(entry, args.scale)
+            if found is not None:
+                weights = f"{found.path.name} ({found.source})"
+            elif entry.weights_for(args.scale) is not None:
+                weights = f"missing: {entry.weights_for(args.scale).file_name}"
+            else:
+                weights = "none official" if entry.has_trained_weights else "none exist"
+        else:
+            params, weights = "—", "—"
+        rng = "[0,255]" if entry.input_range == 255.0 else "[0,1]"
+        table.add_row(name, ",".join(f"x{s}" for s in entry.scales), rng, params, weights, entry.description)
+    make_console().print(table)
+    return 0

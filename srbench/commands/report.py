@@ -1,0 +1,35 @@
+"""``srbench report``: merge runs into report.md, report.html and PSNR-vs-cost plots."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+
+from srbench.benchmark.report import build_report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="merge runs into report.md/report.html with plots and claims vs measured",
+        description=(
+            "Merge one or more runs (several machines or dtypes) into one report. Published "
+            "claims come from results/reference/*.json (or --reference)."
+        ),
+    )
+    p.add_argument("inputs", nargs="+", metavar="RUN_DIR_OR_JSON", help="run folders or results.json files")
+    p.add_argument("--output", type=Path, default=None, help="output folder (default: FIRST_RUN/report)")
+    p.add_argument("--reference", type=Path, default=None, metavar="DIR", help="folder of claim JSON files")
+    p.set_defaults(func=report_command)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    files = build_report(args.inputs, args.output, reference_dir=args.reference)
+    console = Console()
+    console.print(f"wrote {files.markdown}")
+    console.print(f"wrote {files.html}")
+    for path in files.plots.values():
+        console.print(f"wrote {path}")
+    return 0

@@ -1,0 +1,158 @@
+"""``srbench run``: measure models on a dataset and write the reports."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from srbench.benchmark.orchestrator import default_output_dir, run_benchmark
+from srbench.benchmark.runner import DEFAULT_WARMUP, DTYPES, RunConfig
+from srbench.benchmark.tables import console_table, footnotes
+from srbench.benchmark.tiling import DEFAULT_OVERLAP
+from srbench.console import make_console
+from srbench.errors import SrbenchError
+
+
+def parse_weights(items: list[str]) -> dict[str, str]:
+    """``--weights NAME=PATH`` (repeatable) as a dict; a malformed item is a one-line error."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SrbenchError(f"--weights {item!r} is not NAME=PATH (e.g. --weights span=span_x4.pth)")
+        if not Path(path).is_file():
+            raise SrbenchError(f"--weights {name}={path}: file not found")
+        out[name] = path
+    return out
+
+
+def parse_shape(text: str) -> list[int]:
+    """``--profile-input 1x3x256x256`` → ``[1, 3, 256, 256]``."""
+    try:
+        shape = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        shape = []
+    if len(shape) != 4 or min(shape) < 1:
+        raise SrbenchError(f"--profile-input {text!r} is not NxCxHxW (e.g. 1x3x256x256)")
+    return shape
+
+
+def add_protocol_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that runs models."""
+    p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="checkpoint for a model (repeatable); else SRBENCH_WEIGHTS_DIR, then the cache",
+    )
+    p.add_argument("--offline", action="store_true", help="never download weights")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="measure models on a dataset (quality, runtime, complexity, memory)",
+        description="Measure models on a dataset and write results.json/.csv/.md.",
+    )
+    p.add_argument("--models", required=True, help="comma-separated model names or checkpoint paths")
+    p.add_argument("--data", default=None, help="dataset folder (default: the embedded sample set)")
+    p.add_argument("--layout", default=None, help="force a dataset layout instead of auto-detection")
+    add_protocol_options(p)
+    p.add_argument("--output", "-o", type=Path, default=None, help="results folder (default: new one)")
+    p.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        metavar="OUTPUT_DIR",
+        help="continue a run: skip models already measured there with the same config",
+    )
+    p.add_argument("--force", action="store_true", help="with --resume: accept a changed config")
+    p.add_argument(
+        "--save-images", action="store_true", help="keep SR outputs as PNG in OUTPUT/images/MODEL/"
+    )
+    p.add_argument("--no-isolate", action="store_true", help="measure in-process (debugging)")
+    p.add_argument("--model-timeout", type=float, default=None, help="seconds per model (isolated only)")
+    p.add_argument("--tile", type=int, default=None, help="tile every image (LR pixels)")
+    p.add_argument("--tile-overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (LR pixels)")
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help=f"warm-up forwards before timing (default {DEFAULT_WARMUP}; 0 with --ntire-compat)",
+    )
+    p.add_argument("--repeat", type=int, default=1, help="timed forwards per image; the median is kept")
+    p.add_argument("--dtype", choices=list(DTYPES), default="fp32")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true", help="torch.compile (compile time reported apart)")
+    p.add_argument("--cudnn-benchmark", action="store_true")
+    p.add_argument("--tf32", choices=["on", "off"], default=None, help="default: PyTorch's default")
+    p.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile-input", default="1x3x256x256", help="complexity input NxCxHxW")
+    p.add_argument(
+        "--ntire-compat",
+        action="store_true",
+        help="the challenge protocol: no warm-up, arithmetic mean time, RGB PSNR headline",
+    )
+    p.set_defaults(func=run_command)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` described by parsed ``run`` arguments."""
+    if args.tile is not None and args.tile <= args.tile_overlap:
+        raise SrbenchError(f"--tile {args.tile} must be larger than --tile-overlap {args.tile_overlap}")
+    if args.model_timeout is not None and args.model_timeout <= 0:
+        raise SrbenchError("--model-timeout must be a positive number of seconds")
+    warmup = args.warmup if args.warmup is not None else (0 if args.ntire_compat else DEFAULT_WARMUP)
+    return RunConfig(
+        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        data=args.data,
+        layout=args.layout,
+        scale=args.scale,
+        device=args.device,
+        warmup=warmup,
+        repeat=args.repeat,
+        profile_input=parse_shape(args.profile_input),
+        ntire_compat=args.ntire_compat,
+        dtype=args.dtype,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        cudnn_benchmark=args.cudnn_benchmark,
+        tf32=args.tf32,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        weights=parse_weights(args.weights),
+        offline=args.offline,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        isolate=not args.no_isolate,
+        model_timeout=args.model_timeout,
+    )
+
+
+def run_command(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.resume and args.output and args.output != args.resume:
+        raise SrbenchError("--resume names the output folder itself; drop --output")
+    if args.resume and not (args.resume / "results.json").is_file():
+        raise SrbenchError(
+            f"--resume {args.resume}: no results.json there; pass a folder written by 'srbench run'"
+        )
+    out_dir = args.resume or args.output or default_output_dir()
+    if args.save_images:
+        config.save_images = str(out_dir / "images")
+    console = make_console(stderr=True)
+    run, interrupted = run_benchmark(
+        config, out_dir, console=console, resume=args.resume is not None, force=args.force
+    )
+    make_console().print(console_table(run))
+    for note in footnotes(run):
+        console.print(f"[dim]{note}")
+    console.print(f"results: {out_dir}")
+    if interrupted:
+        console.print(f"interrupted: resume with 'srbench run ... --resume {out_dir}'")
+        return 130
+    return 1 if any(m.status == "error" for m in run.models) else 0

@@ -1,0 +1,65 @@
+"""Test-only models that misbehave on purpose (imported by workers via SRBENCH_PLUGINS).
+
+Each is a nearest-neighbour x`scale` upsampler with one parameter, plus its fault.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srbench.models.registry import list_models, register_model
+
+
+class _Nearest(nn.Module):
+    def __init__(self, scale: int, fault: str) -> None:
+        super().__init__()
+        self.scale = scale
+        self.fault = fault
+        self.gain = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fault == "raise" and x.shape[-1] != 256:  # profiling (256x256) still works
+            raise RuntimeError("deliberate failure in forward")
+        if self.fault == "segfault" and x.shape[-1] != 256:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if self.fault == "hang" and x.shape[-1] != 256:
+            time.sleep(3600)
+        if self.fault == "slow":
+            time.sleep(0.4)
+        if self.fault == "memhog":
+            # An intermediate of 256 channels: memory grows with the input area.
+            x = x.repeat(1, 256, 1, 1).reshape(x.shape[0], 256, 3, *x.shape[-2:]).mean(1)
+        y = F.interpolate(x, scale_factor=self.scale, mode="nearest") * self.gain
+        if self.fault == "nan":
+            y = y * float("nan")
+        if self.fault == "wrongsize":
+            y = y[..., :-1]
+        return y
+
+
+FAULTS = ("raise", "segfault", "hang", "slow", "memhog", "nan", "wrongsize")
+
+if "test_raise" not in list_models(include_test_only=True):
+    for _fault in FAULTS:
+
+        def _build(scale: int = 4, _fault: str = _fault) -> nn.Module:
+            return _Nearest(scale, _fault)
+
+        register_model(
+            f"test_{_fault}",
+            scales=(2, 3, 4),
+            input_range=1.0,
+            description=f"test-only: {_fault}",
+            has_trained_weights=False,
+            tags=("test-only",),
+        )(_build)
+
+
+def register() -> None:
+    """Picklable no-op whose import registers the models above (``setup`` for workers)."""

@@ -1,0 +1,177 @@
+"""A run that survives: worker isolation, timeouts, crashes, resume, tiling on OOM."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import srbench_test_models
+
+from srbench.benchmark.datasets import load_dataset
+from srbench.benchmark.isolation import measure_in_worker
+from srbench.benchmark.orchestrator import run_benchmark
+from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> ImageCache:
+    return ImageCache.build(load_dataset(None, scale=4), tmp_path_factory.mktemp("images"))
+
+
+def _spec(name: str) -> ModelSpec:
+    return ModelSpec(name=name, arch=name)
+
+
+@pytest.mark.parametrize(
+    ("model", "reason"),
+    [
+        ("test_raise", "deliberate failure"),
+        ("test_segfault", "SIGSEGV"),
+        ("test_nan", "NaN or Inf"),
+        ("test_wrongsize", "output shape"),
+    ],
+)
+def test_worker_faults_become_error_rows(images: ImageCache, model: str, reason: str) -> None:
+    result = measure_in_worker(_spec(model), images, RunConfig(), setup=srbench_test_models.register)
+    assert result.status == "error"
+    assert reason in (result.reason or "")
+
+
+def test_timeout_kills_the_worker(images: ImageCache) -> None:
+    t0 = time.monotonic()
+    result = measure_in_worker(
+        _spec("test_hang"), images, RunConfig(), timeout_s=8, setup=srbench_test_models.register
+    )
+    assert result.status == "error" and "--model-timeout 8" in (result.reason or "")
+    assert time.monotonic() - t0 < 60
+
+
+def test_isolated_result_equals_in_process(images: ImageCache) -> None:
+    cfg = RunConfig(isolate=True)
+    isolated = measure_in_worker(ModelSpec("bicubic", "bicubic"), images, cfg)
+    local = measure_model(ModelSpec("bicubic", "bicubic"), images, cfg)
+    assert isolated.status == local.status == "ok"
+    assert [i.psnr_y for i in isolated.images] == [i.psnr_y for i in local.images]
+    assert isolated.memory_kind == "cpu_peak_rss_delta"
+
+
+def test_crashing_model_leaves_others_intact(tmp_path: Path) -> None:
+    def measure(spec, images, cfg, **kw):  # type: ignore[no-untyped-def]
+        return measure_in_worker(spec, images, cfg, progress=kw.get("progress"), setup=srbench_test_models.register)
+
+    cfg = RunConfig(models=["bicubic", "test_segfault", "test_slow"], isolate=True)
+    run, interrupted = run_benchmark(cfg, tmp_path, measure=measure)
+    assert not interrupted
+    status = {m.name: m.status for m in run.models}
+    assert status == {"bicubic": "ok", "test_segfault": "error", "test_slow": "no-weights"}
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert [m["name"] for m in saved["models"]] == ["bicubic", "test_segfault", "test_slow"]
+
+
+def _cap_memory() -> None:
+    # Leave ~350 MiB of address space above what the worker already maps.
+    with open("/proc/self/status") as fh:
+        vm = next(int(line.split()[1]) for line in fh if line.startswith("VmSize:"))
+    limit = (vm + 350 * 1024) * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def test_out_of_memory_falls_back_to_tiling(tmp_path: Path) -> None:
+    import numpy as np
+
+    from srbench.benchmark.datasets import ImagePair
+
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (2048, 2048, 3), dtype=np.uint8)
+    lr = rng.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    images = ImageCache.build([ImagePair("big", hr, lr)], tmp_path / "img")
+
+    result = measure_in_worker(_spec("test_memhog"), images, RunConfig(warmup=0), setup=_capped_setup)
+    assert result.status == "no-weights", result.reason
+    assert result.images[0].tiled
+    assert result.runtime_ms is None  # the tiled image's time is excluded
+    assert any("tiled" in n for n in result.notes)
+
+
+def _capped_setup() -> None:
+    srbench_test_models.register()
+    _cap_memory()
+
+
+def _cli(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["SRBENCH_PLUGINS"] = "srbench_test_models"
+    env["PYTHONPATH"] = str(TESTS) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(env_extra or {})
+    return subprocess.Popen(
+        [sys.executable, "-m", "srbench", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _quality(path: Path) -> dict[str, object]:
+    data = json.loads((path / "results.json").read_text())
+    return {
+        m["name"]: (m["status"], m["params"], m["flops"], m["psnr_y"], [i["psnr_y"] for i in m["images"]])
+        for m in data["models"]
+    }
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
+    models = "bicubic,test_slow,span_ca"
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = _cli(["run", "--models", models, "--output", str(killed)])
+    deadline = time.monotonic() + 120
+    # Kill once the first model is saved and the second is under way.
+    while time.monotonic() < deadline:
+        f = killed / "results.json"
+        if f.exists() and len(json.loads(f.read_text())["models"]) >= 1:
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = json.loads((killed / "results.json").read_text())  # valid JSON after SIGKILL
+    assert 1 <= len(partial["models"]) < 3
+
+    resumed = _cli(["run", "--models", models, "--resume", str(killed)])
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "already measured" in err
+    full = _cli(["run", "--models", models, "--output", str(whole)])
+    _, err = full.communicate(timeout=300)
+    assert full.returncode == 0, err
+    assert _quality(killed) == _quality(whole)
+
+
+def test_resume_refuses_another_config(tmp_path: Path) -> None:
+    first = _cli(["run", "--models", "bicubic", "--output", str(tmp_path), "--no-isolate"])
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    other = _cli(["run", "--models", "bicubic", "--resume", str(tmp_path), "--scale", "2", "--no-isolate"])
+    _, err = other.communicate(timeout=300)
+    assert other.returncode == 2
+    assert "another configuration" in err and "--force" in err and "Traceback" not in err
+
+
+def test_first_ctrl_c_saves_and_exits_non_zero(tmp_path: Path) -> None:
+    proc = _cli(["run", "--models", "test_slow,bicubic", "--output", str(tmp_path)])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (tmp_path / ".images" / "names.txt").exists():
+        time.sleep(0.1)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    data = json.loads((tmp_path / "results.json").read_text())
+    slow = data["models"][0]
+    assert slow["name"] == "test_slow" and slow["status"] == "error" and "interrupted" in slow["reason"]
+    assert 0 < len(slow["images"]) < 4
