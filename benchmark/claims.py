@@ -11,9 +11,10 @@ model::
                  "rel_tol": null, "unverifiable": null}]}
 
 A claim's precision is ``value`` printed with ``decimals`` digits in units of ``scale``
-(0.151 M = params / 1e6 to 3 decimals; exact integers use scale 1, decimals 0). Verdicts:
+(0.151 M = params / 1e6 to 3 decimals; exact integers use scale 1, decimals 0). The
+measured figure is rounded half-up on its decimal form (:func:`rounded`). Verdicts:
 
-* ``reproduced``: the measured figure, printed the same way, equals the claim. Runtime
+* ``reproduced``: the measured figure, rounded the same way, equals the claim. Runtime
   claims may carry ``rel_tol`` instead (|measured/claim - 1| <= rel_tol), since no GPU
   timing reproduces to the printed digit.
 * ``contradicted``: it does not.
@@ -29,6 +30,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +188,7 @@ def format_measured(claim: Claim, value: float | int | None) -> str:
         return "—"
     if isinstance(value, float) and math.isinf(value):
         return "inf"
-    shown = f"{value / claim.scale:.{claim.decimals}f}" + (f" {claim.unit}" if claim.unit else "")
+    shown = f"{rounded(value, claim.scale, claim.decimals)}" + (f" {claim.unit}" if claim.unit else "")
     if claim.scale != 1 and isinstance(value, int):
         shown += f" ({value:,})"
     elif claim.scale == 1 and claim.decimals == 0 and isinstance(value, int):
@@ -198,8 +200,14 @@ def matches(claim: Claim, value: float | int) -> bool:
     """True when ``value`` reproduces ``claim`` (see the module docstring)."""
     if claim.rel_tol is not None:
         return claim.value != 0 and abs(value / claim.value - 1) <= claim.rel_tol
-    d = claim.decimals
-    return f"{value / claim.scale:.{d}f}" == f"{claim.value:.{d}f}"
+    return rounded(value, claim.scale, claim.decimals) == rounded(claim.value, 1, claim.decimals)
+
+
+def rounded(value: float | int, scale: float, decimals: int) -> Decimal:
+    """``value / scale`` rounded half-up to ``decimals`` digits, on the decimal figure as
+    printed (``repr``), as a person rounds: 150,500 params is 0.151 M, 26.955 dB is 26.96."""
+    exact = Decimal(repr(value)) / Decimal(repr(scale))
+    return exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
 
 
 def check_claim(claim: Claim, ref: Reference, m: ModelResult, run: RunResult) -> tuple[str, str, str]:
@@ -209,15 +217,13 @@ def check_claim(claim: Claim, ref: Reference, m: ModelResult, run: RunResult) ->
     reasons = [claim.unverifiable] if claim.unverifiable else []
     reasons += _condition_reasons(claim, ref, m, run)
     if value is None:
-        if claim.metric in QUALITY_METRICS and m.status != "ok":
-            reasons.append(f"no trained weights ({m.reason})" if m.reason else f"status {m.status}")
-        elif claim.metric in QUALITY_METRICS and m.status == "ok":
-            reasons.append(f"{claim.metric} not measured")
+        why = f": {m.reason}" if m.reason else ""
+        if m.status != "ok":
+            reasons.append(f"model status {m.status}{why}")
         else:
-            reasons.append(f"{claim.metric} not measured" + (f" ({m.reason})" if m.reason else ""))
+            reasons.append(f"{claim.metric} not measured")
     if reasons:
         return NOT_CHECKABLE, measured, "; ".join(reasons)
-    assert value is not None
     if matches(claim, value):
         return REPRODUCED, measured, ""
     how = f"outside ±{claim.rel_tol:.0%}" if claim.rel_tol is not None else f"at {claim.decimals} decimals"

@@ -118,7 +118,8 @@ def parse_crop(text: str, hr_shape: tuple[int, ...]) -> Crop:
 
 
 def _luma(img: np.ndarray) -> np.ndarray:
-    return rgb_to_y(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)).numpy()
+    # torch.tensor copies: decoded images may be read-only numpy views.
+    return rgb_to_y(torch.tensor(img).permute(2, 0, 1)).numpy()
 
 
 def _axis_starts(length: int, size: int, stride: int, border: int) -> np.ndarray:
@@ -208,10 +209,10 @@ def load_comparison(run_dir: Path, image_name: str) -> Comparison:
         raise SrbenchError(f"image {image_name!r} is not in run {run_dir}'s dataset; its images: {shown}")
     pair = dataset.load(image_name)
     hr = pair.hr
-    bicubic = np.asarray(imresize_uint8(pair.lr, scale))
+    bicubic = np.asarray(imresize_uint8(np.array(pair.lr), scale))
     quality = image_quality(
-        torch.from_numpy(bicubic).permute(2, 0, 1),
-        torch.from_numpy(np.ascontiguousarray(hr)).permute(2, 0, 1),
+        torch.tensor(bicubic).permute(2, 0, 1),
+        torch.tensor(hr).permute(2, 0, 1),
         crop_border=scale,
     )
     panels = [Panel("HR", None, hr), Panel("bicubic", quality.psnr_y, bicubic)]
@@ -228,7 +229,8 @@ def load_comparison(run_dir: Path, image_name: str) -> Comparison:
                 f"{hr.shape[1]}x{hr.shape[0]}; it is not from this run's data: rerun with --save-images"
             )
         psnr_y = next((i.psnr_y for i in model.images if i.name == image_name), None)
-        panels.append(Panel(model.name, psnr_y, sr))
+        # results.json writes +inf (identical images) as the string "inf".
+        panels.append(Panel(model.name, None if psnr_y is None else float(psnr_y), sr))
     if len(panels) == 2:
         raise SrbenchError(
             f"run {run_dir} has no saved SR of {image_name!r} under {images_dir}/<model>/; "

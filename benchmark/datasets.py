@@ -310,7 +310,12 @@ class Dataset:
         Header checks (readable, 8-bit, big enough, HR = LR x scale after mod-crop) read only
         image headers. ``decode=True`` also decodes every file, which catches truncated data.
         """
-        problems = list(self.problems)
+        problems: list[Problem] = []
+        for problem in self.problems:
+            problems.append(problem)
+            if problem.kind == "missing-lr" and problem.path is not None:
+                # An HR without LR is not a pair, but its own defects still belong in the report.
+                self._probe(problem.path, "HR", problems, decode)
         for source in self.sources:
             problems.extend(self._check_source(source, decode=decode))
         return problems
@@ -740,6 +745,8 @@ def resolve_dataset(
     path = _existing_dir(Path(data), "dataset path")
     if degradation != "bicubic":
         layout = layout or "div2k"
+    if layout in (None, "benchmark") and path.name in _BENCH_HR_DIRS and _bench_dirs(path.parent, scale):
+        path = path.parent  # the HR folder of a benchmark set: use the set, with its LR
     chosen = layout or _detect_layout(path, scale, split)
     if chosen == "div2k":
         return _build_div2k(path, scale=scale, split=split, **kw)

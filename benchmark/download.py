@@ -177,7 +177,8 @@ def _open(url: str, start: int, timeout: float) -> http.client.HTTPResponse:
             f"cannot download {url}: HTTP {exc.code} {exc.reason}; check the URL (or {MIRROR_ENV})"
         ) from None
     except urllib.error.URLError as exc:
-        if isinstance(exc.reason, (TimeoutError, ConnectionError)):
+        # A reset or a timeout is worth retrying; a refused connection or DNS failure is not.
+        if isinstance(exc.reason, (TimeoutError, ConnectionResetError, ConnectionAbortedError)):
             raise _Interrupted(start, None, f"connection failed: {exc.reason}") from None
         raise SrbenchError(
             f"cannot reach {url}: {exc.reason}; check the network connection (or set {MIRROR_ENV})"

@@ -86,14 +86,18 @@ def scatter_figure(points: Sequence[PlotPoint], axis: str, title: str) -> Figure
     ax = fig.add_subplot()
     ax.scatter(xs, ys, s=sizes, alpha=0.6, color="tab:blue", edgecolors="black", linewidths=0.6, zorder=3)
     front = pareto_front(xs, ys)
+    # Dashed line through the front, and a red ring on each front point so a front of one
+    # point is still visible.
     ax.plot(
         [xs[i] for i in front],
         [ys[i] for i in front],
-        "--",
+        "--o",
         color="tab:red",
+        markerfacecolor="none",
+        markersize=4,
         linewidth=1.2,
         label="Pareto front",
-        zorder=2,
+        zorder=4,
     )
     for x, y, p in zip(xs, ys, pts):
         ax.annotate(p.label, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
@@ -103,7 +107,8 @@ def scatter_figure(points: Sequence[PlotPoint], axis: str, title: str) -> Figure
     ax.set_ylabel("PSNR-Y (dB)")
     ax.set_title(title + " — marker area ∝ params", fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.margins(x=0.2, y=0.15)  # room for the labels right of the outermost points
+    ax.legend(loc="best", fontsize=8)
     return fig
 
 

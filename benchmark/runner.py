@@ -253,12 +253,16 @@ class ImageCache:
 
 
 def _to_input(lr: np.ndarray, input_range: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    # uint8 HWC -> float (1,C,H,W) on the model's scale: lr/255*input_range.
+    # uint8 HWC -> float (1,C,H,W) on the model's scale. Divided by 255/input_range in
+    # float32, exactly as the NTIRE harness's uint2tensor4 does: multiplying by the
+    # reciprocal differs in the last bit for some values and so flips a few rounded pixels.
     t = torch.from_numpy(lr).permute(2, 0, 1).unsqueeze(0)
     t = t.to(device=device, non_blocking=True).to(torch.float32)
     if input_range != 255.0:
-        t = t * (input_range / 255.0)
-    return t.to(dtype)
+        t = t / (255.0 / input_range)
+    # The HWC permute leaves channels-last strides; without .contiguous() every model would
+    # silently run channels-last convolutions, and --channels-last would change nothing.
+    return t.to(dtype).contiguous()
 
 
 # --------------------------------------------------------------------------- measuring
@@ -278,7 +282,7 @@ class _Loaded:
 def build_model(spec: ModelSpec, config: RunConfig) -> tuple[ModelEntry, _Loaded]:
     """Build ``spec``'s architecture and load its weights (strict); CPU, fp32, eval mode."""
     from srbench.models.loading import load_weights, read_checkpoint
-    from srbench.models.weights import resolve_weights
+    from srbench.models.weights import fetch_weights, offline_mode, resolve_weights
 
     entry = get_entry(spec.arch)
     model = entry.build(scale=config.scale)
@@ -286,12 +290,18 @@ def build_model(spec: ModelSpec, config: RunConfig) -> tuple[ModelEntry, _Loaded
         # Nothing to train (bicubic): its output means something without any checkpoint.
         return entry, _Loaded(model.eval(), None, None)
     found = resolve_weights(entry, config.scale, spec.weights_path)
+    if found is None and entry.weights_for(config.scale) is not None and not offline_mode(config.offline):
+        try:
+            found = fetch_weights(entry, config.scale)
+        except SrbenchError as exc:
+            reason = f"official weights not on disk and the download failed ({exc}); efficiency figures only"
+            return entry, _Loaded(model.eval(), None, reason)
     if found is None:
         if not entry.has_trained_weights:
             reason = "no trained weights exist for this architecture; efficiency figures only"
         else:
             reason = (
-                f"no x{config.scale} weights found; set SRBENCH_WEIGHTS_DIR or pass "
+                f"no official x{config.scale} weights; pass "
                 f"--weights {spec.name}=PATH (efficiency figures only)"
             )
         return entry, _Loaded(model.eval(), None, reason)

@@ -153,7 +153,7 @@ class WindowAttention(nn.Module):
         if relative_position_bias:
             span = 2 * window_size - 1
             self.relative_position_bias_table = nn.Parameter(torch.zeros(span * span, num_heads))
-            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+            nn.init.normal_(self.relative_position_bias_table, std=0.02)
             coords = torch.stack(
                 torch.meshgrid(torch.arange(window_size), torch.arange(window_size), indexing="ij")
             ).flatten(1)  # (2, w²)

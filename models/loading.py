@@ -189,15 +189,12 @@ _SHAPE_CACHE: dict[tuple[str, int], dict[str, tuple[int, ...]]] = {}
 def model_key_shapes(entry: ModelEntry, scale: int) -> dict[str, tuple[int, ...]]:
     """``{key: shape}`` of the state dict of ``entry`` built at ``scale`` (cached).
 
-    Built on the meta device where possible, so no memory or time goes into weights.
+    Built on the CPU: the ``torch.device("meta")`` context was tried and is slower for
+    Python-heavy constructors (it intercepts every tensor op), while these models are small.
     """
     cache_key = (entry.name, scale)
     if cache_key not in _SHAPE_CACHE:
-        try:
-            with torch.device("meta"):
-                model = entry.build(scale=scale)
-        except Exception:  # a builder that cannot run on meta: build it for real
-            model = entry.build(scale=scale)
+        model = entry.build(scale=scale)
         _SHAPE_CACHE[cache_key] = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     return _SHAPE_CACHE[cache_key]
 
@@ -212,7 +209,11 @@ def _converted(entry: ModelEntry, state: Mapping[str, torch.Tensor]) -> Mapping[
 
 def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[str, int] | None:
     """The first registered ``(model name, scale)`` whose keys and shapes ``state`` fits
-    exactly, after that model's converter; None when nothing fits."""
+    exactly, after that model's converter; None when nothing fits.
+
+    Candidates are built once per (name, scale) and cached; an entry whose key set shares
+    nothing with the state dict is skipped after its first scale.
+    """
     converted_by: dict[int, Mapping[str, torch.Tensor]] = {}
     for entry in all_entries():
         conv_id = id(entry.converter)
@@ -228,6 +229,10 @@ def detect_architecture(state: Mapping[str, torch.Tensor]) -> tuple[str, int] | 
             shapes = model_key_shapes(entry, scale)
             if shapes and _fits(candidate, shapes):
                 return entry.name, scale
+            # Scale changes shapes and sometimes upsampler keys, never the whole key set:
+            # with no key in common the other scales need not be built.
+            if shapes.keys().isdisjoint(candidate.keys()):
+                break
     return None
 
 

@@ -4,20 +4,20 @@ Resolution order for a model at a scale: an explicit ``--weights NAME=PATH`` fil
 ``$SRBENCH_WEIGHTS_DIR/<file_name>``, then the user cache folder
 (``$SRBENCH_CACHE_DIR/weights`` or ``~/.cache/srbench/weights``). Official files found in
 the folders must match the registry's sha256; explicit user files are not checked (they may
-be the user's own training). Nothing is downloaded here.
+be the user's own training). Downloads go through :func:`fetch_weights`, only when asked.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from srbench.benchmark.download import download, sha256_of
 from srbench.errors import SrbenchError
-from srbench.models.registry import ModelEntry
+from srbench.models.registry import ModelEntry, WeightsSpec
 
 WeightsSource = Literal["explicit", "SRBENCH_WEIGHTS_DIR", "cache"]
 
@@ -48,11 +48,7 @@ def weights_cache_dir() -> Path:
 
 @functools.lru_cache(maxsize=64)
 def _sha256_cached(path: str, _mtime_ns: int, _size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_of(Path(path))
 
 
 def sha256_file(path: Path) -> str:
@@ -61,8 +57,45 @@ def sha256_file(path: Path) -> str:
     return _sha256_cached(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
 
 
-def resolve_weights(entry: ModelEntry, scale: int, explicit: Path | None = None) -> WeightsFile | None:
+#: Base URL replacing every checkpoint's upstream URL (``BASE/<file_name>``); for mirrors
+#: and for tests against a local server.
+MIRROR_ENV = "SRBENCH_WEIGHTS_MIRROR"
+#: Set to 1 to forbid downloads (same as ``--offline``).
+OFFLINE_ENV = "SRBENCH_OFFLINE"
+
+
+def offline_mode(flag: bool = False) -> bool:
+    """True when downloads are forbidden by ``--offline`` or ``SRBENCH_OFFLINE=1``."""
+    return flag or os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def weights_url(spec: WeightsSpec) -> str:
+    """Where ``spec`` is downloaded from: the mirror when set, else the pinned upstream URL."""
+    mirror = os.environ.get(MIRROR_ENV)
+    return f"{mirror.rstrip('/')}/{spec.file_name}" if mirror else spec.url
+
+
+def fetch_weights(entry: ModelEntry, scale: int, *, progress: bool = True) -> WeightsFile:
+    """Download ``entry``'s official x``scale`` checkpoint into the cache, sha256-verified.
+
+    Already present and verified: nothing is downloaded. A failed or mismatching download
+    leaves nothing at the destination (see :func:`srbench.benchmark.download.download`).
+    """
+    spec = entry.weights_for(scale)
+    if spec is None:
+        raise SrbenchError(f"model '{entry.name}' has no official x{scale} checkpoint to fetch")
+    dest = weights_cache_dir() / spec.file_name
+    download(weights_url(spec), dest, sha256=spec.sha256, size=spec.size_bytes, progress=progress)
+    return WeightsFile(dest, spec.sha256, dest.stat().st_size, "cache")
+
+
+def resolve_weights(
+    entry: ModelEntry, scale: int, explicit: Path | None = None, *, fetch: bool = False
+) -> WeightsFile | None:
     """The checkpoint to use for ``entry`` at ``scale``, or None when none is available.
+
+    With ``fetch``, an official checkpoint found nowhere on disk is downloaded into the
+    cache (:func:`fetch_weights`).
 
     Raises :class:`SrbenchError` when ``explicit`` does not exist, or when an official
     file found in ``SRBENCH_WEIGHTS_DIR`` or the cache has the wrong sha256.
@@ -94,4 +127,6 @@ def resolve_weights(entry: ModelEntry, scale: int, explicit: Path | None = None)
                 f"(upstream: {spec.url})"
             )
         return WeightsFile(path, digest, path.stat().st_size, source)
+    if fetch:
+        return fetch_weights(entry, scale)
     return None

@@ -161,7 +161,9 @@ def test_cli_psnr_beyond_tolerance_fails(files: tuple[Path, Path]) -> None:
     assert _check(now, base, "--psnr-tol", "0.02") == 0
 
 
-def test_cli_per_image_change_caught_only_with_per_image(files: tuple[Path, Path]) -> None:
+def test_cli_per_image_change_caught_only_with_per_image(
+    files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     now, base = files
     run = load_results(now)
     # Opposite moves on two images keep the mean (the model-level figure) unchanged.
@@ -169,7 +171,9 @@ def test_cli_per_image_change_caught_only_with_per_image(files: tuple[Path, Path
     run.models[0].images[1].psnr_y -= 0.05
     _write(now, run)
     assert _check(now, base) == 0
+    capsys.readouterr()
     assert _check(now, base, "--per-image") == 1
+    assert "psnr_y[astronaut]" in capsys.readouterr().out  # not eaten as rich markup
     fs = C.compare_runs(load_results(base), run, per_image=True)
     assert sorted(f.metric for f in C.failures(fs)) == ["psnr_y[astronaut]", "psnr_y[chelsea]"]
 

@@ -148,6 +148,7 @@ def test_benchmark_layouts_edsr_and_basicsr_styles(tmp_path: Path) -> None:
     ds = load_dataset(basicsr)
     assert (ds.layout, ds.name) == ("benchmark", "Urban100")
     _assert_pairs(ds, hrs)
+    assert load_dataset(edsr / "HR").layout == "benchmark"  # the HR folder alone finds its LR
     with pytest.raises(SrbenchError, match=r"several benchmark sets \(Set5, Urban100\)"):
         load_dataset(tmp_path / "benchmark")
 
@@ -235,6 +236,16 @@ def test_missing_lr_is_named_with_the_expected_path(tmp_path: Path) -> None:
     assert "has 1 problem: " in message
     assert "HR DIV2K_valid_HR/0802.png has no LR (expected DIV2K_valid_LR_bicubic/X4/0802x4.png)" in message
     assert f"run 'srbench data check {tmp_path} --scale 4'" in message
+
+
+def test_hr_without_lr_is_still_checked_for_readability(tmp_path: Path) -> None:
+    hr_dir, _ = _div2k_with(tmp_path, ["0801"])
+    (hr_dir / "0802.png").write_bytes(b"not an image")
+    problems = check_dataset(tmp_path)
+    assert [(p.kind, p.path.name) for p in problems] == [
+        ("missing-lr", "0802.png"),
+        ("unreadable", "0802.png"),
+    ]
 
 
 def test_size_mismatch_names_both_files_and_sizes(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "run",
     "profile",
     "list_models",
+    "weights",
     "data",
     "upscale",
     "compare",

@@ -11,7 +11,9 @@ import math
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from srbench.benchmark import check as C
 from srbench.benchmark.results import RunResult, atomic_write_text, load_results, results_json
@@ -62,7 +64,9 @@ def _fmt(v: C.Value) -> str:
         return "inf" if math.isinf(v) else f"{v:.6g}" if abs(v) < 1e6 else f"{v:,.0f}"
     if isinstance(v, int):
         return f"{v:,}"
-    return str(v)
+    if len(v) == 64 and all(ch in "0123456789abcdef" for ch in v):
+        return v[:12] + "…"  # a sha256: the prefix tells two checkpoints apart
+    return v
 
 
 def _delta(f: C.Finding) -> str:
@@ -80,15 +84,9 @@ def findings_table(findings: list[C.Finding], title: str) -> Table:
     for col in ("Model", "Metric", "Baseline", "Now", "Delta", "Verdict"):
         table.add_column(col, justify="right" if col in ("Baseline", "Now", "Delta") else "left")
     for f in findings:
-        table.add_row(
-            f.model,
-            f.metric,
-            _fmt(f.baseline),
-            _fmt(f.now),
-            _delta(f),
-            f.verdict,
-            style=_STYLE.get(f.verdict),
-        )
+        cells = (f.model, f.metric, _fmt(f.baseline), _fmt(f.now), _delta(f), f.verdict)
+        # Text, not markup: "psnr_y[astronaut]" would otherwise be read as a style tag.
+        table.add_row(*(Text(c) for c in cells), style=_STYLE.get(f.verdict))
     return table
 
 
@@ -101,7 +99,9 @@ def check_command(args: argparse.Namespace) -> int:
     console = Console()
     if args.update and not baseline_path.exists():
         _write_baseline(baseline_path, run)
-        console.print(f"created baseline {baseline_path} from {args.results} ({len(run.models)} models)")
+        console.print(
+            f"created baseline {baseline_path} from {args.results} ({len(run.models)} models)", markup=False
+        )
         return 0
     if not baseline_path.exists():
         raise SrbenchError(
@@ -114,7 +114,7 @@ def check_command(args: argparse.Namespace) -> int:
     failed = C.failures(findings)
     n_ok = sum(f.verdict == C.OK for f in findings)
     if shown:
-        console.print(findings_table(shown, f"{args.results} vs {baseline_path}"))
+        console.print(findings_table(shown, escape(f"{args.results} vs {baseline_path}")))
     time_note = f"time tol {tol.time_ratio:g}" if tol.time_ratio is not None else "runtime not checked"
     console.print(
         f"{len(findings)} checks: {n_ok} ok, {len(failed)} failing "
@@ -123,12 +123,12 @@ def check_command(args: argparse.Namespace) -> int:
     if args.update:
         _write_baseline(baseline_path, run)
         changed = sum(f.verdict != C.OK for f in findings)
-        console.print(f"updated baseline {baseline_path}: {changed} differences above accepted")
+        console.print(f"updated baseline {baseline_path}: {changed} differences above accepted", markup=False)
         return 0
     if failed:
-        console.print(f"[red]FAIL[/red]: {len(failed)} regressions against {baseline_path}")
+        console.print(f"[red]FAIL[/red]: {len(failed)} regressions against {escape(str(baseline_path))}")
         return 1
-    console.print(f"[green]PASS[/green]: matches {baseline_path}")
+    console.print(f"[green]PASS[/green]: matches {escape(str(baseline_path))}")
     return 0
 
 

@@ -74,6 +74,10 @@ def compare_command(args: argparse.Namespace) -> int:
     write_grid(out, grid)
     console = Console(stderr=True)
     if comparison.skipped:
-        console.print(f"[dim]no saved SR of {args.image} for: {', '.join(comparison.skipped)} (skipped)")
-    console.print(f"crop {crop} (x,y,w,h HR px), zoom {zoom}x, {len(comparison.panels)} panels -> {out}")
+        console.print(
+            f"[dim]no saved SR of {args.image} for: {', '.join(comparison.skipped)} (skipped)", soft_wrap=True
+        )
+    console.print(
+        f"crop {crop} (x,y,w,h HR px), zoom {zoom}x, {len(comparison.panels)} panels -> {out}", soft_wrap=True
+    )
     return 0

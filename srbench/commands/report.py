@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def report_command(args: argparse.Namespace) -> int:
     files = build_report(args.inputs, args.output, reference_dir=args.reference)
     console = Console()
-    console.print(f"wrote {files.markdown}")
-    console.print(f"wrote {files.html}")
+    console.print(f"wrote {files.markdown}", markup=False)
+    console.print(f"wrote {files.html}", markup=False)
     for path in files.plots.values():
-        console.print(f"wrote {path}")
+        console.print(f"wrote {path}", markup=False)
     return 0

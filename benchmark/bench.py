@@ -1,0 +1,538 @@
+"""``python -m srbench.benchmark.bench --output DIR [--quick]``: how fast and how faithful srbench is.
+
+Measures, side by side in one process (the ``nox -s bench`` session), the figures below, each
+with its goal, prints them as a table with a pass/short mark and writes them to
+``DIR/bench.json`` together with the environment. These are figures, not tests: nothing here
+fails the build, and timings depend on the machine (record it; compare like with like).
+
+1. **Harness overhead** (ratio): wall time of the runner's measured per-image loop
+   (``phases_s["loop"]``: read from the image cache, host-to-device copy, forward, metrics,
+   bookkeeping) over the sum of the timed forwards, per model, on the sample set and on a
+   DIV2K-sized set (synthetic 2040x1356 HR images whose LR the hr-only layout generates). The
+   figure is the worst of the models. Goal <= 1.15.
+   **Fixed cost per model** (seconds): wall time of one isolated measurement
+   (:func:`~srbench.benchmark.isolation.measure_in_worker`: worker start, build, weight load,
+   counting, warm-up, loop) minus its loop phase. Goal <= 3 s.
+2. **Metrics** (ratio): PSNR + SSIM of one 2040x1356 Y pair (border-cropped float64), srbench
+   over scikit-image (``structural_similarity(gaussian_weights=True, sigma=1.5,
+   use_sample_covariance=False, data_range=255)`` + ``peak_signal_noise_ratio``). Goal <= 0.5;
+   the largest absolute difference of the two results, goal <= 1e-6.
+3. **LR generation** (ratio): x4 MATLAB-bicubic ``imresize_uint8`` of a 2040x1356 image over
+   scikit-image ``rescale(0.25, anti_aliasing=True)``. Goal <= 1.0.
+4. **Timer fidelity** (ratio): srbench's median forward time of ``span`` on a fixed
+   1x3x256x256 input (:class:`~srbench.benchmark.timing.ForwardTimer`) over
+   ``torch.utils.benchmark.Timer.blocked_autorange`` median, same process and threads. Goal
+   within 5 %. The coefficient of variation of srbench's median over several runs is reported.
+5. **SPAN fusion** (ratio): forward time of the training form (branches run) over the fused
+   form, and of fusing inside every forward (what the upstream eval path does) over fused.
+6. **Counting cost** (seconds): :func:`~srbench.benchmark.counting.profile_model` per model.
+
+Every time is a median of several runs unless the label says otherwise; ``torch`` threads are
+left as configured (``torch.get_num_threads()`` is recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from rich.table import Table
+
+from srbench.benchmark.counting import NTIRE_INPUT_SHAPE, counting_input, profile_model
+from srbench.benchmark.datasets import load_dataset
+from srbench.benchmark.environment import collect_environment
+from srbench.benchmark.imageio import write_png_atomic
+from srbench.benchmark.imresize import imresize_uint8
+from srbench.benchmark.isolation import measure_in_worker
+from srbench.benchmark.metrics import psnr, rgb_to_y, ssim
+from srbench.benchmark.results import ModelResult, atomic_write_text
+from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model, resolve_device
+from srbench.benchmark.timing import ForwardTimer, coefficient_of_variation
+from srbench.models.registry import create_model, get_entry, list_models
+
+SCHEMA = "srbench-bench/1"
+#: DIV2K validation HR size (0801.png and most others): width x height.
+DIV2K_SIZE = (2040, 1356)
+OVERHEAD_MODELS = ("rlfn", "span", "span_ca")
+FIXED_COST_MODELS = ("rlfn", "span")
+#: Counting-cost models; the attention ones only when registered.
+COUNTING_MODELS = ("rlfn", "span", "span_ca", "fdat_tiny", "grla")
+
+GOAL_OVERHEAD = 1.15
+GOAL_FIXED_S = 3.0
+GOAL_METRICS_RATIO = 0.5
+GOAL_METRICS_DIFF = 1e-6
+GOAL_RESIZE_RATIO = 1.0
+GOAL_TIMER_REL = 0.05
+
+
+@dataclass
+class Figure:
+    """One measured figure.
+
+    ``value`` is in ``unit`` (``"x"`` for ratios, ``"s"``, ``"ms"``, ``""`` for plain numbers);
+    ``goal`` is a readable bound (``"<= 1.15"``) and ``passed`` whether ``value`` meets it
+    (None when the figure has no goal). ``details`` holds the raw measurements behind it.
+    """
+
+    key: str
+    label: str
+    value: float | None
+    unit: str
+    goal: str | None = None
+    passed: bool | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _at_most(key: str, label: str, value: float, unit: str, limit: float, **details: Any) -> Figure:
+    return Figure(
+        key, label, value, unit, f"<= {limit:g}{unit if unit != 'x' else ''}", value <= limit, details
+    )
+
+
+def _info(key: str, label: str, value: float | None, unit: str, **details: Any) -> Figure:
+    return Figure(key, label, value, unit, None, None, details)
+
+
+def _median_time(fn: Callable[[], object], runs: int) -> float:
+    """Median wall time of ``fn()`` over ``runs`` calls, in seconds."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def synthetic_hr(seed: int, size: tuple[int, int] = DIV2K_SIZE) -> np.ndarray:
+    """A deterministic uint8 HxWx3 photo-like image: a smooth random field plus fine grain.
+
+    ``size`` is (width, height). Smooth regions and edges keep the SR networks and the
+    metrics on realistic paths; the content does not otherwise matter for timing.
+    """
+    width, height = size
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, height // 24 + 2, width // 24 + 2, generator=gen) * 255.0
+    field_ = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
+    grain = torch.randn(1, 3, height, width, generator=gen) * 6.0
+    img = (field_ + grain).clamp_(0, 255).round_().to(torch.uint8)
+    return img[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def write_div2k_like(folder: Path, count: int) -> Path:
+    """``count`` synthetic DIV2K-sized HR PNGs in ``folder/HR`` (an hr-only layout)."""
+    hr_dir = folder / "HR"
+    for i in range(count):
+        write_png_atomic(hr_dir / f"{801 + i:04d}.png", synthetic_hr(seed=801 + i))
+    return hr_dir
+
+
+# --------------------------------------------------------------------------- 1. overhead
+
+
+def _run_config(device: str, models: tuple[str, ...], *, isolate: bool) -> RunConfig:
+    return RunConfig(models=list(models), device=device, isolate=isolate)
+
+
+def _forward_s(result: ModelResult) -> float:
+    return sum(i.runtime_ms or 0.0 for i in result.images) / 1e3
+
+
+def overhead_figure(key: str, label: str, images: ImageCache, device: str) -> Figure:
+    """Worst per-model ratio of loop wall time to summed forward time on ``images``."""
+    config = _run_config(device, OVERHEAD_MODELS, isolate=False)
+    per_model: dict[str, dict[str, Any]] = {}
+    for name in OVERHEAD_MODELS:
+        result = measure_model(ModelSpec(name, name), images, config)
+        if result.status == "error":
+            raise RuntimeError(f"bench: {name} failed: {result.reason}")
+        loop, fwd = result.phases_s["loop"], _forward_s(result)
+        per_model[name] = {
+            "loop_s": loop,
+            "forwards_s": fwd,
+            "ratio": loop / fwd,
+            "metrics_in_loop": result.status == "ok",
+            "images": len(result.images),
+        }
+    worst = max(per_model, key=lambda n: per_model[n]["ratio"])
+    return _at_most(
+        key,
+        f"{label} (worst: {worst})",
+        per_model[worst]["ratio"],
+        "x",
+        GOAL_OVERHEAD,
+        models=per_model,
+    )
+
+
+def fixed_cost_figure(images: ImageCache, device: str) -> Figure:
+    """Worst per-model isolated wall time minus the loop phase, in seconds."""
+    config = _run_config(device, FIXED_COST_MODELS, isolate=True)
+    per_model: dict[str, dict[str, Any]] = {}
+    for name in FIXED_COST_MODELS:
+        t0 = time.perf_counter()
+        result = measure_in_worker(ModelSpec(name, name), images, config)
+        wall = time.perf_counter() - t0
+        if result.status == "error":
+            raise RuntimeError(f"bench: {name} failed in its worker: {result.reason}")
+        phases = dict(result.phases_s)
+        per_model[name] = {
+            "wall_s": wall,
+            "fixed_s": wall - phases["loop"],
+            "phases_s": phases,
+            # Worker start, imports not preloaded, result transfer: what the phases do not cover.
+            "outside_phases_s": wall - sum(phases.values()),
+        }
+    worst = max(per_model, key=lambda n: per_model[n]["fixed_s"])
+    return _at_most(
+        "fixed_cost",
+        f"Fixed cost per model, isolated worker (worst: {worst}; the first pays the forkserver start)",
+        per_model[worst]["fixed_s"],
+        "s",
+        GOAL_FIXED_S,
+        models=per_model,
+    )
+
+
+# --------------------------------------------------------------------------- 2-3. metrics, resize
+
+
+def metrics_figures(runs: int) -> list[Figure]:
+    """srbench PSNR+SSIM vs scikit-image on one DIV2K-sized Y pair (border 4 cropped)."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    hr = torch.from_numpy(synthetic_hr(seed=1)).permute(2, 0, 1)
+    gen = torch.Generator().manual_seed(2)
+    noisy = (hr.double() + torch.randn(hr.shape, generator=gen, dtype=torch.float64) * 5.0).clamp(0, 255)
+    sr = noisy.round().to(torch.uint8)
+    border = 4
+    y_sr = rgb_to_y(sr)[border:-border, border:-border].contiguous()
+    y_hr = rgb_to_y(hr)[border:-border, border:-border].contiguous()
+    y_sr_np, y_hr_np = y_sr.numpy(), y_hr.numpy()
+
+    def ours() -> tuple[float, float]:
+        return psnr(y_sr, y_hr, crop_border=0), ssim(y_sr, y_hr, crop_border=0)
+
+    def theirs() -> tuple[float, float]:
+        p = peak_signal_noise_ratio(y_hr_np, y_sr_np, data_range=255)
+        s = structural_similarity(
+            y_hr_np,
+            y_sr_np,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=255,
+        )
+        return float(p), float(s)
+
+    (p_ours, s_ours), (p_ref, s_ref) = ours(), theirs()  # also warms both up
+    t_ours, t_ref = _median_time(ours, runs), _median_time(theirs, runs)
+    diff = max(abs(p_ours - p_ref), abs(s_ours - s_ref))
+    shape = f"{y_sr.shape[1]}x{y_sr.shape[0]}"
+    return [
+        _at_most(
+            "metrics.time_ratio",
+            f"PSNR-Y + SSIM-Y time, srbench / scikit-image ({shape} float64 Y)",
+            t_ours / t_ref,
+            "x",
+            GOAL_METRICS_RATIO,
+            srbench_s=t_ours,
+            skimage_s=t_ref,
+            runs=runs,
+        ),
+        _at_most(
+            "metrics.max_abs_diff",
+            "PSNR-Y / SSIM-Y max |srbench - scikit-image|",
+            diff,
+            "",
+            GOAL_METRICS_DIFF,
+            psnr_srbench=p_ours,
+            psnr_skimage=p_ref,
+            ssim_srbench=s_ours,
+            ssim_skimage=s_ref,
+        ),
+    ]
+
+
+def resize_figure(runs: int) -> Figure:
+    """x4 MATLAB-bicubic downscale of a DIV2K-sized image vs scikit-image ``rescale``."""
+    from skimage.transform import rescale
+
+    hr = synthetic_hr(seed=3)
+    imresize_uint8(hr, 0.25)  # warm the tap cache, as a dataset of equal sizes would
+    t_ours = _median_time(lambda: imresize_uint8(hr, 0.25), runs)
+    t_ref = _median_time(lambda: rescale(hr, 0.25, anti_aliasing=True, channel_axis=-1), runs)
+    return _at_most(
+        "resize.time_ratio",
+        "x4 bicubic LR generation time, srbench imresize / scikit-image rescale "
+        f"({DIV2K_SIZE[0]}x{DIV2K_SIZE[1]})",
+        t_ours / t_ref,
+        "x",
+        GOAL_RESIZE_RATIO,
+        srbench_s=t_ours,
+        skimage_s=t_ref,
+        runs=runs,
+    )
+
+
+# --------------------------------------------------------------------------- 4-5. timing
+
+
+def _forward_fn(model: torch.nn.Module, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def fn() -> torch.Tensor:
+        with torch.inference_mode():
+            return model(x)
+
+    return fn
+
+
+def timer_figures(device: torch.device, *, forwards: int, runs: int, min_run_time: float) -> list[Figure]:
+    """srbench ForwardTimer median vs torch.utils.benchmark on span at 1x3x256x256."""
+    from torch.utils.benchmark import Timer
+
+    model = create_model("span").to(device)
+    x = counting_input(NTIRE_INPUT_SHAPE, device=device)
+    fn = _forward_fn(model, x)
+    timer = ForwardTimer(device)
+    for _ in range(3):
+        timer.time(fn)
+
+    def srbench_median() -> float:
+        return timer.time_repeated(fn, forwards)[1]
+
+    medians = [srbench_median()]
+    reference = Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    ref_ms = reference.blocked_autorange(min_run_time=min_run_time).median * 1e3
+    medians += [srbench_median() for _ in range(runs - 1)]
+    ours = statistics.median(medians)
+    rel = ours / ref_ms - 1.0
+    return [
+        Figure(
+            "timer.relative_difference",
+            "span forward median (1x3x256x256), srbench ForwardTimer / torch.utils.benchmark - 1",
+            rel,
+            "",
+            f"within ±{GOAL_TIMER_REL:g}",
+            abs(rel) <= GOAL_TIMER_REL,
+            {"srbench_ms": ours, "torch_benchmark_ms": ref_ms, "run_medians_ms": medians},
+        ),
+        _info(
+            "timer.cv",
+            f"span median run-to-run coefficient of variation ({runs} runs of {forwards} forwards)",
+            coefficient_of_variation(medians),
+            "",
+            run_medians_ms=medians,
+        ),
+    ]
+
+
+def fusion_figures(device: torch.device, forwards: int) -> list[Figure]:
+    """SPAN forward time, training form and fuse-every-forward, over the fused form."""
+    from srbench.models.span import Conv3XC
+
+    fused = create_model("span").to(device)
+    branches = create_model("span", deploy=False).to(device).train()  # train(): branches run
+    refuse = create_model("span", deploy=False).to(device).eval()
+    convs = [m for m in refuse.modules() if isinstance(m, Conv3XC)]
+
+    def fuse_then_forward(x: torch.Tensor) -> torch.Tensor:
+        for m in convs:
+            m.fuse()
+        return refuse(x)
+
+    x = counting_input(NTIRE_INPUT_SHAPE, device=device)
+    timer = ForwardTimer(device)
+    ms: dict[str, float] = {}
+    with torch.inference_mode():
+        for name, fn in (("fused", fused), ("branches", branches), ("fuse_every_forward", fuse_then_forward)):
+            timer.time(lambda fn=fn: fn(x))
+            ms[name] = timer.time_repeated(lambda fn=fn: fn(x), forwards)[1]
+    return [
+        _info(
+            "fusion.branches_over_fused",
+            "SPAN training form (branches) / fused forward time",
+            ms["branches"] / ms["fused"],
+            "x",
+            **ms,
+        ),
+        _info(
+            "fusion.refuse_over_fused",
+            "SPAN fusing inside every forward (upstream eval) / fused forward time",
+            ms["fuse_every_forward"] / ms["fused"],
+            "x",
+            **ms,
+        ),
+    ]
+
+
+def counting_figures() -> list[Figure]:
+    """Seconds :func:`profile_model` takes per model (CPU, 1x3x256x256)."""
+    registered = set(list_models())
+    figures = []
+    for name in COUNTING_MODELS:
+        if name not in registered:
+            continue
+        c = profile_model(create_model(name), NTIRE_INPUT_SHAPE, input_range=get_entry(name).input_range)
+        figures.append(
+            _info(
+                f"counting.{name}",
+                f"Counting cost, {name} (params, fvcore FLOPs, activations, dispatch count)",
+                c.seconds,
+                "s",
+                flops=c.flops,
+                params=c.params,
+            )
+        )
+    return figures
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fmt(f: Figure) -> str:
+    if f.value is None or (isinstance(f.value, float) and math.isnan(f.value)):
+        return "—"
+    v = f.value
+    if f.unit == "x":
+        return f"{v:.3f}x"
+    if f.unit == "s":
+        return f"{v:.2f} s"
+    if abs(v) < 1e-3 and v != 0:
+        return f"{v:.1e}"
+    return f"{v:+.4f}" if f.key.startswith("timer.relative") else f"{v:.4f}"
+
+
+def figures_table(figures: list[Figure], title: str) -> Table:
+    """The figures as a rich table: label, value, goal and a pass/short mark."""
+    table = Table(title=title)
+    for col, justify in (("Figure", "left"), ("Value", "right"), ("Goal", "right"), ("", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for f in figures:
+        mark = "" if f.passed is None else ("[green]pass" if f.passed else "[red]short")
+        table.add_row(f.label, _fmt(f), f.goal or "—", mark)
+    return table
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def run_bench(out_dir: Path, *, quick: bool = False, device: str = "auto") -> dict[str, Any]:
+    """Measure every figure, print the table and write ``out_dir/bench.json``; returns its dict."""
+    console = Console(stderr=True)
+    dev = resolve_device(device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_div2k = 2 if quick else 10
+    runs = 2 if quick else 3
+    started = time.perf_counter()
+    sections: dict[str, float] = {}
+    figures: list[Figure] = []
+
+    def section(name: str, make: Callable[[], list[Figure]]) -> None:
+        console.print(f"[bold]bench:[/] {name} …")
+        t0 = time.perf_counter()
+        figures.extend(make())
+        sections[name] = time.perf_counter() - t0
+
+    if not os.environ.get("SRBENCH_WEIGHTS_DIR"):
+        console.print(
+            "[yellow]bench: SRBENCH_WEIGHTS_DIR is not set: models run without weights, so the "
+            "overhead loop skips the metrics (set it to ../shared/weights)"
+        )
+    with tempfile.TemporaryDirectory(prefix="srbench-bench-") as tmp:
+        root = Path(tmp)
+        sample = ImageCache.build(load_dataset(None, scale=4), root / "sample-cache")
+        section(
+            "overhead, sample set",
+            lambda: [
+                overhead_figure(
+                    "overhead.sample",
+                    f"Harness overhead, loop / forwards, sample set ({len(sample)} images)",
+                    sample,
+                    str(dev),
+                )
+            ],
+        )
+
+        def div2k() -> list[Figure]:
+            hr_dir = write_div2k_like(root / "div2k", n_div2k)
+            images = ImageCache.build(load_dataset(hr_dir, scale=4), root / "div2k-cache")
+            label = (
+                f"Harness overhead, loop / forwards, DIV2K-sized set "
+                f"({n_div2k} synthetic {DIV2K_SIZE[0]}x{DIV2K_SIZE[1]} HR)"
+            )
+            return [overhead_figure("overhead.div2k", label, images, str(dev))]
+
+        section("overhead, DIV2K-sized set", div2k)
+        section("fixed cost", lambda: [fixed_cost_figure(sample, str(dev))])
+    section("metrics", lambda: metrics_figures(runs))
+    section("LR generation", lambda: [resize_figure(runs)])
+    section(
+        "timer fidelity",
+        lambda: timer_figures(
+            dev, forwards=5 if quick else 10, runs=3 if quick else 5, min_run_time=1.0 if quick else 3.0
+        ),
+    )
+    section("SPAN fusion", lambda: fusion_figures(dev, 3 if quick else 5))
+    section("counting cost", counting_figures)
+
+    total = time.perf_counter() - started
+    doc = {
+        "schema": SCHEMA,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": quick,
+        "environment": collect_environment(dev),
+        "seconds": total,
+        "section_seconds": sections,
+        "figures": [asdict(f) for f in figures],
+    }
+    atomic_write_text(out_dir / "bench.json", json.dumps(_json_safe(doc), indent=2) + "\n")
+    env = doc["environment"]
+    title = (
+        f"srbench bench on {env.get('device_name')} ({env.get('torch_threads')} threads, "
+        f"torch {env.get('torch')}){' — quick' if quick else ''}"
+    )
+    Console().print(figures_table(figures, title))
+    console.print(f"bench: {total:.0f} s; figures in {out_dir / 'bench.json'}")
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry (``python -m srbench.benchmark.bench``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m srbench.benchmark.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--output", type=Path, required=True, help="folder for bench.json")
+    parser.add_argument("--quick", action="store_true", help="fewer images and repetitions (smoke run)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")
+    args = parser.parse_args(argv)
+    run_bench(args.output, quick=args.quick, device=args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
