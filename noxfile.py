@@ -44,3 +44,44 @@ def bench(session: nox.Session) -> None:
     out = session.posargs[0] if session.posargs else "bench-out"
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
     session.run("python", "-m", "srbench.benchmark.bench", "--output", out, env=env)
+
+
+#: The CI regression fixture: every model with official weights, plus efficiency-only rows.
+REGRESSION_MODELS = "bicubic,rlfn,rlfn_paper,rlfn_s,span,span_tiny,spanf,efdn,span_ca,fdat_tiny,grla"
+REGRESSION_BASELINE = "results/baselines/ci-cpu.json"
+
+
+@nox.session
+def regression(session: nox.Session) -> None:
+    """Run the fixture benchmark on sample-mini and check it against the committed baseline.
+
+    ``nox -s regression -- --update`` rewrites the baseline on purpose.
+    """
+    _install(session)
+    out = os.path.join(session.create_tmp(), "regression")
+    env = {
+        "SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights"),
+        "SRBENCH_OFFLINE": "1",
+    }
+    session.run(
+        "srbench",
+        "run",
+        "--models",
+        REGRESSION_MODELS,
+        "--data",
+        "sample-mini",
+        "--profile-input",
+        "1x3x64x64",
+        "--output",
+        out,
+        env=env,
+    )
+    session.run(
+        "srbench",
+        "check",
+        os.path.join(out, "results.json"),
+        "--baseline",
+        REGRESSION_BASELINE,
+        "--per-image",
+        *session.posargs,
+    )

@@ -16,6 +16,11 @@ Conventions (what ``srbench check`` enforces):
   that silently stops covering a model would pass forever. A new model is info (``added``).
 * A metric the baseline has but the run lacks is a failure (``changed``); one the run has
   but the baseline lacks is info (``added``).
+* Outputs: each image's ``sr_sha256`` (the quantised SR image's fingerprint) must be equal
+  when both runs come from the same platform (device name, torch version, thread count,
+  dtype): then float kernels are the same and a one-grey-level change on one pixel is a
+  failure, which no PSNR tolerance can see. Across platforms float rounding legitimately
+  differs, so outputs are not compared there and a note says so.
 
 Everything here is a pure function of two :class:`RunResult` objects.
 """
@@ -197,8 +202,38 @@ def compare_images(base: ModelResult, now: ModelResult, tol: Tolerances) -> list
     return sorted(out, key=lambda f: f.metric)
 
 
-def compare_model(base: ModelResult, now: ModelResult, tol: Tolerances, *, per_image: bool) -> list[Finding]:
-    """Every check of one model present in both runs, in a stable order."""
+def compare_outputs(base: ModelResult, now: ModelResult) -> list[Finding]:
+    """Per-image output fingerprints (exact), for images with a fingerprint on both sides."""
+    bi, ni = _images(base), _images(now)
+    out = []
+    for name in sorted(bi.keys() & ni.keys()):
+        b, n = bi[name].sr_sha256, ni[name].sr_sha256
+        if b is not None and n is not None and b != n:
+            out.append(Finding(base.name, f"sr_sha256[{name}]", b[:12], n[:12], None, CHANGED))
+    return out
+
+
+#: Environment/config keys that must agree for bit-identical outputs to be expected.
+PLATFORM_KEYS = (
+    ("environment", "device_name"),
+    ("environment", "torch"),
+    ("environment", "torch_threads"),
+    ("config", "dtype"),
+)
+
+
+def same_platform(a: RunResult, b: RunResult) -> bool:
+    """True when ``a`` and ``b`` ran on the same device, torch, thread count and dtype."""
+    return all(getattr(a, part).get(key) == getattr(b, part).get(key) for part, key in PLATFORM_KEYS)
+
+
+def compare_model(
+    base: ModelResult, now: ModelResult, tol: Tolerances, *, per_image: bool, outputs: bool = False
+) -> list[Finding]:
+    """Every check of one model present in both runs, in a stable order.
+
+    ``outputs`` compares per-image output fingerprints exactly (same platform only).
+    """
     name = base.name
     out: list[Finding] = [compare_status(name, base.status, now.status)]
     for metric in EXACT_METRICS:
@@ -224,6 +259,8 @@ def compare_model(base: ModelResult, now: ModelResult, tol: Tolerances, *, per_i
                 out.append(f)
         if per_image and base.has_quality and now.has_quality:
             out.extend(compare_images(base, now, tol))
+    if outputs:
+        out.extend(compare_outputs(base, now))
     if tol.time_ratio is not None:
         f = compare_time(name, base, now, tol.time_ratio)
         if f:
@@ -250,12 +287,15 @@ def compare_runs(
     then models only in ``now``."""
     tol = tol or Tolerances()
     out = _run_notes(baseline, now)
+    outputs = same_platform(baseline, now)
+    if not outputs:
+        out.append(Finding("(run)", "sr_sha256", "other platform", "not compared", None, NOTE))
     for base in baseline.models:
         cur = now.model(base.name)
         if cur is None:
             out.append(Finding(base.name, "model", base.status, None, None, REMOVED))
         else:
-            out.extend(compare_model(base, cur, tol, per_image=per_image))
+            out.extend(compare_model(base, cur, tol, per_image=per_image, outputs=outputs))
     for cur in now.models:
         if baseline.model(cur.name) is None:
             out.append(Finding(cur.name, "model", None, cur.status, None, ADDED))

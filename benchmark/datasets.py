@@ -15,6 +15,7 @@ Layouts (``layout=`` forces one; otherwise detected from the folder names under 
 ``sample``
     No PATH: scikit-image's bundled photographs astronaut, chelsea, coffee, rocket. LR is
     ``imresize_uint8(modcrop(hr, s), 1/s)`` (MATLAB bicubic), computed in memory.
+    ``--data sample-mini`` is the same set with each HR cut to its central 96x96 square.
 ``div2k``
     ``DIV2K_{split}_HR/0801.png`` + ``DIV2K_{split}_LR_{degradation}/X{s}/0801x{s}.png``; PATH
     is the folder holding them, a ``DIV2K/`` folder inside PATH, or the HR folder itself.
@@ -62,6 +63,18 @@ SPLITS: tuple[str, ...] = ("train", "valid", "test")
 DEGRADATIONS: tuple[str, ...] = ("bicubic", "unknown")
 #: The built-in sample set: scikit-image ``skimage.data`` functions, in this order.
 SAMPLE_IMAGES: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket")
+#: ``--data sample-mini``: the same photographs, HR cut to their central
+#: ``SAMPLE_MINI_CROP``-pixel square (the CI regression fixture: seconds, not minutes).
+SAMPLE_MINI = "sample-mini"
+SAMPLE_MINI_CROP = 96
+
+
+def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    top = (img.shape[0] - size) // 2
+    left = (img.shape[1] - size) // 2
+    return img[top : top + size, left : left + size]
+
+
 #: How many problems the :class:`SrbenchError` raised by :func:`load_dataset` names.
 PROBLEMS_NAMED = 3
 
@@ -190,6 +203,7 @@ class Dataset:
     cache_lr: bool = True
     degradation: str = "bicubic"
     problems: list[Problem] = field(default_factory=list)
+    hr_crop: int | None = None
     _warned_cache: bool = field(default=False, repr=False)
 
     def __len__(self) -> int:
@@ -231,6 +245,8 @@ class Dataset:
             import skimage.data
 
             img = np.asarray(getattr(skimage.data, source.name)(), dtype=np.uint8)
+            if self.hr_crop is not None:
+                img = _center_crop(img, self.hr_crop)
         else:
             img = read_image(source.hr_path, allow_16bit=self.allow_16bit)
         return np.ascontiguousarray(modcrop(img, self.scale))
@@ -735,11 +751,15 @@ def resolve_dataset(
         return _build_paired(
             hr_dir, lr_dir, scale=scale, layout="paired", name=_generic_name(hr_dir), root=root, **kw
         )
-    if data is None:
+    if data is None or str(data) == SAMPLE_MINI:
         if layout not in (None, "sample"):
             raise SrbenchError(f"--layout {layout} needs --data PATH")
         sources = [PairSource(n, None) for n in SAMPLE_IMAGES]
-        return Dataset(name="sample", scale=scale, layout="sample", sources=sources, **kw)
+        if data is None:
+            return Dataset(name="sample", scale=scale, layout="sample", sources=sources, **kw)
+        return Dataset(
+            name=SAMPLE_MINI, scale=scale, layout="sample", sources=sources, hr_crop=SAMPLE_MINI_CROP, **kw
+        )
     if layout == "sample":
         raise SrbenchError("--layout sample is the built-in set; drop --data to use it")
     path = _existing_dir(Path(data), "dataset path")

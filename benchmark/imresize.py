@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 _KERNEL_WIDTH = 4.0
+# Below this many elements per gathered row, the resized axis is moved to the front first.
+_MIN_ROW = 256
 
 
 def _cubic(x: torch.Tensor) -> torch.Tensor:
@@ -75,26 +77,54 @@ def _contributions(
     return idx0[:, keep].contiguous().to(device), weights[:, keep].contiguous().to(device)
 
 
-def _resize_axis(img: torch.Tensor, dim: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
-    """Resize float64 ``img`` along ``dim`` (-1 or -2) with the cached MATLAB taps."""
-    in_len = img.shape[dim]
-    idx, w = _contributions(in_len, out_len, float(scale), antialias, img.device)
-    # Sum over taps in tap order (as MATLAB does): acc += w[:, t] * img[idx[:, t]]. One gather
-    # per tap keeps memory at one output-sized buffer instead of out*taps. Gathering whole
-    # contiguous rows is several times faster than gathering columns, so the W pass runs on
-    # the transposed image.
-    if dim == -1:
-        return _resize_rows(img.transpose(-1, -2), idx, w).transpose(-1, -2)
-    return _resize_rows(img, idx, w)
+def _resize_dim(x: torch.Tensor, dim: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    """Resize float64 ``x`` along axis ``dim`` (non-negative) with the cached MATLAB taps.
+
+    Sums over taps in tap order, as MATLAB does: ``acc += w[:, t] * x[idx[:, t]]``. The axis is
+    treated as the row index of a (lead * in, trail) matrix so that each tap is one gather of
+    whole rows into a reused buffer; when the rows would be short (the axis is nearly
+    innermost) the axis is first moved to the front, which costs one copy but makes the
+    gathers contiguous.
+    """
+    in_len = x.shape[dim]
+    idx, w = _contributions(in_len, out_len, float(scale), antialias, x.device)
+    moved = math.prod(x.shape[dim + 1 :]) < _MIN_ROW
+    if moved:
+        x = x.movedim(dim, 0)
+    d = 0 if moved else dim
+    lead_shape, trail_shape = x.shape[:d], x.shape[d + 1 :]
+    n_lead, n_trail = math.prod(lead_shape), math.prod(trail_shape)
+    flat = x.contiguous().view(n_lead * in_len, n_trail)
+    base = torch.arange(n_lead, device=x.device)[:, None] * in_len
+    acc = torch.empty(n_lead * out_len, n_trail, dtype=torch.float64, device=x.device)
+    # One reused gather buffer: fresh per-tap tensors of this size cost page faults per tap.
+    buf = torch.empty_like(acc)
+    for t in range(idx.shape[1]):
+        rows = (base + idx[:, t]).view(-1)
+        w_t = w[:, t].repeat(n_lead)[:, None]
+        if t == 0:
+            torch.mul(torch.index_select(flat, 0, rows, out=buf), w_t, out=acc)
+        else:
+            acc.addcmul_(torch.index_select(flat, 0, rows, out=buf), w_t)
+    out = acc.view(*lead_shape, out_len, *trail_shape)
+    return out.movedim(0, dim) if moved else out
 
 
-def _resize_rows(img: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Apply (out, taps) index/weight matrices along dim -2 of ``img``; returns contiguous."""
-    img = img.contiguous()
-    acc = img[..., idx[:, 0], :] * w[:, 0, None]
-    for t in range(1, idx.shape[1]):
-        acc.addcmul_(img[..., idx[:, t], :], w[:, t, None])
-    return acc
+def _resize_2d(
+    x: torch.Tensor,
+    h_dim: int,
+    w_dim: int,
+    out_hw: tuple[int, int],
+    scale_hw: tuple[float, float],
+    antialias: bool,
+) -> torch.Tensor:
+    """Both passes in MATLAB's order: increasing scale; rows (H) first when the scales tie."""
+    passes = [(h_dim, out_hw[0], scale_hw[0]), (w_dim, out_hw[1], scale_hw[1])]
+    if scale_hw[1] < scale_hw[0]:
+        passes.reverse()
+    for dim, out_len, s in passes:
+        x = _resize_dim(x, dim, out_len, s, antialias)
+    return x
 
 
 def imresize(
@@ -131,13 +161,9 @@ def imresize(
         if out_h <= 0 or out_w <= 0:
             raise ValueError(f"imresize: output_size must be positive, got {output_size}")
         scale_h, scale_w = out_h / in_h, out_w / in_w
-    x = img.to(torch.float64)
-    # MATLAB order: increasing scale; rows (dimension 1) first when the scales are equal.
-    passes = [(-2, out_h, scale_h), (-1, out_w, scale_w)]
-    if scale_w < scale_h:
-        passes.reverse()
-    for dim, out_len, s in passes:
-        x = _resize_axis(x, dim, out_len, s, antialias)
+    x = _resize_2d(
+        img.to(torch.float64), img.dim() - 2, img.dim() - 1, (out_h, out_w), (scale_h, scale_w), antialias
+    )
     return x.contiguous()
 
 
@@ -162,10 +188,12 @@ def imresize_uint8(img: np.ndarray | torch.Tensor, scale: float) -> np.ndarray |
         raise ValueError(
             f"imresize_uint8: expected a uint8 HWC or HW image, got dtype {t.dtype} shape {tuple(t.shape)}"
         )
-    chw = t.permute(2, 0, 1) if t.dim() == 3 else t
-    out = imresize(chw.to(torch.float64) / 255.0, scale)
-    out = _round_half_away_nonneg((out * 255.0).clamp_(0.0, 255.0)).to(torch.uint8)
-    out = out.permute(1, 2, 0).contiguous() if t.dim() == 3 else out
+    # Resize in the HWC layout as given (axes 0 and 1): no channel transposes are needed.
+    x = t.to(torch.float64).div_(255.0)
+    h, w = int(t.shape[0]), int(t.shape[1])
+    out_hw = (output_length(h, scale), output_length(w, scale))
+    out = _resize_2d(x, 0, 1, out_hw, (float(scale), float(scale)), True)
+    out = _round_half_away_nonneg(out.mul_(255.0).clamp_(0.0, 255.0)).to(torch.uint8).contiguous()
     return out.numpy() if is_numpy else out
 
 

@@ -38,9 +38,10 @@ SSIM_SIGMA = 1.5
 SSIM_C1 = (0.01 * 255.0) ** 2
 SSIM_C2 = (0.03 * 255.0) ** 2
 
-# Output rows / columns per tile of the banded-matmul Gaussian filter (see _ssim_2d).
+# Rows per band in rgb_to_y's uint8 -> float64 conversion on the CPU.
+_Y_BAND_ROWS = 32
+# Output rows per tile of the SSIM filter (see _ssim_2d); tuned on a 2-core CPU.
 _TILE_ROWS = 24
-_TILE_COLS = 16
 
 
 class ImageShapeError(SrbenchError, ValueError):
@@ -85,14 +86,29 @@ def rgb_to_y(img: torch.Tensor) -> torch.Tensor:
     """
     if img.dim() != 3 or img.shape[0] != 3:
         raise ImageShapeError(f"rgb_to_y: expected a (3, H, W) RGB image, got shape {tuple(img.shape)}")
-    rgb = img.to(torch.float64)
+    _, h, w = img.shape
     wr, wg, wb = BT601_WEIGHTS
-    return 16.0 + (wr * rgb[0] + wg * rgb[1] + wb * rgb[2]) / 255.0
+    out = torch.empty(h, w, dtype=torch.float64, device=img.device)
+    # On the CPU, convert a band of rows at a time so the float64 copy of the three channels
+    # stays in cache; converting the whole image first is several times slower.
+    band = _Y_BAND_ROWS if img.device.type == "cpu" else h
+    buf = torch.empty(3, min(band, h), w, dtype=torch.float64, device=img.device)
+    for r0 in range(0, h, band):
+        rows = min(band, h - r0)
+        rgb = buf[:, :rows]
+        rgb.copy_(img[:, r0 : r0 + rows])
+        y = out[r0 : r0 + rows]
+        torch.mul(rgb[0], wr, out=y)
+        y.add_(rgb[1], alpha=wg).add_(rgb[2], alpha=wb).div_(255.0).add_(16.0)
+    return out
 
 
 def _crop(img: torch.Tensor, crop_border: int) -> torch.Tensor:
     if crop_border < 0:
         raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+    h, w = img.shape[-2], img.shape[-1]
+    if 2 * crop_border >= min(h, w):
+        raise ImageShapeError(f"crop_border={crop_border} leaves no pixels of a {h}x{w} image; lower it")
     if crop_border == 0:
         return img
     return img[..., crop_border:-crop_border, crop_border:-crop_border]
@@ -115,8 +131,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, crop_border: int, peak: float = 25
     and channels; PSNR = ``10 log10(peak^2 / MSE)``; ``math.inf`` when MSE == 0.
     """
     _check_pair(a, b, "psnr")
-    diff = _crop(a, crop_border).to(torch.float64) - _crop(b, crop_border).to(torch.float64)
-    mse = float(torch.mean(diff * diff))
+    diff = (_crop(a, crop_border).to(torch.float64) - _crop(b, crop_border).to(torch.float64)).reshape(-1)
+    # A dot product avoids a second image-sized temporary (the square) before the mean.
+    mse = float(torch.dot(diff, diff)) / diff.numel()
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(peak * peak / mse)
@@ -143,57 +160,60 @@ def _band(tile: int, device: torch.device) -> torch.Tensor:
 def _ssim_2d(x: torch.Tensor, y: torch.Tensor) -> float:
     """Mean SSIM over the 'valid' map of two float64 (H, W) images (0-255 scale).
 
-    The separable Gaussian filter is applied as banded matrix products on row tiles, so that the
-    four moment maps (x, y, x^2 + y^2, xy) of one tile live in cache from construction through
-    the SSIM map; whole-image float64 temporaries would make this memory-bound. Each filtered
-    value is a dot product of the 11 Gaussian taps with 11 inputs plus exact zeros, so the
-    result matches a direct 'valid' convolution to float rounding.
+    The image is processed in tiles of output rows so that the moment maps of one tile stay in
+    cache from construction through the SSIM map (whole-image float64 temporaries would make
+    this memory-bound). The SSIM map only needs sigma_x^2 + sigma_y^2, so four maps suffice:
+    x, y, x^2 + y^2 and xy. The separable Gaussian is applied as one banded matrix product
+    along the rows of a tile (a dot product of the 11 taps with 11 inputs plus exact zeros)
+    and as 11 shifted multiply-adds along its columns, so the result matches a direct 'valid'
+    2-D convolution to float rounding.
     """
     h, w = x.shape
     n = SSIM_WINDOW
     if h < n or w < n:
         raise ImageShapeError(f"ssim: images must be at least {n}x{n} after cropping, got {h}x{w}")
     ho, wo = h - n + 1, w - n + 1
-    br, bc = _TILE_ROWS, _TILE_COLS
-    n_col_tiles = -(-wo // bc)
-    wpad = n_col_tiles * bc + n - 1
+    br = min(_TILE_ROWS, ho)
     dev = x.device
-    band_r = _band(br, dev).T.contiguous()  # (br, br + 10): filters rows from the left
-    band_c = _band(bc, dev)  # (bc + 10, bc): filters columns from the right
-    # The SSIM map only needs sigma_x^2 + sigma_y^2, so four maps suffice: x, y, x^2 + y^2, xy.
-    # One row tile of them is interleaved per row as (rows, 4, wpad) so that the row filter is
-    # one GEMM on a contiguous matrix; the zero padding on the right gives discarded outputs.
-    moments = torch.zeros(br + n - 1, 4, wpad, dtype=torch.float64, device=dev)
-    rows_f = torch.empty(br, 4 * wpad, dtype=torch.float64, device=dev)
+    taps = gaussian_window_1d().tolist()
+    band = _band(br, dev).T.contiguous()  # (br, br + 10): row filter by left multiplication
+    # One tile of moment maps interleaved per row as (rows, 4, w): a row slice is then one
+    # contiguous matrix for the GEMM. Buffers are reused across tiles (fresh allocations of
+    # this size cost page faults on every tile).
+    moments = torch.zeros(br + n - 1, 4, w, dtype=torch.float64, device=dev)
+    rows_f = torch.empty(br * 4, w, dtype=torch.float64, device=dev)
+    filt = torch.empty(br * 4, wo, dtype=torch.float64, device=dev)
+    tmp = torch.empty(br * 4, wo, dtype=torch.float64, device=dev)
     total = torch.zeros((), dtype=torch.float64, device=dev)
     for r0 in range(0, ho, br):
         r1 = min(r0 + br + n - 1, h)
         rows = r1 - r0
         if rows < br + n - 1:
-            moments.zero_()
+            moments.zero_()  # the last, partial tile: rows past the image give discarded output
         xs, ys = x[r0:r1], y[r0:r1]
-        moments[:rows, 0, :w] = xs
-        moments[:rows, 1, :w] = ys
-        sq = moments[:rows, 2, :w]
+        moments[:rows, 0] = xs
+        moments[:rows, 1] = ys
+        sq = moments[:rows, 2]
         torch.mul(xs, xs, out=sq)
         sq.addcmul_(ys, ys)
-        torch.mul(xs, ys, out=moments[:rows, 3, :w])
-        torch.mm(band_r, moments.view(br + n - 1, 4 * wpad), out=rows_f)
-        # Column filter: overlapping windows of bc + 10 columns, stepping bc, times the band.
-        # Copying the windows into one (tiles, bc + 10) matrix makes this a single GEMM;
-        # a batched matmul over the strided view runs thousands of tiny products instead.
-        windows = rows_f.view(br * 4, wpad).unfold(1, bc + n - 1, bc).reshape(-1, bc + n - 1)
-        f = torch.mm(windows, band_c).view(br, 4, n_col_tiles * bc)
-        valid_rows = min(br, ho - r0)
-        f = f[:valid_rows, :, :wo]
+        torch.mul(xs, ys, out=moments[:rows, 3])
+        torch.mm(band, moments.view(br + n - 1, 4 * w), out=rows_f.view(br, 4 * w))
+        # Column filter, using the window's symmetry: g[k] (v[k] + v[10 - k]) + g[5] v[5].
+        torch.mul(rows_f[:, 5 : 5 + wo], taps[5], out=filt)
+        for k in range(5):
+            torch.add(rows_f[:, k : k + wo], rows_f[:, n - 1 - k : n - 1 - k + wo], out=tmp)
+            filt.add_(tmp, alpha=taps[k])
+        f = filt.view(br, 4, wo)[: min(br, ho - r0)]
         mu_x, mu_y = f[:, 0], f[:, 1]
         mu_xy = mu_x * mu_y
         mu_sq = mu_x * mu_x
         mu_sq.addcmul_(mu_y, mu_y)
-        # num = (2 mu_x mu_y + C1) (2 sigma_xy + C2); den = (mu_x^2 + mu_y^2 + C1)(sigma sum + C2)
-        num = (2.0 * mu_xy + SSIM_C1) * (2.0 * (f[:, 3] - mu_xy) + SSIM_C2)
-        den = (mu_sq + SSIM_C1) * ((f[:, 2] - mu_sq) + SSIM_C2)
-        total += (num / den).sum()
+        # SSIM = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2))
+        num = (f[:, 3] - mu_xy).mul_(2.0).add_(SSIM_C2)
+        num.mul_(mu_xy.mul(2.0).add_(SSIM_C1))
+        den = (f[:, 2] - mu_sq).add_(SSIM_C2)
+        den.mul_(mu_sq.add_(SSIM_C1))
+        total += num.div_(den).sum()
     return float(total) / (ho * wo)
 
 

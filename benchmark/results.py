@@ -35,7 +35,11 @@ STATUS_ERROR = "error"
 
 @dataclass
 class ImageResult:
-    """One image of one model. Times in ms; PSNR in dB; ``None`` when not meaningful."""
+    """One image of one model. Times in ms; PSNR in dB; ``None`` when not meaningful.
+
+    ``sr_sha256`` fingerprints the model's quantised output: the SHA-256 of the SR image as
+    uint8 H×W×3 RGB bytes in row-major order (a one-grey-level change on one pixel changes it).
+    """
 
     name: str
     runtime_ms: float | None
@@ -43,6 +47,7 @@ class ImageResult:
     ssim_y: float | None = None
     psnr_rgb: float | None = None
     tiled: bool = False
+    sr_sha256: str | None = None
     #: GPU energy of one forward in joules (NVML counter; mean over --repeat); None on CPU.
     energy_j: float | None = None
 

@@ -19,6 +19,7 @@ The dataset is decoded once per run into an :class:`ImageCache` shared by all mo
 from __future__ import annotations
 
 import gc
+import hashlib
 import math
 import os
 import random
@@ -406,8 +407,10 @@ def _measure_into(
             sr = _check_output(out, x, config.scale, name).float()
             if entry.input_range != 1.0:
                 sr = sr / entry.input_range
-            img = ImageResult(name=name, runtime_ms=ms, tiled=tiled, energy_j=joules)
             sr_u8 = to_uint8(sr)
+            img = ImageResult(
+                name=name, runtime_ms=ms, tiled=tiled, energy_j=joules, sr_sha256=_fingerprint(sr_u8)
+            )
             if config.save_images:
                 _save_sr(Path(config.save_images) / spec.name / f"{name}.png", sr_u8)
             if quality:
@@ -425,6 +428,11 @@ def _measure_into(
     result.memory_kind = memory.kind
     _summarise(result, quality, forced_tiling=config.tile is not None)
     result.energy_j_per_image = mean_energy(i.energy_j for i in result.images)
+
+
+def _fingerprint(sr_u8: torch.Tensor) -> str:
+    """SHA-256 of the uint8 SR image as H×W×3 RGB bytes (see ``ImageResult.sr_sha256``)."""
+    return hashlib.sha256(sr_u8.permute(1, 2, 0).contiguous().cpu().numpy().tobytes()).hexdigest()
 
 
 def _save_sr(path: Path, sr_u8: torch.Tensor) -> None:

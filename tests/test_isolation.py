@@ -66,7 +66,9 @@ def test_isolated_result_equals_in_process(images: ImageCache) -> None:
 
 def test_crashing_model_leaves_others_intact(tmp_path: Path) -> None:
     def measure(spec, images, cfg, **kw):  # type: ignore[no-untyped-def]
-        return measure_in_worker(spec, images, cfg, progress=kw.get("progress"), setup=srbench_test_models.register)
+        return measure_in_worker(
+            spec, images, cfg, progress=kw.get("progress"), setup=srbench_test_models.register
+        )
 
     cfg = RunConfig(models=["bicubic", "test_segfault", "test_slow"], isolate=True)
     run, interrupted = run_benchmark(cfg, tmp_path, measure=measure)
@@ -113,7 +115,11 @@ def _cli(args: list[str], env_extra: dict[str, str] | None = None) -> subprocess
     env["PYTHONPATH"] = str(TESTS) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_extra or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "srbench", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "srbench", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -143,7 +149,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     assert 1 <= len(partial["models"]) < 3
 
     resumed = _cli(["run", "--models", models, "--resume", str(killed)])
-    out, err = resumed.communicate(timeout=300)
+    _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "already measured" in err
     full = _cli(["run", "--models", models, "--output", str(whole)])

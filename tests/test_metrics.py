@@ -98,7 +98,9 @@ def test_image_vectors(name: str) -> None:
 # ---------------------------------------------------------------- second implementation
 
 
-@pytest.mark.parametrize(("h", "w", "crop"), [(19, 19, 4), (45, 77, 2), (101, 150, 4), (70, 64, 0)])
+@pytest.mark.parametrize(
+    ("h", "w", "crop"), [(19, 19, 4), (45, 77, 2), (101, 150, 4), (70, 64, 0), (58, 40, 0)]
+)
 def test_matches_skimage_on_random_images(h: int, w: int, crop: int) -> None:
     rng = np.random.default_rng(h * 1000 + w)
     hr = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
@@ -154,4 +156,6 @@ def test_image_quality_rejects_shape_mismatch() -> None:
     with pytest.raises(ValueError, match="uint8"):
         image_quality(a.float(), a.float(), crop_border=4)
     with pytest.raises(ValueError, match="at least 11x11"):
-        ssim(a[0], a[0], crop_border=12)
+        ssim(a[0], a[0], crop_border=11)
+    with pytest.raises(ValueError, match="crop_border=16"):
+        psnr(a, a, crop_border=16)
