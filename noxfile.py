@@ -10,7 +10,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "regression"]
 nox.options.default_venv_backend = "venv"
 
 TORCH = "torch==2.13.0"

@@ -35,6 +35,7 @@ from srbench.benchmark.runner import (
     ImageCache,
     ModelSpec,
     RunConfig,
+    build_model,
     check_config,
     measure_model,
     parse_model_specs,
@@ -68,6 +69,17 @@ def prepare_output_dir(out_dir: Path) -> None:
         raise SrbenchError(
             f"output folder {out_dir} is not writable ({exc.strerror or exc}); choose another with --output"
         ) from None
+
+
+def validate_checkpoints(specs: list[ModelSpec], config: RunConfig) -> None:
+    """Load every checkpoint the user named, before any model runs.
+
+    A truncated file, another architecture's checkpoint or one for another scale is bad
+    input: a one-line error (exit 2) now beats an error row after an hour of benchmarking.
+    """
+    for spec in specs:
+        if spec.weights_path is not None:
+            build_model(spec, config)
 
 
 class StopFlag:
@@ -123,6 +135,7 @@ def run_benchmark(
     device = resolve_device(config.device)
     check_config(config, device)
     specs: list[ModelSpec] = parse_model_specs(",".join(config.models), config.weights)
+    validate_checkpoints(specs, config)
     dataset = load_dataset(config.data, scale=config.scale, layout=config.layout)
     run = RunResult(
         environment=collect_environment(device),

@@ -47,7 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+            return int(exc.code or 0)
         return int(args.func(args) or 0)
     except SrbenchError as exc:
         if debug:
