@@ -169,16 +169,17 @@ def load_upscaler(
     tile: int | None = None,
     tile_overlap: int = DEFAULT_OVERLAP,
     weights: dict[str, str] | None = None,
+    offline: bool = False,
 ) -> Upscaler:
     """Build ``model`` (a spec, or a registry name / checkpoint path as ``--models`` takes).
 
     Weights are resolved as in ``srbench run`` (``--weights``, ``SRBENCH_WEIGHTS_DIR``, the
-    cache). A model with parameters but no weights is refused: random weights upscale to noise.
-    Parameter-free models (``bicubic``) need none.
+    cache, then a download unless ``offline``). A model with parameters but no weights is
+    refused: random weights upscale to noise. Parameter-free models (``bicubic``) need none.
     """
     spec = model if isinstance(model, ModelSpec) else resolve_spec(model, weights)
     torch_device = resolve_device(device)
-    config = RunConfig(models=[spec.name], scale=scale, device=device, dtype=dtype, offline=True)
+    config = RunConfig(models=[spec.name], scale=scale, device=device, dtype=dtype, offline=offline)
     check_config(config, torch_device)
     entry, loaded = build_model(spec, config)
     has_params = any(p.numel() > 0 for p in loaded.model.parameters())

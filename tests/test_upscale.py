@@ -195,7 +195,7 @@ def test_random_init_models_upscale_like_a_direct_forward(name: str, astronaut: 
         SourceImage(rgb=astronaut)
     )
     assert out.shape == (192, 256, 3) and out.dtype == np.uint8 and not tiled and ms > 0
-    x = torch.from_numpy(astronaut).permute(2, 0, 1)[None].float() * (entry.input_range / 255.0)
+    x = torch.from_numpy(astronaut).permute(2, 0, 1)[None].float() / (255.0 / entry.input_range)
     with torch.no_grad():
         ref = torch.round((model(x)[0] / entry.input_range).clamp(0, 1) * 255).to(torch.uint8)
     assert np.array_equal(out, ref.permute(1, 2, 0).numpy())

@@ -51,6 +51,20 @@ def add_protocol_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", help="never download weights")
 
 
+def add_tiling_options(p: argparse.ArgumentParser) -> None:
+    """``--tile`` and ``--tile-overlap`` (LR pixels), shared by ``run`` and ``upscale``."""
+    p.add_argument(
+        "--tile", type=int, default=None, help="tile every image (LR pixels); default: only on OOM"
+    )
+    p.add_argument("--tile-overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (LR pixels)")
+
+
+def check_tiling(args: argparse.Namespace) -> None:
+    """Refuse a tile no larger than its overlap."""
+    if args.tile is not None and args.tile <= args.tile_overlap:
+        raise SrbenchError(f"--tile {args.tile} must be larger than --tile-overlap {args.tile_overlap}")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
@@ -75,8 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-isolate", action="store_true", help="measure in-process (debugging)")
     p.add_argument("--model-timeout", type=float, default=None, help="seconds per model (isolated only)")
-    p.add_argument("--tile", type=int, default=None, help="tile every image (LR pixels)")
-    p.add_argument("--tile-overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (LR pixels)")
+    add_tiling_options(p)
     p.add_argument(
         "--warmup",
         type=int,
@@ -102,8 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` described by parsed ``run`` arguments."""
-    if args.tile is not None and args.tile <= args.tile_overlap:
-        raise SrbenchError(f"--tile {args.tile} must be larger than --tile-overlap {args.tile_overlap}")
+    check_tiling(args)
     if args.model_timeout is not None and args.model_timeout <= 0:
         raise SrbenchError("--model-timeout must be a positive number of seconds")
     warmup = args.warmup if args.warmup is not None else (0 if args.ntire_compat else DEFAULT_WARMUP)

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from srbench.benchmark.runner import DTYPES
-from srbench.benchmark.tiling import DEFAULT_OVERLAP
 from srbench.benchmark.upscale import (
     UpscaleResult,
     collect_inputs,
@@ -18,7 +17,7 @@ from srbench.benchmark.upscale import (
     resolve_spec,
     upscale_file,
 )
-from srbench.commands.run import parse_weights
+from srbench.commands.run import add_protocol_options, add_tiling_options, check_tiling, parse_weights
 from srbench.errors import SrbenchError
 
 
@@ -33,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
     p.add_argument("--model", "-m", required=True, help="registered model name or checkpoint path")
-    p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
+    add_protocol_options(p)
     p.add_argument(
         "--output",
         "-o",
@@ -41,20 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="output folder, or a .png file name for a single input (default: beside the input)",
     )
-    p.add_argument(
-        "--tile", type=int, default=None, help="tile every image (LR pixels); default: only on OOM"
-    )
-    p.add_argument("--tile-overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (LR pixels)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    add_tiling_options(p)
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument(
-        "--weights",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="checkpoint for the model; else SRBENCH_WEIGHTS_DIR, then the cache",
-    )
     p.set_defaults(func=upscale_command)
 
 
@@ -71,8 +59,7 @@ def _report(console: Console, r: UpscaleResult) -> None:
 def upscale_command(args: argparse.Namespace) -> int:
     if args.scale < 1:
         raise SrbenchError(f"--scale {args.scale} must be a positive integer")
-    if args.tile is not None and args.tile <= args.tile_overlap:
-        raise SrbenchError(f"--tile {args.tile} must be larger than --tile-overlap {args.tile_overlap}")
+    check_tiling(args)
     weights = parse_weights(args.weights)
     # Output names use the model's display name: the registry name, NAME of NAME=PATH, or a
     # checkpoint's stem.
@@ -97,6 +84,7 @@ def upscale_command(args: argparse.Namespace) -> int:
         tile=args.tile,
         tile_overlap=args.tile_overlap,
         weights=weights,
+        offline=args.offline,
     )
     console = Console(stderr=True)
     console.print(f"upscaling {len(plan)} image(s) x{args.scale} with {upscaler.name} on {upscaler.device}")
