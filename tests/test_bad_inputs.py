@@ -124,7 +124,17 @@ def test_disk_full_keeps_earlier_results(tmp_path: Path, capsys, monkeypatch: py
         real(path, data)
 
     monkeypatch.setattr(results_module, "atomic_write_bytes", flaky)
-    code, err = _run(["run", "--models", "bicubic,test_slow", "--output", str(out), "--no-isolate"], capsys)
+    args = [
+        "run",
+        "--models",
+        "bicubic,test_slow",
+        "--output",
+        str(out),
+        "--no-isolate",
+        "--data",
+        "sample-mini",
+    ]
+    code, err = _run(args, capsys)
     assert code == 2
     assert "No space left on device" in _one_line_error(err)
     saved = json.loads((out / "results.json").read_text())
@@ -134,10 +144,24 @@ def test_disk_full_keeps_earlier_results(tmp_path: Path, capsys, monkeypatch: py
 
 def test_resume_on_another_config_is_refused(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
-    assert main(["run", "--models", "bicubic", "--output", str(out), "--no-isolate"]) == 0
+    assert (
+        main(["run", "--models", "bicubic", "--output", str(out), "--no-isolate", "--data", "sample-mini"])
+        == 0
+    )
     before = (out / "results.json").read_text()
     capsys.readouterr()
-    args = ["run", "--models", "bicubic", "--resume", str(out), "--no-isolate", "--warmup", "1"]
+    args = [
+        "run",
+        "--models",
+        "bicubic",
+        "--resume",
+        str(out),
+        "--no-isolate",
+        "--warmup",
+        "1",
+        "--data",
+        "sample-mini",
+    ]
     code, err = _run(args, capsys)
     assert code == 2 and "another configuration" in _one_line_error(err)
     assert (out / "results.json").read_text() == before

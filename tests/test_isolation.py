@@ -20,11 +20,13 @@ from srbench.benchmark.orchestrator import run_benchmark
 from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model
 
 TESTS = Path(__file__).parent
+#: Small images and a small complexity input: these tests are about surviving, not figures.
+FAST = ["--data", "sample-mini", "--profile-input", "1x3x64x64"]
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> ImageCache:
-    return ImageCache.build(load_dataset(None, scale=4), tmp_path_factory.mktemp("images"))
+    return ImageCache.build(load_dataset("sample-mini", scale=4), tmp_path_factory.mktemp("images"))
 
 
 def _spec(name: str) -> ModelSpec:
@@ -70,7 +72,7 @@ def test_crashing_model_leaves_others_intact(tmp_path: Path) -> None:
             spec, images, cfg, progress=kw.get("progress"), setup=srbench_test_models.register
         )
 
-    cfg = RunConfig(models=["bicubic", "test_segfault", "test_slow"], isolate=True)
+    cfg = RunConfig(models=["bicubic", "test_segfault", "test_slow"], data="sample-mini", isolate=True)
     run, interrupted = run_benchmark(cfg, tmp_path, measure=measure)
     assert not interrupted
     status = {m.name: m.status for m in run.models}
@@ -134,7 +136,7 @@ def _quality(path: Path) -> dict[str, object]:
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     models = "bicubic,test_slow,span_ca"
     killed, whole = tmp_path / "killed", tmp_path / "whole"
-    proc = _cli(["run", "--models", models, "--output", str(killed)])
+    proc = _cli(["run", "--models", models, "--output", str(killed), *FAST])
     deadline = time.monotonic() + 120
     # Kill once the first model is saved and the second is under way.
     while time.monotonic() < deadline:
@@ -148,28 +150,30 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path: Path) -> None:
     partial = json.loads((killed / "results.json").read_text())  # valid JSON after SIGKILL
     assert 1 <= len(partial["models"]) < 3
 
-    resumed = _cli(["run", "--models", models, "--resume", str(killed)])
+    resumed = _cli(["run", "--models", models, "--resume", str(killed), *FAST])
     _, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
     assert "already measured" in err
-    full = _cli(["run", "--models", models, "--output", str(whole)])
+    full = _cli(["run", "--models", models, "--output", str(whole), *FAST])
     _, err = full.communicate(timeout=300)
     assert full.returncode == 0, err
     assert _quality(killed) == _quality(whole)
 
 
 def test_resume_refuses_another_config(tmp_path: Path) -> None:
-    first = _cli(["run", "--models", "bicubic", "--output", str(tmp_path), "--no-isolate"])
+    first = _cli(["run", "--models", "bicubic", "--output", str(tmp_path), "--no-isolate", *FAST])
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
-    other = _cli(["run", "--models", "bicubic", "--resume", str(tmp_path), "--scale", "2", "--no-isolate"])
+    other = _cli(
+        ["run", "--models", "bicubic", "--resume", str(tmp_path), "--scale", "2", "--no-isolate", *FAST]
+    )
     _, err = other.communicate(timeout=300)
     assert other.returncode == 2
     assert "another configuration" in err and "--force" in err and "Traceback" not in err
 
 
 def test_first_ctrl_c_saves_and_exits_non_zero(tmp_path: Path) -> None:
-    proc = _cli(["run", "--models", "test_slow,bicubic", "--output", str(tmp_path)])
+    proc = _cli(["run", "--models", "test_slow,bicubic", "--output", str(tmp_path), *FAST])
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (tmp_path / ".images" / "names.txt").exists():
         time.sleep(0.1)
