@@ -34,6 +34,7 @@ uninitialised memory):
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 import warnings
@@ -173,12 +174,23 @@ def profile_model(
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = counting_input(input_shape, input_range=input_range, device=device)
     params = count_params(model)
-    activations, convs = count_activations(model, x)
     flops, unsupported = count_flops_fvcore(model, x)
+    # Shape-only counts need no arithmetic: run them on the meta device (no real forward),
+    # falling back to the real input for models that look at values (e.g. .item()).
+    try:
+        meta_model, meta_x = copy.deepcopy(model).to("meta"), x.to("meta")
+        activations, convs = count_activations(meta_model, meta_x)
+        counted_on = (meta_model, meta_x)
+    except Exception:
+        activations, convs = count_activations(model, x)
+        counted_on = (model, x)
     flops_dispatch = None
     functional = 0
     if dispatch:
-        flops_dispatch, dispatch_convs = count_flops_dispatch(model, x)
+        try:
+            flops_dispatch, dispatch_convs = count_flops_dispatch(*counted_on)
+        except Exception:
+            flops_dispatch, dispatch_convs = count_flops_dispatch(model, x)
         functional = max(0, dispatch_convs - convs)
     return Complexity(
         input_shape=tuple(input_shape),
