@@ -183,7 +183,7 @@ def imresize_uint8(img: np.ndarray | torch.Tensor, scale: float) -> np.ndarray |
     or a torch tensor (a tensor on the same device is returned).
     """
     is_numpy = isinstance(img, np.ndarray)
-    t = torch.from_numpy(np.ascontiguousarray(img)) if is_numpy else img
+    t = torch.from_numpy(np.require(img, requirements=["C", "W"])) if is_numpy else img
     if t.dtype != torch.uint8 or t.dim() not in (2, 3):
         raise ValueError(
             f"imresize_uint8: expected a uint8 HWC or HW image, got dtype {t.dtype} shape {tuple(t.shape)}"

@@ -136,6 +136,7 @@ def _looks_like_checkpoint(token: str) -> bool:
 
 def _spec_from_checkpoint(name: str | None, path: Path) -> ModelSpec:
     from srbench.models.loading import detect_architecture, read_checkpoint
+    from srbench.models.spandrel_adapter import spandrel_entry
 
     if not path.is_file():
         raise SrbenchError(f"checkpoint {path} not found; check the path given to --models")
@@ -143,9 +144,11 @@ def _spec_from_checkpoint(name: str | None, path: Path) -> ModelSpec:
         return ModelSpec(name=name, arch=name, weights_path=path)
     detected = detect_architecture(read_checkpoint(path))
     if detected is None:
+        detected = spandrel_entry(path)
+    if detected is None:
         raise SrbenchError(
-            f"{path}: no registered architecture fits this checkpoint's keys; "
-            "name it explicitly as ARCH=PATH (see 'srbench list')"
+            f"{path}: no registered architecture fits this checkpoint's keys (nor spandrel's, "
+            "if installed: pip install 'srbench[spandrel]'); name it as ARCH=PATH (see 'srbench list')"
         )
     arch, _scale = detected
     return ModelSpec(name=name or path.stem, arch=arch, weights_path=path)
@@ -214,8 +217,9 @@ def apply_backend_settings(config: RunConfig, device: torch.device) -> None:
 class ImageCache:
     """A dataset decoded once per run into ``.npy`` files, read back per model.
 
-    Memory stays bounded by one image pair at a time, whatever the dataset size; every
-    model (and every worker process) reads the same decoded arrays.
+    Memory stays bounded whatever the dataset size: at most four decoded pairs while the
+    cache is built (two prefetched ahead), one pair per model while measuring; every model
+    (and every worker process) reads the same decoded arrays.
     """
 
     def __init__(self, root: Path, names: list[str]) -> None:
@@ -228,7 +232,9 @@ class ImageCache:
         root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="srbench-images-"))
         root.mkdir(parents=True, exist_ok=True)
         names = []
-        for i, pair in enumerate(dataset):
+        # Decode a couple of images ahead on a thread while this one is written out.
+        pairs = dataset.prefetch(2) if hasattr(dataset, "prefetch") else iter(dataset)
+        for i, pair in enumerate(pairs):
             np.save(root / f"{i:05d}_lr.npy", np.ascontiguousarray(pair.lr))
             np.save(root / f"{i:05d}_hr.npy", np.ascontiguousarray(pair.hr))
             names.append(pair.name)
@@ -253,7 +259,9 @@ class ImageCache:
         return np.load(self.root / "00000_lr.npy")
 
 
-def _to_input(lr: np.ndarray, input_range: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def to_model_input(
+    lr: np.ndarray, input_range: float, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     # uint8 HWC -> float (1,C,H,W) on the model's scale. Divided by 255/input_range in
     # float32, exactly as the NTIRE harness's uint2tensor4 does: multiplying by the
     # reciprocal differs in the last bit for some values and so flips a few rounded pixels.
@@ -283,8 +291,12 @@ class _Loaded:
 def build_model(spec: ModelSpec, config: RunConfig) -> tuple[ModelEntry, _Loaded]:
     """Build ``spec``'s architecture and load its weights (strict); CPU, fp32, eval mode."""
     from srbench.models.loading import load_weights, read_checkpoint
+    from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
+    from srbench.models.spandrel_adapter import spandrel_entry
     from srbench.models.weights import fetch_weights, offline_mode, resolve_weights
 
+    if spec.arch.startswith(SPANDREL_PREFIX) and spec.weights_path is not None:
+        spandrel_entry(spec.weights_path)  # dynamic entries are per process: re-register here
     entry = get_entry(spec.arch)
     model = entry.build(scale=config.scale)
     if spec.weights_path is None and not any(True for _ in model.parameters()):
@@ -382,7 +394,7 @@ def _measure_into(
     energy = EnergyMeter.for_device(device)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        x = _to_input(images.first_lr(), entry.input_range, device, dtype)
+        x = to_model_input(images.first_lr(), entry.input_range, device, dtype)
         if config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         # --compile compiles on the first call: that call is never timed, even with --warmup 0.
@@ -398,13 +410,13 @@ def _measure_into(
     total = len(images)
     with torch.inference_mode():
         for done, (name, lr, hr) in enumerate(images, start=1):
-            x = _to_input(lr, entry.input_range, device, dtype)
+            x = to_model_input(lr, entry.input_range, device, dtype)
             if config.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             energy.begin()
-            out, ms, tiled = _timed_forward(forward, x, timer, config)
+            out, ms, tiled = timed_forward(forward, x, timer, config)
             joules = energy.end(config.repeat)
-            sr = _check_output(out, x, config.scale, name).float()
+            sr = check_output(out, x, config.scale, name).float()
             if entry.input_range != 1.0:
                 sr = sr / entry.input_range
             sr_u8 = to_uint8(sr)
@@ -457,7 +469,7 @@ def _free_memory(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _timed_forward(
+def timed_forward(
     forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, timer: ForwardTimer, config: RunConfig
 ) -> tuple[torch.Tensor, float, bool]:
     """``(output, ms, tiled)``: untiled unless ``--tile`` or out of memory.
@@ -492,7 +504,7 @@ def _timed_forward(
         tile //= 2
 
 
-def _check_output(out: torch.Tensor, x: torch.Tensor, scale: int, name: str) -> torch.Tensor:
+def check_output(out: torch.Tensor, x: torch.Tensor, scale: int, name: str) -> torch.Tensor:
     expected = (x.shape[0], 3, x.shape[-2] * scale, x.shape[-1] * scale)
     if tuple(out.shape) != expected:
         raise SrbenchError(

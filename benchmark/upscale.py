@@ -4,7 +4,7 @@ Conventions:
 
 * Output files are PNG named ``<stem>_x<scale>_<model>.png``, beside the input by default.
 * The network always sees RGB. The conversion to and from the network's value range is the
-  benchmark's own (:func:`srbench.benchmark.runner._to_input`, then ``out / input_range`` and
+  benchmark's own (:func:`srbench.benchmark.runner.to_model_input`, then ``out / input_range`` and
   :func:`srbench.benchmark.metrics.to_uint8`), so an upscaled file is bit-identical to the SR
   image ``srbench run --save-images`` writes for the same LR.
 * Alpha: the alpha channel never goes through the network (SR models are trained on colour);
@@ -17,7 +17,7 @@ Conventions:
   level a viewer would see in the RGB output, where taking one channel would keep that bias.
 * Only 8-bit images are accepted (16-bit would silently lose its low byte).
 * Tiling: untiled unless ``tile`` is set; an out-of-memory error falls back to tiling with
-  halving tiles (the runner's :func:`~srbench.benchmark.runner._timed_forward`, shared).
+  halving tiles (the runner's :func:`~srbench.benchmark.runner.timed_forward`, shared).
   See :mod:`srbench.benchmark.tiling` for the seam tolerance.
 """
 
@@ -41,13 +41,13 @@ from srbench.benchmark.runner import (
     DTYPES,
     ModelSpec,
     RunConfig,
-    _check_output,
-    _timed_forward,
-    _to_input,
     build_model,
     check_config,
+    check_output,
     parse_model_specs,
     resolve_device,
+    timed_forward,
+    to_model_input,
 )
 from srbench.benchmark.tiling import DEFAULT_OVERLAP
 from srbench.benchmark.timing import ForwardTimer
@@ -125,9 +125,9 @@ class Upscaler:
         ``sr`` is float32 (3, H*scale, W*scale) on [0, 1] (not yet clamped) on the device.
         """
         with torch.inference_mode():
-            x = _to_input(np.ascontiguousarray(rgb), self.input_range, self.device, DTYPES[self.dtype])
-            out, ms, tiled = _timed_forward(self.model, x, self._timer, self._config)
-            sr = _check_output(out, x, self.scale, name).float()
+            x = to_model_input(np.ascontiguousarray(rgb), self.input_range, self.device, DTYPES[self.dtype])
+            out, ms, tiled = timed_forward(self.model, x, self._timer, self._config)
+            sr = check_output(out, x, self.scale, name).float()
             if self.input_range != 1.0:
                 sr = sr / self.input_range
         return sr, ms, tiled
