@@ -10,13 +10,13 @@ import argparse
 import math
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from srbench.benchmark import check as C
 from srbench.benchmark.results import RunResult, atomic_write_text, load_results, results_json
+from srbench.console import make_console
 from srbench.errors import SrbenchError
 
 _STYLE = {
@@ -96,7 +96,7 @@ def check_command(args: argparse.Namespace) -> int:
     baseline_path = Path(args.baseline)
     if baseline_path.is_dir():
         baseline_path = baseline_path / "results.json"
-    console = Console()
+    console = make_console()
     if args.update and not baseline_path.exists():
         _write_baseline(baseline_path, run)
         console.print(

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
 from srbench.benchmark.compare import (
     DEFAULT_CROP_SIZE,
     DEFAULT_STRIDE,
@@ -19,6 +17,7 @@ from srbench.benchmark.compare import (
     render_grid,
     write_grid,
 )
+from srbench.console import make_console
 from srbench.errors import SrbenchError
 
 
@@ -72,7 +71,7 @@ def compare_command(args: argparse.Namespace) -> int:
     if out.suffix.lower() != ".png":
         raise SrbenchError(f"--output {out}: the grid is written as PNG; name the file .png")
     write_grid(out, grid)
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     if comparison.skipped:
         console.print(
             f"[dim]no saved SR of {args.image} for: {', '.join(comparison.skipped)} (skipped)", soft_wrap=True

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
 from srbench.benchmark.report import build_report
+from srbench.console import make_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report_command(args: argparse.Namespace) -> int:
     files = build_report(args.inputs, args.output, reference_dir=args.reference)
-    console = Console()
+    console = make_console()
     console.print(f"wrote {files.markdown}", markup=False)
     console.print(f"wrote {files.html}", markup=False)
     for path in files.plots.values():

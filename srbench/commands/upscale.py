@@ -18,6 +18,7 @@ from srbench.benchmark.upscale import (
     upscale_file,
 )
 from srbench.commands.run import add_protocol_options, add_tiling_options, check_tiling, parse_weights
+from srbench.console import make_console
 from srbench.errors import SrbenchError
 
 
@@ -86,7 +87,7 @@ def upscale_command(args: argparse.Namespace) -> int:
         weights=weights,
         offline=args.offline,
     )
-    console = Console(stderr=True)
+    console = make_console(stderr=True)
     console.print(f"upscaling {len(plan)} image(s) x{args.scale} with {upscaler.name} on {upscaler.device}")
     if len(plan) == 1:
         _report(console, upscale_file(upscaler, *plan[0]))
