@@ -229,8 +229,7 @@ def load_comparison(run_dir: Path, image_name: str) -> Comparison:
                 f"{hr.shape[1]}x{hr.shape[0]}; it is not from this run's data: rerun with --save-images"
             )
         psnr_y = next((i.psnr_y for i in model.images if i.name == image_name), None)
-        # results.json writes +inf (identical images) as the string "inf".
-        panels.append(Panel(model.name, None if psnr_y is None else float(psnr_y), sr))
+        panels.append(Panel(model.name, psnr_y, sr))
     if len(panels) == 2:
         raise SrbenchError(
             f"run {run_dir} has no saved SR of {image_name!r} under {images_dir}/<model>/; "

@@ -107,12 +107,16 @@ class ModelResult:
     def from_dict(cls, d: dict[str, Any]) -> ModelResult:
         """Inverse of :meth:`to_dict` (unknown keys are ignored, for forward compatibility)."""
         known = {f for f in cls.__dataclass_fields__}
-        kwargs = {k: v for k, v in d.items() if k in known}
+        kwargs = {k: _restore_float(v) for k, v in d.items() if k in known}
         if kwargs.get("weights"):
             kwargs["weights"] = WeightsInfo(**kwargs["weights"])
         if kwargs.get("runtime_ms"):
             kwargs["runtime_ms"] = RuntimeStats(**kwargs["runtime_ms"])
-        kwargs["images"] = [ImageResult(**i) for i in kwargs.get("images") or []]
+        image_fields = set(ImageResult.__dataclass_fields__)
+        kwargs["images"] = [
+            ImageResult(**{k: _restore_float(v) for k, v in i.items() if k in image_fields})
+            for i in kwargs.get("images") or []
+        ]
         return cls(**kwargs)
 
 
@@ -223,6 +227,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _restore_float(value: Any) -> Any:
+    """Inverse of :func:`_clean_floats` for one value: ``"inf"``/``"-inf"``/``"nan"`` → float."""
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)
+    return value
 
 
 def _clean_floats(obj: Any) -> Any:

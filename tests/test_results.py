@@ -84,6 +84,7 @@ def test_json_round_trip_and_schema(tmp_path: Path) -> None:
     assert back.models[0].flops == 9_833_807_872
     assert back.models[0].runtime_ms == run.models[0].runtime_ms
     assert back.models[0].weights == run.models[0].weights
+    assert back.models[0].images[1].psnr_y == float("inf")  # read back as a float
 
 
 def test_config_hash_ignores_model_list_only() -> None:
