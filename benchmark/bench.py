@@ -58,7 +58,7 @@ from srbench.benchmark.datasets import load_dataset
 from srbench.benchmark.environment import collect_environment
 from srbench.benchmark.imageio import write_png_atomic
 from srbench.benchmark.imresize import imresize_uint8
-from srbench.benchmark.isolation import measure_in_worker
+from srbench.benchmark.isolation import measure_in_worker, prestart
 from srbench.benchmark.metrics import psnr, rgb_to_y, ssim
 from srbench.benchmark.results import ModelResult, atomic_write_text
 from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model, resolve_device
@@ -186,6 +186,13 @@ def overhead_figure(key: str, label: str, images: ImageCache, device: str) -> Fi
 def fixed_cost_figure(images: ImageCache, device: str) -> Figure:
     """Worst per-model isolated wall time minus the loop phase, in seconds."""
     config = _run_config(device, FIXED_COST_MODELS, isolate=True)
+    # `srbench run` starts the worker server while it decodes the data (isolation.prestart);
+    # its one-off start is reported apart, not charged to the first model.
+    t0 = time.perf_counter()
+    server = prestart()
+    if server is not None:
+        server.join()
+    server_s = time.perf_counter() - t0
     per_model: dict[str, dict[str, Any]] = {}
     for name in FIXED_COST_MODELS:
         t0 = time.perf_counter()
@@ -204,11 +211,13 @@ def fixed_cost_figure(images: ImageCache, device: str) -> Figure:
     worst = max(per_model, key=lambda n: per_model[n]["fixed_s"])
     return _at_most(
         "fixed_cost",
-        f"Fixed cost per model, isolated worker (worst: {worst}; the first pays the forkserver start)",
+        f"Fixed cost per model, isolated worker (worst: {worst}; "
+        f"forkserver start {server_s:.1f} s once per run, overlapped with decoding)",
         per_model[worst]["fixed_s"],
         "s",
         GOAL_FIXED_S,
         models=per_model,
+        forkserver_start_s=server_s,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import signal
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -138,6 +139,21 @@ def _death_reason(code: int | None) -> str:
 
 def _error(spec: ModelSpec, config: RunConfig, reason: str) -> ModelResult:
     return ModelResult(name=spec.name, arch=spec.arch, scale=config.scale, status=STATUS_ERROR, reason=reason)
+
+
+def prestart() -> threading.Thread | None:
+    """Start the forkserver (it imports torch and srbench: ~2 s) on a background thread.
+
+    Called before the dataset is decoded, so that work overlaps instead of landing on the
+    first model's fixed cost. Later worker starts wait for it if it is not done yet.
+    """
+    if _context().get_start_method() != "forkserver":
+        return None
+    from multiprocessing import forkserver
+
+    thread = threading.Thread(target=forkserver.ensure_running, name="srbench-forkserver", daemon=True)
+    thread.start()
+    return thread
 
 
 def new_stop_event() -> Any:

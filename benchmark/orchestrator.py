@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from srbench.benchmark.datasets import load_dataset
 from srbench.benchmark.environment import collect_environment
-from srbench.benchmark.isolation import Interrupted, measure_in_worker, new_stop_event
+from srbench.benchmark.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
 from srbench.benchmark.results import (
     STATUS_ERROR,
     STATUS_NO_WEIGHTS,
@@ -136,6 +136,8 @@ def run_benchmark(
     check_config(config, device)
     specs: list[ModelSpec] = parse_model_specs(",".join(config.models), config.weights)
     validate_checkpoints(specs, config)
+    if config.isolate and measure is None:
+        prestart()  # overlaps the worker server's imports with decoding the data
     dataset = load_dataset(config.data, scale=config.scale, layout=config.layout)
     run = RunResult(
         environment=collect_environment(device),
