@@ -43,7 +43,7 @@ def bench(session: nox.Session) -> None:
     _install(session)
     out = session.posargs[0] if session.posargs else "bench-out"
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
-    session.run("python", "-m", "srbench.benchmark.bench", "--output", out, env=env)
+    session.run("python", "-m", "srbench.bench", "--output", out, env=env)
 
 
 #: The CI regression fixture: every model with official weights, plus efficiency-only rows.

@@ -1,4 +1,4 @@
-"""``python -m srbench.benchmark.bench --output DIR [--quick]``: how fast and how faithful srbench is.
+"""``python -m srbench.bench --output DIR [--quick]``: how fast and how faithful srbench is.
 
 Measures, side by side in one process (the ``nox -s bench`` session), the figures below, each
 with its goal, prints them as a table with a pass/short mark and writes them to
@@ -11,7 +11,7 @@ fails the build, and timings depend on the machine (record it; compare like with
    DIV2K-sized set (synthetic 2040x1356 HR images whose LR the hr-only layout generates). The
    figure is the worst of the models. Goal <= 1.15.
    **Fixed cost per model** (seconds): wall time of one isolated measurement
-   (:func:`~srbench.benchmark.isolation.measure_in_worker`: worker start, build, weight load,
+   (:func:`~srbench.execution.isolation.measure_in_worker`: worker start, build, weight load,
    counting, warm-up, loop) minus its loop phase. Goal <= 3 s.
 2. **Metrics** (ratio): PSNR + SSIM of one 2040x1356 Y pair (border-cropped float64), srbench
    over scikit-image (``structural_similarity(gaussian_weights=True, sigma=1.5,
@@ -20,12 +20,12 @@ fails the build, and timings depend on the machine (record it; compare like with
 3. **LR generation** (ratio): x4 MATLAB-bicubic ``imresize_uint8`` of a 2040x1356 image over
    scikit-image ``rescale(0.25, anti_aliasing=True)``. Goal <= 1.0.
 4. **Timer fidelity** (ratio): srbench's median forward time of ``span`` on a fixed
-   1x3x256x256 input (:class:`~srbench.benchmark.timing.ForwardTimer`) over
+   1x3x256x256 input (:class:`~srbench.measure.timing.ForwardTimer`) over
    ``torch.utils.benchmark.Timer.blocked_autorange`` median, same process and threads. Goal
    within 5 %. The coefficient of variation of srbench's median over several runs is reported.
 5. **SPAN fusion** (ratio): forward time of the training form (branches run) over the fused
    form, and of fusing inside every forward (what the upstream eval path does) over fused.
-6. **Counting cost** (seconds): :func:`~srbench.benchmark.counting.profile_model` per model.
+6. **Counting cost** (seconds): :func:`~srbench.measure.counting.profile_model` per model.
 
 Every time is a median of several runs unless the label says otherwise; ``torch`` threads are
 left as configured (``torch.get_num_threads()`` is recorded).
@@ -53,17 +53,17 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
-from srbench.benchmark.counting import NTIRE_INPUT_SHAPE, counting_input, profile_model
-from srbench.benchmark.datasets import load_dataset
-from srbench.benchmark.environment import collect_environment
-from srbench.benchmark.imageio import write_png_atomic
-from srbench.benchmark.imresize import imresize_uint8
-from srbench.benchmark.isolation import measure_in_worker, prestart
-from srbench.benchmark.metrics import psnr, rgb_to_y, ssim
-from srbench.benchmark.results import ModelResult, atomic_write_text
-from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model, resolve_device
-from srbench.benchmark.timing import ForwardTimer, coefficient_of_variation
+from srbench.data.datasets import load_dataset
+from srbench.data.imageio import write_png_atomic
+from srbench.data.imresize import imresize_uint8
+from srbench.execution.isolation import measure_in_worker, prestart
+from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model, resolve_device
+from srbench.measure.counting import NTIRE_INPUT_SHAPE, counting_input, profile_model
+from srbench.measure.metrics import psnr, rgb_to_y, ssim
+from srbench.measure.timing import ForwardTimer, coefficient_of_variation
 from srbench.models.registry import create_model, get_entry, list_models
+from srbench.reporting.environment import collect_environment
+from srbench.reporting.results import ModelResult, atomic_write_text
 
 SCHEMA = "srbench-bench/1"
 #: DIV2K validation HR size (0801.png and most others): width x height.
@@ -546,10 +546,8 @@ def run_bench(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry (``python -m srbench.benchmark.bench``)."""
-    parser = argparse.ArgumentParser(
-        prog="python -m srbench.benchmark.bench", description=__doc__.split("\n")[0]
-    )
+    """Command-line entry (``python -m srbench.bench``)."""
+    parser = argparse.ArgumentParser(prog="python -m srbench.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--output", type=Path, required=True, help="folder for bench.json")
     parser.add_argument("--quick", action="store_true", help="fewer images and repetitions (smoke run)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:N] (default auto)")

@@ -4,11 +4,11 @@ Conventions:
 
 * Output files are PNG named ``<stem>_x<scale>_<model>.png``, beside the input by default.
 * The network always sees RGB. The conversion to and from the network's value range is the
-  benchmark's own (:func:`srbench.benchmark.runner.to_model_input`, then ``out / input_range`` and
-  :func:`srbench.benchmark.metrics.to_uint8`), so an upscaled file is bit-identical to the SR
+  benchmark's own (:func:`srbench.execution.runner.to_model_input`, then ``out / input_range`` and
+  :func:`srbench.measure.metrics.to_uint8`), so an upscaled file is bit-identical to the SR
   image ``srbench run --save-images`` writes for the same LR.
 * Alpha: the alpha channel never goes through the network (SR models are trained on colour);
-  it is upscaled on its own with MATLAB bicubic (:func:`~srbench.benchmark.imresize.imresize_uint8`)
+  it is upscaled on its own with MATLAB bicubic (:func:`~srbench.data.imresize.imresize_uint8`)
   and re-attached. RGBA/PA/palette-with-transparency in → RGBA out; LA in → LA out.
 * Greyscale (``L``/``1``/``LA``) is repeated to three equal channels, upscaled, and turned back
   into one channel with full-range ITU-R BT.601 luma, ``0.299 R + 0.587 G + 0.114 B`` on the
@@ -17,8 +17,8 @@ Conventions:
   level a viewer would see in the RGB output, where taking one channel would keep that bias.
 * Only 8-bit images are accepted (16-bit would silently lose its low byte).
 * Tiling: untiled unless ``tile`` is set; an out-of-memory error falls back to tiling with
-  halving tiles (the runner's :func:`~srbench.benchmark.runner.timed_forward`, shared).
-  See :mod:`srbench.benchmark.tiling` for the seam tolerance.
+  halving tiles (the runner's :func:`~srbench.execution.runner.timed_forward`, shared).
+  See :mod:`srbench.execution.tiling` for the seam tolerance.
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from srbench.benchmark.imageio import IMAGE_SUFFIXES, is_image_file, probe_image
-from srbench.benchmark.imresize import imresize_uint8
-from srbench.benchmark.metrics import to_uint8
-from srbench.benchmark.results import atomic_write_bytes
-from srbench.benchmark.runner import (
+from srbench.data.imageio import IMAGE_SUFFIXES, is_image_file, probe_image
+from srbench.data.imresize import imresize_uint8
+from srbench.errors import SrbenchError
+from srbench.execution.runner import (
     DTYPES,
     ModelSpec,
     RunConfig,
@@ -49,9 +48,10 @@ from srbench.benchmark.runner import (
     timed_forward,
     to_model_input,
 )
-from srbench.benchmark.tiling import DEFAULT_OVERLAP
-from srbench.benchmark.timing import ForwardTimer
-from srbench.errors import SrbenchError
+from srbench.execution.tiling import DEFAULT_OVERLAP
+from srbench.measure.metrics import to_uint8
+from srbench.measure.timing import ForwardTimer
+from srbench.reporting.results import atomic_write_bytes
 
 #: Full-range BT.601 luma weights (R, G, B) used to turn a grey input's RGB output back to grey.
 GREY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
@@ -257,7 +257,7 @@ def output_name(stem: str, scale: int, model: str) -> str:
 def collect_inputs(paths: list[Path], *, scale: int, model: str) -> list[Path]:
     """Image files named by ``paths``: files as given, folders scanned (not recursively).
 
-    Folder scans use :data:`~srbench.benchmark.imageio.IMAGE_SUFFIXES`, in name order, and
+    Folder scans use :data:`~srbench.data.imageio.IMAGE_SUFFIXES`, in name order, and
     skip this command's own outputs (``*_x<scale>_<model>.png``) so that upscaling a folder
     into itself twice does not upscale the first results.
     """

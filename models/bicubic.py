@@ -22,6 +22,6 @@ class Bicubic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Imported here so that building the model does not depend on the benchmark package.
-        from srbench.benchmark.imresize import imresize
+        from srbench.data.imresize import imresize
 
         return imresize(x, self.upscale).to(dtype=x.dtype, device=x.device)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from srbench.benchmark.download import download, sha256_of
+from srbench.data.download import download, sha256_of
 from srbench.errors import SrbenchError
 from srbench.models.registry import ModelEntry, WeightsSpec
 
@@ -79,7 +79,7 @@ def fetch_weights(entry: ModelEntry, scale: int, *, progress: bool = True) -> We
     """Download ``entry``'s official x``scale`` checkpoint into the cache, sha256-verified.
 
     Already present and verified: nothing is downloaded. A failed or mismatching download
-    leaves nothing at the destination (see :func:`srbench.benchmark.download.download`).
+    leaves nothing at the destination (see :func:`srbench.data.download.download`).
     """
     spec = entry.weights_for(scale)
     if spec is None:

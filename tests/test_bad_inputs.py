@@ -12,8 +12,8 @@ import srbench_test_models  # noqa: F401  (registers test_slow)
 import torch
 from PIL import Image
 
-from srbench.benchmark import results as results_module
 from srbench.cli import main
+from srbench.reporting import results as results_module
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

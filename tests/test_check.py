@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from srbench.benchmark import check as C
-from srbench.benchmark.results import (
+from srbench.cli import main
+from srbench.errors import SrbenchError
+from srbench.measure.timing import RuntimeStats
+from srbench.reporting import check as C
+from srbench.reporting.results import (
     ImageResult,
     ModelResult,
     RunResult,
@@ -18,9 +21,6 @@ from srbench.benchmark.results import (
     load_results,
     results_json,
 )
-from srbench.benchmark.timing import RuntimeStats
-from srbench.cli import main
-from srbench.errors import SrbenchError
 
 
 def _model(name: str, params: int, flops: int, acts: int, convs: int, psnr: float) -> ModelResult:

@@ -11,7 +11,10 @@ import skimage.data
 import torch
 from PIL import Image
 
-from srbench.benchmark.compare import (
+from srbench.cli import main
+from srbench.data.imresize import imresize_uint8
+from srbench.errors import SrbenchError
+from srbench.reporting.compare import (
     GAP,
     LABEL_HEIGHT,
     MSE_FLOOR,
@@ -23,17 +26,14 @@ from srbench.benchmark.compare import (
     local_psnr,
     parse_crop,
 )
-from srbench.benchmark.imresize import imresize_uint8
-from srbench.benchmark.results import ImageResult, ModelResult, RunResult, write_results
-from srbench.cli import main
-from srbench.errors import SrbenchError
+from srbench.reporting.results import ImageResult, ModelResult, RunResult, write_results
 
 # Where model "b" is made much worse than model "a" (HR pixels).
 BAD_X, BAD_Y, BAD = 40, 24, 16
 
 
 def _y(img: np.ndarray) -> np.ndarray:
-    """BT.601 studio-swing Y, written out independently of srbench.benchmark.metrics."""
+    """BT.601 studio-swing Y, written out independently of srbench.measure.metrics."""
     rgb = img.astype(np.float64)
     return 16.0 + (65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]) / 255.0
 
@@ -153,7 +153,7 @@ def test_errors(fake_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_luma_helper_agrees_with_metrics() -> None:
     # The tests' independent Y must be the metric's Y, or the checks above prove nothing.
-    from srbench.benchmark.metrics import rgb_to_y
+    from srbench.measure.metrics import rgb_to_y
 
     img = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
     assert np.allclose(_y(img), rgb_to_y(torch.tensor(img).permute(2, 0, 1)).numpy(), atol=1e-12)

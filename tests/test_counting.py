@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srbench.benchmark.counting import (
+from srbench.measure.counting import (
     count_activations,
     count_flops_dispatch,
     count_flops_fvcore,

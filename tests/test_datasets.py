@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srbench.benchmark.datasets import check_dataset, load_dataset, prefetch
-from srbench.benchmark.imageio import read_image, write_png_atomic
-from srbench.benchmark.imresize import imresize_uint8, modcrop
 from srbench.cli import main
+from srbench.data.datasets import check_dataset, load_dataset, prefetch
+from srbench.data.imageio import read_image, write_png_atomic
+from srbench.data.imresize import imresize_uint8, modcrop
 from srbench.errors import SrbenchError
 
 H, W = 26, 37  # not multiples of 4: HR is mod-cropped to 24x36, LR is 6x9

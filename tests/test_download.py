@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import srbench.benchmark.download as dl
-from srbench.benchmark.datasets import load_dataset
-from srbench.benchmark.download import DownloadWarning, download, extract_archive, fetch_dataset
-from srbench.benchmark.imresize import imresize_uint8
+import srbench.data.download as dl
 from srbench.cli import main
+from srbench.data.datasets import load_dataset
+from srbench.data.download import DownloadWarning, download, extract_archive, fetch_dataset
+from srbench.data.imresize import imresize_uint8
 from srbench.errors import SrbenchError
 
 # --------------------------------------------------------------------------- server

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from srbench.benchmark import runner
-from srbench.benchmark.gpu import EnergyMeter, mean_energy
-from srbench.benchmark.results import ModelResult, RunResult
-from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model
-from srbench.benchmark.tables import console_table
+from srbench.execution import runner
+from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
+from srbench.measure.energy import EnergyMeter, mean_energy
+from srbench.reporting.results import ModelResult, RunResult
+from srbench.reporting.tables import console_table
 
 
 class _NotSupported(Exception):

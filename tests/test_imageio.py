@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from srbench.benchmark.imageio import ImageWarning, probe_image, read_image, write_png_atomic
+from srbench.data.imageio import ImageWarning, probe_image, read_image, write_png_atomic
 from srbench.errors import SrbenchError
 
 

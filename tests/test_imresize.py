@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from skimage import data
 
-from srbench.benchmark.imresize import (
+from srbench.data.imresize import (
     _round_half_away_nonneg,
     imresize,
     imresize_uint8,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import srbench_test_models
 
-from srbench.benchmark.datasets import load_dataset
-from srbench.benchmark.isolation import measure_in_worker
-from srbench.benchmark.orchestrator import run_benchmark
-from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model
+from srbench.data.datasets import load_dataset
+from srbench.execution.isolation import measure_in_worker
+from srbench.execution.orchestrator import run_benchmark
+from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
 
 TESTS = Path(__file__).parent
 #: Small images and a small complexity input: these tests are about surviving, not figures.
@@ -92,7 +92,7 @@ def _cap_memory() -> None:
 def test_out_of_memory_falls_back_to_tiling(tmp_path: Path) -> None:
     import numpy as np
 
-    from srbench.benchmark.datasets import ImagePair
+    from srbench.data.datasets import ImagePair
 
     rng = np.random.default_rng(0)
     hr = rng.integers(0, 256, (2048, 2048, 3), dtype=np.uint8)

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from srbench.benchmark.memory import MIB, PeakMemory
+from srbench.measure.memory import MIB, PeakMemory
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="VmHWM is Linux-only")
 

@@ -10,8 +10,9 @@ import torch
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from srbench.benchmark.imresize import imresize_uint8, modcrop
-from srbench.benchmark.metrics import (
+from srbench.data.imresize import imresize_uint8, modcrop
+from srbench.errors import SrbenchError
+from srbench.measure.metrics import (
     ImageQuality,
     image_quality,
     psnr,
@@ -19,7 +20,6 @@ from srbench.benchmark.metrics import (
     ssim,
     to_uint8,
 )
-from srbench.errors import SrbenchError
 
 
 def _chw(img: np.ndarray) -> torch.Tensor:

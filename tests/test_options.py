@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srbench.benchmark.datasets import load_dataset
-from srbench.benchmark.imageio import write_png_atomic
-from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model
 from srbench.cli import main
+from srbench.data.datasets import load_dataset
+from srbench.data.imageio import write_png_atomic
+from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
 from srbench.models.registry import register_model, unregister_model
 
 MODEL = "test_probe"

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from srbench.benchmark.check import compare_runs, failures
-from srbench.benchmark.datasets import load_dataset
-from srbench.benchmark.environment import collect_environment
-from srbench.benchmark.results import RunResult, write_results
-from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model
 from srbench.cli import main
+from srbench.data.datasets import load_dataset
+from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
 from srbench.models.bicubic import Bicubic
 from srbench.models.registry import register_model, unregister_model
+from srbench.reporting.check import compare_runs, failures
+from srbench.reporting.environment import collect_environment
+from srbench.reporting.results import RunResult, write_results
 
 
 class _OnePixelOff(Bicubic):

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from srbench.benchmark import claims as K
-from srbench.benchmark.plots import DPI, FIGSIZE, pareto_front
-from srbench.benchmark.report import build_report, labelled_models, load_runs
-from srbench.benchmark.results import (
+from srbench.cli import main
+from srbench.errors import SrbenchError
+from srbench.measure.timing import RuntimeStats
+from srbench.reporting import claims as K
+from srbench.reporting.plots import DPI, FIGSIZE, pareto_front
+from srbench.reporting.report import build_report, labelled_models, load_runs
+from srbench.reporting.results import (
     ImageResult,
     ModelResult,
     RunResult,
@@ -21,9 +24,6 @@ from srbench.benchmark.results import (
     atomic_write_text,
     results_json,
 )
-from srbench.benchmark.timing import RuntimeStats
-from srbench.cli import main
-from srbench.errors import SrbenchError
 
 NTIRE_INPUT = [1, 3, 256, 256]
 

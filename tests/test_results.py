@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from srbench.benchmark import results as R
-from srbench.benchmark.results import ImageResult, ModelResult, RunResult, WeightsInfo, load_results
-from srbench.benchmark.tables import results_markdown
-from srbench.benchmark.timing import RuntimeStats
 from srbench.errors import SrbenchError
+from srbench.measure.timing import RuntimeStats
+from srbench.reporting import results as R
+from srbench.reporting.results import ImageResult, ModelResult, RunResult, WeightsInfo, load_results
+from srbench.reporting.tables import results_markdown
 
 
 def _run() -> RunResult:

@@ -16,8 +16,8 @@ import torch
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from srbench.benchmark.datasets import load_dataset
 from srbench.cli import main
+from srbench.data.datasets import load_dataset
 from srbench.models import get_entry
 from srbench.models.loading import load_weights, read_checkpoint
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from srbench.benchmark.datasets import load_dataset
-from srbench.benchmark.runner import ImageCache, RunConfig, measure_model, parse_model_specs
+from srbench.data.datasets import load_dataset
+from srbench.execution.runner import ImageCache, RunConfig, measure_model, parse_model_specs
 from srbench.models.registry import unregister_model
 
 

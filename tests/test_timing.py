@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from srbench.benchmark.timing import ForwardTimer, RuntimeStats, coefficient_of_variation
+from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation
 
 
 def test_stats_match_numpy() -> None:

@@ -10,9 +10,12 @@ import skimage.data
 import torch
 from PIL import Image
 
-from srbench.benchmark.imresize import imresize_uint8
-from srbench.benchmark.metrics import psnr, rgb_to_y
-from srbench.benchmark.upscale import (
+from srbench.cli import main
+from srbench.data.imresize import imresize_uint8
+from srbench.errors import SrbenchError
+from srbench.measure.metrics import psnr, rgb_to_y
+from srbench.models.registry import create_model, get_entry
+from srbench.upscale import (
     SourceImage,
     Upscaler,
     collect_inputs,
@@ -20,9 +23,6 @@ from srbench.benchmark.upscale import (
     plan_outputs,
     read_source,
 )
-from srbench.cli import main
-from srbench.errors import SrbenchError
-from srbench.models.registry import create_model, get_entry
 
 
 @pytest.fixture(autouse=True)

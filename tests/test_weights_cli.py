@@ -81,7 +81,7 @@ def test_missing_file_is_one_line_error(server, isolated_env: Path, monkeypatch,
 
 
 def test_run_fetches_unless_offline(server, isolated_env: Path, monkeypatch, tmp_path: Path) -> None:
-    from srbench.benchmark.runner import ModelSpec, RunConfig, build_model
+    from srbench.execution.runner import ModelSpec, RunConfig, build_model
 
     url, _ = server
     monkeypatch.setenv("SRBENCH_WEIGHTS_MIRROR", url)

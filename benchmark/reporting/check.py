@@ -30,7 +30,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from srbench.benchmark.results import (
+from srbench.errors import SrbenchError
+from srbench.reporting.results import (
     STATUS_ERROR,
     STATUS_NO_WEIGHTS,
     STATUS_OK,
@@ -38,7 +39,6 @@ from srbench.benchmark.results import (
     ModelResult,
     RunResult,
 )
-from srbench.errors import SrbenchError
 
 #: Verdicts. Those in :data:`FAILING` make ``srbench check`` exit 1.
 OK = "ok"

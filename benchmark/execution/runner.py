@@ -35,11 +35,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from srbench.benchmark.counting import NTIRE_INPUT_SHAPE, profile_model
-from srbench.benchmark.gpu import EnergyMeter, mean_energy
-from srbench.benchmark.memory import PeakMemory
-from srbench.benchmark.metrics import image_quality, to_uint8
-from srbench.benchmark.results import (
+from srbench.errors import SrbenchError
+from srbench.execution.tiling import DEFAULT_OVERLAP, tiled_forward
+from srbench.measure.counting import NTIRE_INPUT_SHAPE, profile_model
+from srbench.measure.energy import EnergyMeter, mean_energy
+from srbench.measure.memory import PeakMemory
+from srbench.measure.metrics import image_quality, to_uint8
+from srbench.measure.timing import ForwardTimer, RuntimeStats
+from srbench.models.registry import ModelEntry, get_entry
+from srbench.reporting.results import (
     STATUS_ERROR,
     STATUS_NO_WEIGHTS,
     STATUS_OK,
@@ -47,10 +51,6 @@ from srbench.benchmark.results import (
     ModelResult,
     WeightsInfo,
 )
-from srbench.benchmark.tiling import DEFAULT_OVERLAP, tiled_forward
-from srbench.benchmark.timing import ForwardTimer, RuntimeStats
-from srbench.errors import SrbenchError
-from srbench.models.registry import ModelEntry, get_entry
 
 #: Default warm-up forwards. The first forward on CPU pays oneDNN primitive creation and
 #: allocator growth (several times a steady forward); on CUDA, context, cuDNN heuristics
@@ -448,7 +448,7 @@ def _fingerprint(sr_u8: torch.Tensor) -> str:
 
 
 def _save_sr(path: Path, sr_u8: torch.Tensor) -> None:
-    from srbench.benchmark.imageio import write_png_atomic
+    from srbench.data.imageio import write_png_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_png_atomic(path, sr_u8.permute(1, 2, 0).cpu().numpy())

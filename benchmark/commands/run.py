@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srbench.benchmark.orchestrator import default_output_dir, run_benchmark
-from srbench.benchmark.runner import DEFAULT_WARMUP, DTYPES, RunConfig
-from srbench.benchmark.tables import console_table, footnotes
-from srbench.benchmark.tiling import DEFAULT_OVERLAP
 from srbench.console import make_console
 from srbench.errors import SrbenchError
+from srbench.execution.orchestrator import default_output_dir, run_benchmark
+from srbench.execution.runner import DEFAULT_WARMUP, DTYPES, RunConfig
+from srbench.execution.tiling import DEFAULT_OVERLAP
+from srbench.reporting.tables import console_table, footnotes
 
 
 def parse_weights(items: list[str]) -> dict[str, str]:

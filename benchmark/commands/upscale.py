@@ -8,8 +8,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from srbench.benchmark.runner import DTYPES
-from srbench.benchmark.upscale import (
+from srbench.commands.run import add_protocol_options, add_tiling_options, check_tiling, parse_weights
+from srbench.console import make_console
+from srbench.errors import SrbenchError
+from srbench.execution.runner import DTYPES
+from srbench.upscale import (
     UpscaleResult,
     collect_inputs,
     load_upscaler,
@@ -17,9 +20,6 @@ from srbench.benchmark.upscale import (
     resolve_spec,
     upscale_file,
 )
-from srbench.commands.run import add_protocol_options, add_tiling_options, check_tiling, parse_weights
-from srbench.console import make_console
-from srbench.errors import SrbenchError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,10 +8,10 @@ from dataclasses import asdict
 
 from rich.table import Table
 
-from srbench.benchmark.counting import profile_model
-from srbench.benchmark.runner import ModelSpec, RunConfig, build_model, parse_model_specs
 from srbench.commands.run import parse_shape, parse_weights
 from srbench.console import make_console
+from srbench.execution.runner import ModelSpec, RunConfig, build_model, parse_model_specs
+from srbench.measure.counting import profile_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -2,7 +2,7 @@
 
 Conventions:
 
-* Every image is uint8 ``(H, W, 3)`` RGB (see :mod:`srbench.benchmark.imageio`).
+* Every image is uint8 ``(H, W, 3)`` RGB (see :mod:`srbench.data.imageio`).
 * HR is mod-cropped to the scale (top-left ``H - H % s`` rows, ``W - W % s`` columns) and the
   LR must then be exactly ``(H/s, W/s)``; anything else is a problem, never silently cropped.
 * Images are ordered by file name, lexicographically (``sorted`` on the name string), which is
@@ -54,8 +54,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from srbench.benchmark.imageio import ImageInfo, is_image_file, probe_image, read_image, write_png_atomic
-from srbench.benchmark.imresize import imresize_uint8, modcrop
+from srbench.data.imageio import ImageInfo, is_image_file, probe_image, read_image, write_png_atomic
+from srbench.data.imresize import imresize_uint8, modcrop
 from srbench.errors import SrbenchError
 
 LAYOUTS: tuple[str, ...] = ("sample", "div2k", "ntire-esr", "benchmark", "paired", "hr-only")

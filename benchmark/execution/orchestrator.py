@@ -1,7 +1,7 @@
 """A whole run: data once, each model measured in turn, results saved after every model.
 
 :func:`run_benchmark` loads and checks the dataset before any model runs, decodes it once
-into an :class:`~srbench.benchmark.runner.ImageCache`, measures each model, and rewrites
+into an :class:`~srbench.execution.runner.ImageCache`, measures each model, and rewrites
 ``results.json``/``.csv``/``.md`` atomically after each one, so an interruption keeps every
 model finished so far.
 """
@@ -19,19 +19,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from srbench.benchmark.datasets import load_dataset
-from srbench.benchmark.environment import collect_environment
-from srbench.benchmark.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
-from srbench.benchmark.results import (
-    STATUS_ERROR,
-    STATUS_NO_WEIGHTS,
-    STATUS_OK,
-    ModelResult,
-    RunResult,
-    load_results,
-    write_results,
-)
-from srbench.benchmark.runner import (
+from srbench.data.datasets import load_dataset
+from srbench.errors import SrbenchError
+from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
+from srbench.execution.runner import (
     ImageCache,
     ModelSpec,
     RunConfig,
@@ -41,7 +32,16 @@ from srbench.benchmark.runner import (
     parse_model_specs,
     resolve_device,
 )
-from srbench.errors import SrbenchError
+from srbench.reporting.environment import collect_environment
+from srbench.reporting.results import (
+    STATUS_ERROR,
+    STATUS_NO_WEIGHTS,
+    STATUS_OK,
+    ModelResult,
+    RunResult,
+    load_results,
+    write_results,
+)
 
 #: Measures one model; replaced by the worker-process version when isolating.
 MeasureFn = Callable[..., ModelResult]

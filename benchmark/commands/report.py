@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srbench.benchmark.report import build_report
 from srbench.console import make_console
+from srbench.reporting.report import build_report
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="merge runs into report.md/report.html with plots and claims vs measured",
         description=(
             "Merge one or more runs (several machines or dtypes) into one report. Published "
-            "claims come from results/reference/*.json (or --reference)."
+            "claims come from the references shipped with srbench (or --reference DIR)."
         ),
     )
     p.add_argument("inputs", nargs="+", metavar="RUN_DIR_OR_JSON", help="run folders or results.json files")

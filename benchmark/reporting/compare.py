@@ -8,7 +8,7 @@ Layout (all sizes in pixels): each panel is the crop enlarged ``zoom`` times wit
 nearest-neighbour sampling (so SR pixels stay visible), panels are separated by :data:`GAP`
 white columns, and a :data:`LABEL_HEIGHT` band under each panel names it and gives the
 image's full-image PSNR-Y (dB; from results.json, computed with
-:func:`~srbench.benchmark.metrics.image_quality` for bicubic). Grid size:
+:func:`~srbench.measure.metrics.image_quality` for bicubic). Grid size:
 ``(n*w*zoom + (n-1)*GAP, h*zoom + LABEL_HEIGHT)`` for ``n`` panels and a ``w``x``h`` crop.
 
 Automatic crop (:func:`auto_crop`): over ``size``x``size`` HR windows on a ``stride`` grid
@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from srbench.benchmark.datasets import load_dataset
-from srbench.benchmark.imageio import read_image, write_png_atomic
-from srbench.benchmark.imresize import imresize_uint8
-from srbench.benchmark.metrics import image_quality, rgb_to_y
-from srbench.benchmark.results import RunResult, load_results
+from srbench.data.datasets import load_dataset
+from srbench.data.imageio import read_image, write_png_atomic
+from srbench.data.imresize import imresize_uint8
 from srbench.errors import SrbenchError
+from srbench.measure.metrics import image_quality, rgb_to_y
+from srbench.reporting.results import RunResult, load_results
 
 #: Default automatic crop: a 96x96 HR window searched on a 16-pixel grid.
 DEFAULT_CROP_SIZE = 96

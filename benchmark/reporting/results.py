@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srbench.benchmark.timing import RuntimeStats
 from srbench.errors import SrbenchError
+from srbench.measure.timing import RuntimeStats
 
 SCHEMA = "srbench/1"
 
@@ -315,7 +315,7 @@ def _csv(v: float | int | None) -> str:
 
 def write_results(run: RunResult, out_dir: Path) -> dict[str, Path]:
     """Write ``results.json``, ``results.csv`` and ``results.md`` atomically into ``out_dir``."""
-    from srbench.benchmark.tables import results_markdown
+    from srbench.reporting.tables import results_markdown
 
     out_dir = Path(out_dir)
     paths = {

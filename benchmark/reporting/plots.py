@@ -19,7 +19,7 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from srbench.benchmark.results import ModelResult, atomic_write_bytes
+from srbench.reporting.results import ModelResult, atomic_write_bytes
 
 #: Figure size in inches and resolution of the PNG: 8 x 5.5 in at 100 dpi = 800 x 550 px.
 FIGSIZE = (8.0, 5.5)

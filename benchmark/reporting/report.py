@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from srbench.benchmark import html
-from srbench.benchmark.claims import (
+from srbench.errors import SrbenchError
+from srbench.reporting import html
+from srbench.reporting.claims import (
     CONTRADICTED,
     REPRODUCED,
     ClaimCheck,
@@ -21,16 +22,15 @@ from srbench.benchmark.claims import (
     load_references,
     unmeasured,
 )
-from srbench.benchmark.plots import plot_points, write_plots
-from srbench.benchmark.results import (
+from srbench.reporting.plots import plot_points, write_plots
+from srbench.reporting.results import (
     ModelResult,
     RunResult,
     atomic_write_bytes,
     atomic_write_text,
     load_results,
 )
-from srbench.benchmark.tables import caption, footnotes, headline, results_markdown
-from srbench.errors import SrbenchError
+from srbench.reporting.tables import caption, footnotes, headline, results_markdown
 
 #: One measured model of the report: (row label, model, the run it came from).
 Labelled = tuple[str, ModelResult, RunResult]

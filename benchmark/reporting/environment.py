@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from srbench import __version__
-from srbench.benchmark.gpu import energy_counter_supported
+from srbench.measure.energy import energy_counter_supported
 
 
 def cpu_model() -> str:
@@ -42,7 +42,7 @@ def gpu_facts(index: int) -> dict[str, Any]:
             "sm_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
             "mem_clock_mhz": pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_MEM),
             "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
-            # Whether results carry energy_j (see srbench.benchmark.gpu).
+            # Whether results carry energy_j (see srbench.measure.energy).
             "energy_counter": energy_counter_supported(pynvml, handle),
         }
         return facts

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from rich.table import Table
 
-from srbench.benchmark.results import ModelResult, RunResult
+from srbench.reporting.results import ModelResult, RunResult
 
 DASH = "—"
 

@@ -6,8 +6,8 @@ import argparse
 
 from rich.table import Table
 
-from srbench.benchmark.counting import count_params
 from srbench.console import make_console
+from srbench.measure.counting import count_params
 from srbench.models.registry import get_entry, list_models
 from srbench.models.weights import resolve_weights
 

@@ -6,7 +6,7 @@
 * ``srbench data list``: the datasets ``download`` knows.
 
 PATH, ``--hr``/``--lr``, ``--layout``, ``--split`` and ``--degradation`` mean what they mean for
-:func:`srbench.benchmark.datasets.load_dataset`; no PATH is the built-in sample set.
+:func:`srbench.data.datasets.load_dataset`; no PATH is the built-in sample set.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srbench.benchmark.datasets import DEGRADATIONS, LAYOUTS, SPLITS, Dataset, resolve_dataset
-from srbench.benchmark.download import MIRROR_ENV, fetch_dataset, remote_datasets
+from srbench.data.datasets import DEGRADATIONS, LAYOUTS, SPLITS, Dataset, resolve_dataset
+from srbench.data.download import MIRROR_ENV, fetch_dataset, remote_datasets
 
 
 def _dataset_options(p: argparse.ArgumentParser, *, path_required: bool) -> None:

@@ -2,8 +2,8 @@
 
 A worker is started per model from a ``forkserver`` that has already imported torch and
 srbench (so a worker starts in tens of milliseconds, not seconds). It measures the model
-with :func:`~srbench.benchmark.runner.measure_model` and sends progress and the final
-:class:`~srbench.benchmark.results.ModelResult` back over a pipe. Whatever happens in the
+with :func:`~srbench.execution.runner.measure_model` and sends progress and the final
+:class:`~srbench.reporting.results.ModelResult` back over a pipe. Whatever happens in the
 worker (an exception, a segfault, a kill, a hang past ``--model-timeout``) the parent gets
 a result: ``status="error"`` with the reason. Peak memory is measured inside the worker,
 so one model's allocations never inflate another's figure.
@@ -24,8 +24,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from srbench.benchmark.results import STATUS_ERROR, ModelResult
-from srbench.benchmark.runner import ImageCache, ModelSpec, RunConfig, measure_model
+from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
+from srbench.reporting.results import STATUS_ERROR, ModelResult
 
 _CTX: Any = None
 
@@ -40,8 +40,8 @@ def _context() -> Any:
             # preloading them saves every worker ~2 s of imports.
             ctx.set_forkserver_preload(
                 [
-                    "srbench.benchmark.runner",
-                    "srbench.benchmark.imageio",
+                    "srbench.execution.runner",
+                    "srbench.data.imageio",
                     "srbench.models.zoo",
                     "srbench.models.loading",
                     "srbench.models.weights",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srbench.benchmark.compare import (
+from srbench.console import make_console
+from srbench.errors import SrbenchError
+from srbench.reporting.compare import (
     DEFAULT_CROP_SIZE,
     DEFAULT_STRIDE,
     Crop,
@@ -17,8 +19,6 @@ from srbench.benchmark.compare import (
     render_grid,
     write_grid,
 )
-from srbench.console import make_console
-from srbench.errors import SrbenchError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -1,4 +1,4 @@
-"""Published claims as data (``results/reference/*.json``) and their check against a run.
+"""Published claims as data (``srbench/reporting/references/*.json``) and their check against a run.
 
 A reference file (schema ``srbench/reference-1``) holds the claims made for one registered
 model::
@@ -34,8 +34,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from srbench.benchmark.results import ModelResult, RunResult
 from srbench.errors import SrbenchError
+from srbench.reporting.results import ModelResult, RunResult
 
 REFERENCE_SCHEMA = "srbench/reference-1"
 
@@ -97,8 +97,12 @@ class ClaimCheck:
 
 
 def default_reference_dir() -> Path:
-    """``results/reference`` of the source checkout (benchmark/ sits beside results/)."""
-    return Path(__file__).resolve().parent.parent / "results" / "reference"
+    """The references shipped inside the package (``srbench/reporting/references``).
+
+    They are package data, so ``srbench report`` shows the verdicts from any folder and
+    after a non-editable install; ``--references DIR`` points at a folder of one's own.
+    """
+    return Path(__file__).resolve().parent / "references"
 
 
 def load_reference(path: Path) -> Reference:

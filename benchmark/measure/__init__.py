@@ -1,0 +1,1 @@
+"""Measurements: quality metrics, runtime, memory, energy and complexity counting (one file each)."""
