@@ -53,11 +53,15 @@ import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
 
+from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.data.imageio import write_png_atomic
 from srbench.data.imresize import imresize_uint8
+from srbench.execution.config import RunConfig
+from srbench.execution.devices import resolve_device
 from srbench.execution.isolation import measure_in_worker, prestart
-from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model, resolve_device
+from srbench.execution.runner import measure_model
+from srbench.execution.specs import ModelSpec
 from srbench.measure.counting import NTIRE_INPUT_SHAPE, counting_input, profile_model
 from srbench.measure.metrics import psnr, rgb_to_y, ssim
 from srbench.measure.timing import ForwardTimer, coefficient_of_variation

@@ -36,18 +36,11 @@ from torch import nn
 from srbench.data.imageio import IMAGE_SUFFIXES, is_image_file, probe_image
 from srbench.data.imresize import imresize_uint8
 from srbench.errors import SrbenchError
-from srbench.execution.runner import (
-    DTYPES,
-    ModelSpec,
-    RunConfig,
-    build_model,
-    check_config,
-    check_output,
-    parse_model_specs,
-    resolve_device,
-    timed_forward,
-    to_model_input,
-)
+from srbench.execution.building import build_model
+from srbench.execution.config import DTYPES, RunConfig
+from srbench.execution.devices import check_config, resolve_device
+from srbench.execution.runner import check_output, timed_forward, to_model_input
+from srbench.execution.specs import ModelSpec, parse_model_specs
 from srbench.execution.tiling import DEFAULT_OVERLAP
 from srbench.measure.metrics import to_uint8
 from srbench.measure.timing import ForwardTimer

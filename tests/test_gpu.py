@@ -10,8 +10,11 @@ import numpy as np
 import pytest
 import torch
 
+from srbench.data.cache import ImageCache
 from srbench.execution import runner
-from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
+from srbench.execution.config import RunConfig
+from srbench.execution.runner import measure_model
+from srbench.execution.specs import ModelSpec
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.reporting.results import ModelResult, RunResult
 from srbench.reporting.tables import console_table

@@ -14,10 +14,13 @@ from pathlib import Path
 import pytest
 import srbench_test_models
 
+from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
+from srbench.execution.config import RunConfig
 from srbench.execution.isolation import measure_in_worker
 from srbench.execution.orchestrator import run_benchmark
-from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
+from srbench.execution.runner import measure_model
+from srbench.execution.specs import ModelSpec
 
 TESTS = Path(__file__).parent
 #: Small images and a small complexity input: these tests are about surviving, not figures.

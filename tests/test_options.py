@@ -19,9 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from srbench.cli import main
+from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.data.imageio import write_png_atomic
-from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
+from srbench.execution.config import RunConfig
+from srbench.execution.runner import measure_model
+from srbench.execution.specs import ModelSpec
 from srbench.models.registry import register_model, unregister_model
 
 MODEL = "test_probe"

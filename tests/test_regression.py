@@ -9,8 +9,11 @@ import pytest
 import torch
 
 from srbench.cli import main
+from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
-from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
+from srbench.execution.config import RunConfig
+from srbench.execution.runner import measure_model
+from srbench.execution.specs import ModelSpec
 from srbench.models.bicubic import Bicubic
 from srbench.models.registry import register_model, unregister_model
 from srbench.reporting.check import compare_runs, failures

@@ -81,7 +81,9 @@ def test_missing_file_is_one_line_error(server, isolated_env: Path, monkeypatch,
 
 
 def test_run_fetches_unless_offline(server, isolated_env: Path, monkeypatch, tmp_path: Path) -> None:
-    from srbench.execution.runner import ModelSpec, RunConfig, build_model
+    from srbench.execution.building import build_model
+    from srbench.execution.config import RunConfig
+    from srbench.execution.specs import ModelSpec
 
     url, _ = server
     monkeypatch.setenv("SRBENCH_WEIGHTS_MIRROR", url)

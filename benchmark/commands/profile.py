@@ -10,7 +10,9 @@ from rich.table import Table
 
 from srbench.commands.run import parse_shape, parse_weights
 from srbench.console import make_console
-from srbench.execution.runner import ModelSpec, RunConfig, build_model, parse_model_specs
+from srbench.execution.building import build_model
+from srbench.execution.config import RunConfig
+from srbench.execution.specs import ModelSpec, parse_model_specs
 from srbench.measure.counting import profile_model
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from srbench.console import make_console
 from srbench.errors import SrbenchError
+from srbench.execution.config import DEFAULT_WARMUP, DTYPES, RunConfig
 from srbench.execution.orchestrator import default_output_dir, run_benchmark
-from srbench.execution.runner import DEFAULT_WARMUP, DTYPES, RunConfig
 from srbench.execution.tiling import DEFAULT_OVERLAP
 from srbench.reporting.tables import console_table, footnotes
 

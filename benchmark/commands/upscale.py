@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from srbench.commands.run import add_protocol_options, add_tiling_options, check_tiling, parse_weights
 from srbench.console import make_console
 from srbench.errors import SrbenchError
-from srbench.execution.runner import DTYPES
+from srbench.execution.config import DTYPES
 from srbench.upscale import (
     UpscaleResult,
     collect_inputs,

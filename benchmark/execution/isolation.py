@@ -24,7 +24,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from srbench.execution.runner import ImageCache, ModelSpec, RunConfig, measure_model
+from srbench.data.cache import ImageCache
+from srbench.execution.config import RunConfig
+from srbench.execution.runner import measure_model
+from srbench.execution.specs import ModelSpec
 from srbench.reporting.results import STATUS_ERROR, ModelResult
 
 _CTX: Any = None

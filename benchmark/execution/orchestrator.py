@@ -19,19 +19,15 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.errors import SrbenchError
+from srbench.execution.building import build_model
+from srbench.execution.config import RunConfig
+from srbench.execution.devices import check_config, resolve_device
 from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
-from srbench.execution.runner import (
-    ImageCache,
-    ModelSpec,
-    RunConfig,
-    build_model,
-    check_config,
-    measure_model,
-    parse_model_specs,
-    resolve_device,
-)
+from srbench.execution.runner import measure_model
+from srbench.execution.specs import ModelSpec, parse_model_specs
 from srbench.reporting.environment import collect_environment
 from srbench.reporting.results import (
     STATUS_ERROR,

@@ -21,242 +21,34 @@ from __future__ import annotations
 import gc
 import hashlib
 import math
-import os
-import random
 import statistics
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
+from srbench.data.cache import ImageCache
 from srbench.errors import SrbenchError
-from srbench.execution.tiling import DEFAULT_OVERLAP, tiled_forward
-from srbench.measure.counting import NTIRE_INPUT_SHAPE, profile_model
+from srbench.execution.building import build_model
+from srbench.execution.config import DTYPES, RunConfig
+from srbench.execution.devices import apply_backend_settings, check_config, resolve_device
+from srbench.execution.specs import ModelSpec
+from srbench.execution.tiling import tiled_forward
+from srbench.measure.counting import profile_model
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import PeakMemory
 from srbench.measure.metrics import image_quality, to_uint8
 from srbench.measure.timing import ForwardTimer, RuntimeStats
-from srbench.models.registry import ModelEntry, get_entry
 from srbench.reporting.results import (
     STATUS_ERROR,
     STATUS_NO_WEIGHTS,
     STATUS_OK,
     ImageResult,
     ModelResult,
-    WeightsInfo,
 )
-
-#: Default warm-up forwards. The first forward on CPU pays oneDNN primitive creation and
-#: allocator growth (several times a steady forward); on CUDA, context, cuDNN heuristics
-#: and kernel loading. Three forwards on the first image's shape reach steady state on
-#: every model we ship; ``--ntire-compat`` uses 0, as the challenge did.
-DEFAULT_WARMUP = 3
-
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-@dataclass
-class RunConfig:
-    """Everything that defines a run's protocol (recorded as ``config`` in results.json)."""
-
-    models: list[str] = field(default_factory=list)
-    data: str | None = None
-    layout: str | None = None
-    scale: int = 4
-    device: str = "auto"
-    warmup: int = DEFAULT_WARMUP
-    repeat: int = 1
-    profile_input: list[int] = field(default_factory=lambda: list(NTIRE_INPUT_SHAPE))
-    ntire_compat: bool = False
-    dtype: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    cudnn_benchmark: bool = False
-    tf32: str | None = None
-    seed: int = 0
-    deterministic: bool = False
-    weights: dict[str, str] = field(default_factory=dict)
-    offline: bool = False
-    tile: int | None = None
-    tile_overlap: int = DEFAULT_OVERLAP
-    isolate: bool = True
-    model_timeout: float | None = None
-    save_images: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What ``--models`` named: a display name, a registered architecture and weights."""
-
-    name: str
-    arch: str
-    weights_path: Path | None = None
-
-
-def parse_model_specs(text: str, weights: dict[str, str] | None = None) -> list[ModelSpec]:
-    """Parse ``--models`` (comma-separated registry names, ``name=path`` or checkpoint paths).
-
-    ``--weights NAME=PATH`` entries attach explicit checkpoints to registry names.
-    """
-    weights = weights or {}
-    specs: list[ModelSpec] = []
-    for token in (t.strip() for t in text.split(",")):
-        if not token:
-            continue
-        name, _, path = token.partition("=")
-        if path or _looks_like_checkpoint(token):
-            ckpt = Path(path or token)
-            specs.append(_spec_from_checkpoint(name if path else None, ckpt))
-            continue
-        entry = get_entry(name)
-        explicit = weights.get(name)
-        specs.append(ModelSpec(name=name, arch=entry.name, weights_path=Path(explicit) if explicit else None))
-    if not specs:
-        raise SrbenchError("--models is empty; name at least one model (see 'srbench list')")
-    names = [s.name for s in specs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise SrbenchError(f"--models names {', '.join(dupes)} more than once; name each model once")
-    return specs
-
-
-def _looks_like_checkpoint(token: str) -> bool:
-    return token.endswith((".pth", ".pt", ".safetensors", ".ckpt")) or os.sep in token
-
-
-def _spec_from_checkpoint(name: str | None, path: Path) -> ModelSpec:
-    from srbench.models.loading import detect_architecture, read_checkpoint
-    from srbench.models.spandrel_adapter import spandrel_entry
-
-    if not path.is_file():
-        raise SrbenchError(f"checkpoint {path} not found; check the path given to --models")
-    if name is not None and _is_registered(name):
-        return ModelSpec(name=name, arch=name, weights_path=path)
-    detected = detect_architecture(read_checkpoint(path))
-    if detected is None:
-        detected = spandrel_entry(path)
-    if detected is None:
-        raise SrbenchError(
-            f"{path}: no registered architecture fits this checkpoint's keys (nor spandrel's, "
-            "if installed: pip install 'srbench[spandrel]'); name it as ARCH=PATH (see 'srbench list')"
-        )
-    arch, _scale = detected
-    return ModelSpec(name=name or path.stem, arch=arch, weights_path=path)
-
-
-def _is_registered(name: str) -> bool:
-    try:
-        get_entry(name)
-    except SrbenchError:
-        return False
-    return True
-
-
-# --------------------------------------------------------------------------- devices
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; refuse CUDA where there is none."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise SrbenchError(f"--device {name!r} is not a device; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SrbenchError(f"--device {name}: no CUDA device is available here; use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise SrbenchError(f"--device {name}: only cpu and cuda are supported")
-    return device
-
-
-def check_config(config: RunConfig, device: torch.device) -> None:
-    """Refuse option combinations that cannot run on ``device``, with one line each."""
-    if config.dtype not in DTYPES:
-        raise SrbenchError(f"--dtype {config.dtype!r} is not one of {', '.join(DTYPES)}")
-    if device.type != "cuda":
-        if config.dtype == "fp16":
-            raise SrbenchError("--dtype fp16 needs a CUDA device; use --dtype bf16 or fp32 on CPU")
-        if config.cudnn_benchmark:
-            raise SrbenchError("--cudnn-benchmark needs a CUDA device; drop it on CPU")
-        if config.tf32 is not None:
-            raise SrbenchError("--tf32 needs a CUDA device; drop it on CPU")
-    if config.warmup < 0 or config.repeat < 1:
-        raise SrbenchError("--warmup must be >= 0 and --repeat >= 1")
-
-
-def apply_backend_settings(config: RunConfig, device: torch.device) -> None:
-    """Seeds, determinism, cuDNN benchmark and TF32 flags as configured (process-wide)."""
-    torch.manual_seed(config.seed)
-    random.seed(config.seed)
-    np.random.seed(config.seed)
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=False)
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = config.cudnn_benchmark
-        if config.tf32 is not None:
-            on = config.tf32 == "on"
-            torch.backends.cuda.matmul.allow_tf32 = on
-            torch.backends.cudnn.allow_tf32 = on
-
-
-# --------------------------------------------------------------------------- images
-
-
-class ImageCache:
-    """A dataset decoded once per run into ``.npy`` files, read back per model.
-
-    Memory stays bounded whatever the dataset size: at most four decoded pairs while the
-    cache is built (two prefetched ahead), one pair per model while measuring; every model
-    (and every worker process) reads the same decoded arrays.
-    """
-
-    def __init__(self, root: Path, names: list[str]) -> None:
-        self.root = Path(root)
-        self.names = names
-
-    @classmethod
-    def build(cls, dataset: Any, root: Path | None = None) -> ImageCache:
-        """Decode every pair of ``dataset`` (an iterable of ``ImagePair``) into ``root``."""
-        root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="srbench-images-"))
-        root.mkdir(parents=True, exist_ok=True)
-        names = []
-        # Decode a couple of images ahead on a thread while this one is written out.
-        pairs = dataset.prefetch(2) if hasattr(dataset, "prefetch") else iter(dataset)
-        for i, pair in enumerate(pairs):
-            np.save(root / f"{i:05d}_lr.npy", np.ascontiguousarray(pair.lr))
-            np.save(root / f"{i:05d}_hr.npy", np.ascontiguousarray(pair.hr))
-            names.append(pair.name)
-        (root / "names.txt").write_text("\n".join(names) + "\n")
-        return cls(root, names)
-
-    @classmethod
-    def open(cls, root: Path) -> ImageCache:
-        """Re-open a cache built by :meth:`build` (e.g. in a worker process)."""
-        names = (Path(root) / "names.txt").read_text().splitlines()
-        return cls(Path(root), names)
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def __iter__(self) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-        for i, name in enumerate(self.names):
-            yield name, np.load(self.root / f"{i:05d}_lr.npy"), np.load(self.root / f"{i:05d}_hr.npy")
-
-    def first_lr(self) -> np.ndarray:
-        """The first LR image (warm-up input)."""
-        return np.load(self.root / "00000_lr.npy")
 
 
 def to_model_input(
@@ -277,50 +69,6 @@ def to_model_input(
 # --------------------------------------------------------------------------- measuring
 
 ProgressFn = Callable[[int, int], None]
-
-
-@dataclass
-class _Loaded:
-    """A built model; ``reason`` says why its quality is meaningless (None: meaningful)."""
-
-    model: nn.Module
-    weights: WeightsInfo | None
-    reason: str | None
-
-
-def build_model(spec: ModelSpec, config: RunConfig) -> tuple[ModelEntry, _Loaded]:
-    """Build ``spec``'s architecture and load its weights (strict); CPU, fp32, eval mode."""
-    from srbench.models.loading import load_weights, read_checkpoint
-    from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
-    from srbench.models.spandrel_adapter import spandrel_entry
-    from srbench.models.weights import fetch_weights, offline_mode, resolve_weights
-
-    if spec.arch.startswith(SPANDREL_PREFIX) and spec.weights_path is not None:
-        spandrel_entry(spec.weights_path)  # dynamic entries are per process: re-register here
-    entry = get_entry(spec.arch)
-    model = entry.build(scale=config.scale)
-    if spec.weights_path is None and not any(True for _ in model.parameters()):
-        # Nothing to train (bicubic): its output means something without any checkpoint.
-        return entry, _Loaded(model.eval(), None, None)
-    found = resolve_weights(entry, config.scale, spec.weights_path)
-    if found is None and entry.weights_for(config.scale) is not None and not offline_mode(config.offline):
-        try:
-            found = fetch_weights(entry, config.scale)
-        except SrbenchError as exc:
-            reason = f"official weights not on disk and the download failed ({exc}); efficiency figures only"
-            return entry, _Loaded(model.eval(), None, reason)
-    if found is None:
-        if not entry.has_trained_weights:
-            reason = "no trained weights exist for this architecture; efficiency figures only"
-        else:
-            reason = (
-                f"no official x{config.scale} weights; pass "
-                f"--weights {spec.name}=PATH (efficiency figures only)"
-            )
-        return entry, _Loaded(model.eval(), None, reason)
-    load_weights(model, entry, read_checkpoint(found.path), source=str(found.path))
-    info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source)
-    return entry, _Loaded(model.eval(), info, None)
 
 
 def measure_model(

@@ -1,0 +1,57 @@
+"""Building a model for a run: its architecture from the registry and its weights, strictly loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from srbench.errors import SrbenchError
+from srbench.execution.config import RunConfig
+from srbench.execution.specs import ModelSpec
+from srbench.models.registry import ModelEntry, get_entry
+from srbench.reporting.results import WeightsInfo
+
+
+@dataclass
+class LoadedModel:
+    """A built model; ``reason`` says why its quality is meaningless (None: meaningful)."""
+
+    model: nn.Module
+    weights: WeightsInfo | None
+    reason: str | None
+
+
+def build_model(spec: ModelSpec, config: RunConfig) -> tuple[ModelEntry, LoadedModel]:
+    """Build ``spec``'s architecture and load its weights (strict); CPU, fp32, eval mode."""
+    from srbench.models.loading import load_weights, read_checkpoint
+    from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
+    from srbench.models.spandrel_adapter import spandrel_entry
+    from srbench.models.weights import fetch_weights, offline_mode, resolve_weights
+
+    if spec.arch.startswith(SPANDREL_PREFIX) and spec.weights_path is not None:
+        spandrel_entry(spec.weights_path)  # dynamic entries are per process: re-register here
+    entry = get_entry(spec.arch)
+    model = entry.build(scale=config.scale)
+    if spec.weights_path is None and not any(True for _ in model.parameters()):
+        # Nothing to train (bicubic): its output means something without any checkpoint.
+        return entry, LoadedModel(model.eval(), None, None)
+    found = resolve_weights(entry, config.scale, spec.weights_path)
+    if found is None and entry.weights_for(config.scale) is not None and not offline_mode(config.offline):
+        try:
+            found = fetch_weights(entry, config.scale)
+        except SrbenchError as exc:
+            reason = f"official weights not on disk and the download failed ({exc}); efficiency figures only"
+            return entry, LoadedModel(model.eval(), None, reason)
+    if found is None:
+        if not entry.has_trained_weights:
+            reason = "no trained weights exist for this architecture; efficiency figures only"
+        else:
+            reason = (
+                f"no official x{config.scale} weights; pass "
+                f"--weights {spec.name}=PATH (efficiency figures only)"
+            )
+        return entry, LoadedModel(model.eval(), None, reason)
+    load_weights(model, entry, read_checkpoint(found.path), source=str(found.path))
+    info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source)
+    return entry, LoadedModel(model.eval(), info, None)

@@ -1,0 +1,52 @@
+"""The run configuration: what defines a run's protocol (recorded as ``config`` in results.json)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from srbench.execution.tiling import DEFAULT_OVERLAP
+from srbench.measure.counting import NTIRE_INPUT_SHAPE
+
+#: Default warm-up forwards. The first forward on CPU pays oneDNN primitive creation and
+#: allocator growth (several times a steady forward); on CUDA, context, cuDNN heuristics
+#: and kernel loading. Three forwards on the first image's shape reach steady state on
+#: every model we ship; ``--ntire-compat`` uses 0, as the challenge did.
+DEFAULT_WARMUP = 3
+
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a run's protocol (recorded as ``config`` in results.json)."""
+
+    models: list[str] = field(default_factory=list)
+    data: str | None = None
+    layout: str | None = None
+    scale: int = 4
+    device: str = "auto"
+    warmup: int = DEFAULT_WARMUP
+    repeat: int = 1
+    profile_input: list[int] = field(default_factory=lambda: list(NTIRE_INPUT_SHAPE))
+    ntire_compat: bool = False
+    dtype: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    cudnn_benchmark: bool = False
+    tf32: str | None = None
+    seed: int = 0
+    deterministic: bool = False
+    weights: dict[str, str] = field(default_factory=dict)
+    offline: bool = False
+    tile: int | None = None
+    tile_overlap: int = DEFAULT_OVERLAP
+    isolate: bool = True
+    model_timeout: float | None = None
+    save_images: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return asdict(self)
