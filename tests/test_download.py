@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import tarfile
 import threading
 import zipfile
@@ -110,28 +111,35 @@ def test_good_file_downloads_verifies_and_is_skipped_next_time(server: _Server, 
     dest = tmp_path / "d" / "a.bin"
     assert download(_url(server, "/a.bin"), dest, sha256=_sha(data), progress=True) == dest
     assert dest.read_bytes() == data
-    assert not dest.with_name("a.bin.part").exists()
     assert len(server.log) == 1
     download(_url(server, "/a.bin"), dest, sha256=_sha(data), progress=False)
     assert len(server.log) == 1  # verified on disk: no request
 
 
-def test_truncated_transfer_fails_keeps_part_and_leaves_nothing_at_dest(
-    server: _Server, tmp_path: Path
-) -> None:
+def test_truncated_transfer_fails_and_leaves_nothing_at_dest(server: _Server, tmp_path: Path) -> None:
     data = _blob()
     server.files["/t.bin"] = data
     server.modes["/t.bin"] = "truncate"
     dest = tmp_path / "t.bin"
     with pytest.raises(SrbenchError) as caught:
-        download(_url(server, "/t.bin"), dest, sha256=_sha(data), progress=False, retries=1, timeout=5)
+        download(_url(server, "/t.bin"), dest, sha256=_sha(data), progress=False)
     message = str(caught.value)
-    assert f"stopped at {len(data) // 2} of {len(data)} bytes" in message and "resume" in message
+    assert message.startswith(f"download of {_url(server, '/t.bin')} failed")
+    assert "run the command again" in message
     assert "\n" not in message
-    assert not dest.exists()
-    assert dest.with_name("t.bin.part").read_bytes() == data[: len(data) // 2]
-    # the retry asked only for the rest
-    assert server.log[1] == ("/t.bin", f"bytes={len(data) // 2}-")
+    assert list(tmp_path.iterdir()) == []  # no partial file, no pooch temporary left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_downloaded_file_follows_the_umask(server: _Server, tmp_path: Path, umask: int) -> None:
+    data = _blob(seed=9)
+    server.files["/u.bin"] = data
+    old = os.umask(umask)
+    try:
+        dest = download(_url(server, "/u.bin"), tmp_path / "u.bin", sha256=_sha(data), progress=False)
+    finally:
+        os.umask(old)
+    assert dest.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_wrong_checksum_deletes_everything(server: _Server, tmp_path: Path) -> None:
@@ -153,49 +161,6 @@ def test_404_is_one_line_naming_the_url(server: _Server, tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
-def test_dropped_connection_resumes_with_range(server: _Server, tmp_path: Path) -> None:
-    data = _blob(seed=1)
-    half = len(data) // 2
-    server.files["/r.bin"] = data
-    server.modes["/r.bin"] = "drop_once"
-    dest = tmp_path / "r.bin"
-    with pytest.raises(SrbenchError, match="run the command again to resume"):
-        download(_url(server, "/r.bin"), dest, sha256=_sha(data), progress=False, retries=0, timeout=5)
-    assert dest.with_name("r.bin.part").stat().st_size == half
-    download(_url(server, "/r.bin"), dest, sha256=_sha(data), progress=False, retries=0, timeout=5)
-    assert dest.read_bytes() == data
-    assert server.log == [("/r.bin", None), ("/r.bin", f"bytes={half}-")]
-
-
-def test_automatic_retry_resumes_within_one_call(server: _Server, tmp_path: Path) -> None:
-    data = _blob(seed=2)
-    server.files["/r.bin"] = data
-    server.modes["/r.bin"] = "drop_once"
-    dest = download(_url(server, "/r.bin"), tmp_path / "r.bin", sha256=_sha(data), progress=False, timeout=5)
-    assert dest.read_bytes() == data
-    assert [r for _, r in server.log] == [None, f"bytes={len(data) // 2}-"]
-
-
-def test_server_without_range_support_restarts_from_zero(server: _Server, tmp_path: Path) -> None:
-    data = _blob(seed=3)
-    server.files["/n.bin"] = data
-    server.modes["/n.bin"] = "norange"
-    dest = tmp_path / "n.bin"
-    dest.with_name("n.bin.part").write_bytes(b"stale bytes from another file")
-    download(_url(server, "/n.bin"), dest, sha256=_sha(data), progress=False)
-    assert dest.read_bytes() == data
-
-
-def test_complete_part_answered_416_restarts_and_verifies(server: _Server, tmp_path: Path) -> None:
-    data = _blob(seed=4)
-    server.files["/c.bin"] = data
-    dest = tmp_path / "c.bin"
-    dest.with_name("c.bin.part").write_bytes(data)
-    download(_url(server, "/c.bin"), dest, sha256=_sha(data), progress=False)
-    assert dest.read_bytes() == data
-    assert server.log == [("/c.bin", f"bytes={len(data)}-"), ("/c.bin", None)]
-
-
 def test_without_checksum_size_is_checked_with_a_warning(server: _Server, tmp_path: Path) -> None:
     data = _blob(seed=5)
     server.files["/s.bin"] = data
@@ -204,7 +169,7 @@ def test_without_checksum_size_is_checked_with_a_warning(server: _Server, tmp_pa
     assert (tmp_path / "s.bin").read_bytes() == data
     with pytest.raises(SrbenchError, match=f"size mismatch .*expected 7 bytes, got {len(data)}"):
         download(_url(server, "/s.bin"), tmp_path / "s2.bin", sha256=None, size=7, progress=False)
-    assert not (tmp_path / "s2.bin").exists() and not (tmp_path / "s2.bin.part").exists()
+    assert not (tmp_path / "s2.bin").exists()
 
 
 def test_existing_dest_that_fails_verification_is_replaced(server: _Server, tmp_path: Path) -> None:
@@ -356,10 +321,10 @@ def test_fetch_truncated_archive_leaves_no_partial_dataset(
 ) -> None:
     server.modes["/mirror/DIV2K_valid_HR.zip"] = "truncate"
     dest = tmp_path / "data"
-    with pytest.raises(SrbenchError, match="stopped at"):
+    with pytest.raises(SrbenchError, match="run the command again"):
         fetch_dataset("div2k-valid", dest, scale=4, progress=False)
     assert not (dest / "DIV2K_valid_HR").exists()
-    assert (dest / ".srbench-downloads" / "DIV2K_valid_HR.zip.part").exists()
+    assert not any((dest / ".srbench-downloads").iterdir())  # no partial archive either
 
 
 def test_data_download_cli(server: _Server, div2k_mirror, tmp_path: Path, capsys) -> None:

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from srbench.errors import SrbenchError
+from srbench.execution.weights import WeightsFile, resolve_weights, sha256_file, weights_cache_dir
 from srbench.models.loading import (
     convert_span_full_to_fused,
     detect_architecture,
@@ -20,7 +21,6 @@ from srbench.models.loading import (
 )
 from srbench.models.registry import ModelEntry, WeightsSpec, all_entries, create_model, get_entry
 from srbench.models.span import SPAN
-from srbench.models.weights import WeightsFile, resolve_weights, sha256_file, weights_cache_dir
 
 
 def randomise_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from srbench.cli import main
+from srbench.execution.weights import resolve_weights
 from srbench.models import get_entry
-from srbench.models.weights import resolve_weights
 
 SPAN_FILE = "ntire2024_team38_span_ch28_slim_x4.pth"
 

@@ -1,21 +1,19 @@
-"""Verified, resumable, atomic downloads and safe archive extraction.
+"""Verified downloads (through pooch) and safe, atomic archive extraction.
 
-:func:`download` is generic (datasets and model weights use it):
+:func:`download` fetches one file with `pooch <https://www.fatiando.org/pooch/>`_ (the
+library scikit-image itself downloads with): streamed over HTTP(S) into a temporary file
+beside the destination, verified by SHA-256 when a checksum is known, and moved into place
+only when it verifies, so ``DEST`` is never a partial or unverified file. A file already at
+``DEST`` that verifies is not downloaded again; one that does not is replaced. Without a
+checksum the size is checked (the catalogue's, else the server's ``Content-Length``) and a
+:class:`DownloadWarning` says the file was verified weakly. Progress is a rich bar on
+stderr. What pooch cannot do, and srbench therefore no longer does: resume an interrupted
+transfer with HTTP ``Range`` (an interrupted download starts again from byte 0).
 
-* streamed with :mod:`urllib` in 1 MiB chunks, with a rich progress bar on stderr;
-* written to ``DEST.part`` first; an interrupted download keeps the ``.part`` and the next
-  attempt asks for the rest with an HTTP ``Range`` header. A server that ignores ``Range``
-  (answers 200) restarts the file from byte 0; a 416 answer discards the ``.part``;
-* dropped connections are retried ``retries`` times (resuming) before giving up;
-* verified by SHA-256 when a checksum is known; a mismatch deletes the file and raises.
-  Without a checksum the size is checked (the catalogue's size, else the server's
-  ``Content-Length``) and a :class:`DownloadWarning` says the file was verified by size only;
-* atomic: only a verified file is moved to ``DEST`` with ``os.replace``, so ``DEST`` is
-  never a partial file. If ``DEST`` already exists and verifies, nothing is downloaded.
-
-:func:`extract_archive` extracts zip and tar(.gz/.bz2/.xz) archives into a temporary folder
-beside the destination and renames it into place, refusing absolute paths, ``..`` and
-links, so a bad archive can never write outside the destination or leave half a dataset.
+:func:`extract_archive` is ours, not pooch's: pooch's ``Unzip``/``Untar`` extract in place
+and follow what the archive says, while srbench extracts into a temporary folder beside the
+destination and renames it into place, refusing absolute paths, ``..`` and links, so a bad
+archive can never write outside the destination or leave half a dataset.
 
 Dataset URLs, sizes and SHA-256 sums live in ``dataset_urls.json`` next to this module (the
 DIV2K figures are the ones TensorFlow Datasets publishes for the same files). The base URL
@@ -26,23 +24,20 @@ file names stay the same.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
+import logging
 import os
 import re
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any
 
-from srbench import __version__
 from srbench.errors import SrbenchError
 
 #: Environment variable that replaces every dataset's base URL (e.g. a local mirror).
@@ -53,16 +48,6 @@ _CATALOG_FILE = Path(__file__).with_name("dataset_urls.json")
 
 class DownloadWarning(UserWarning):
     """A download could only be verified weakly (no checksum known)."""
-
-
-class _Interrupted(Exception):
-    """The transfer stopped before the end; the ``.part`` file holds what arrived."""
-
-    def __init__(self, received: int, total: int | None, reason: str) -> None:
-        super().__init__(reason)
-        self.received = received
-        self.total = total
-        self.reason = reason
 
 
 # --------------------------------------------------------------------------- hashing
@@ -77,16 +62,51 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _verifies(path: Path, sha256: str | None, size: int | None) -> bool:
-    """Whether an existing file matches what is known about it (anything matches nothing)."""
-    if sha256 is not None:
-        return sha256_of(path) == sha256.lower()
-    if size is not None:
-        return path.stat().st_size == size
-    return True
-
-
 # --------------------------------------------------------------------------- download
+
+
+class _RichBar:
+    """The progress-bar object pooch drives (``total``, ``update``, ``reset``, ``close``), shown with rich."""
+
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._task = self._progress.add_task(label, total=None)
+        self._progress.start()
+
+    @property
+    def total(self) -> float | None:
+        return self._progress.tasks[0].total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        self._progress.update(self._task, total=value or None)
+
+    def update(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def reset(self) -> None:
+        self._progress.reset(self._task, total=self.total)
+
+    def close(self) -> None:
+        self._progress.stop()
 
 
 def download(
@@ -96,8 +116,7 @@ def download(
     sha256: str | None,
     size: int | None = None,
     progress: bool = True,
-    retries: int = 2,
-    timeout: float = 60.0,
+    mirror_env: str = MIRROR_ENV,
 ) -> Path:
     """Download ``url`` to ``dest`` (see the module docstring); returns ``dest``.
 
@@ -107,195 +126,67 @@ def download(
         sha256: expected hex SHA-256, or None when unknown (then size-only, with a warning).
         size: expected size in bytes, or None.
         progress: show a rich progress bar on stderr.
-        retries: extra attempts, each resuming, after a dropped connection.
-        timeout: socket timeout in seconds for connecting and for each read.
+        mirror_env: the environment variable that replaces this file's base URL, named in
+            error messages (``SRBENCH_DATA_MIRROR`` for datasets, ``SRBENCH_WEIGHTS_MIRROR``
+            for checkpoints).
 
     Raises:
-        SrbenchError: HTTP errors, unreachable hosts, transfers still incomplete after the
-            retries (the ``.part`` is kept for the next call), or a failed verification
-            (the file is deleted).
+        SrbenchError: HTTP errors, unreachable hosts, interrupted transfers, or a failed
+            verification (nothing is left at ``dest``).
     """
+    import pooch
+    import requests
+
     dest = Path(dest)
-    if dest.is_file() and _verifies(dest, sha256, size):
-        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    attempt = 0
-    while True:
-        try:
-            announced = _fetch(url, part, progress=progress, timeout=timeout)
-            break
-        except _Interrupted as exc:
-            attempt += 1
-            if attempt > retries:
-                total = f" of {exc.total}" if exc.total is not None else ""
-                raise SrbenchError(
-                    f"download of {url} stopped at {exc.received}{total} bytes ({exc.reason}) "
-                    f"after {attempt} attempts; run the command again to resume from {part}"
-                ) from None
-    _verify_part(url, part, sha256=sha256, size=size, announced=announced)
-    os.replace(part, dest)
-    return dest
-
-
-def _verify_part(
-    url: str, part: Path, *, sha256: str | None, size: int | None, announced: int | None
-) -> None:
-    got_size = part.stat().st_size
-    if sha256 is not None:
-        got = sha256_of(part)
-        if got != sha256.lower():
-            part.unlink(missing_ok=True)
+    known = f"sha256:{sha256.lower()}" if sha256 else None
+    if known is None and dest.is_file() and (size is None or dest.stat().st_size == size):
+        return dest
+    bar: Any = _RichBar(dest.name) if progress else False
+    pooch.get_logger().setLevel(logging.WARNING)  # pooch logs every download at INFO
+    try:
+        pooch.retrieve(url, known_hash=known, fname=dest.name, path=dest.parent, progressbar=bar)
+    except requests.HTTPError as exc:
+        code = exc.response.status_code if exc.response is not None else "?"
+        reason = exc.response.reason if exc.response is not None else exc
+        raise SrbenchError(
+            f"cannot download {url}: HTTP {code} {reason}; check the URL (or {mirror_env})"
+        ) from None
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise SrbenchError(
+            f"cannot reach {url} ({type(exc).__name__}); check the network connection (or set {mirror_env})"
+        ) from None
+    except requests.RequestException as exc:
+        raise SrbenchError(f"download of {url} failed ({exc}); run the command again") from None
+    except ValueError as exc:  # pooch: the downloaded file's hash does not match known_hash
+        if "hash" not in str(exc).lower():
+            raise
+        dest.unlink(missing_ok=True)
+        raise SrbenchError(
+            f"checksum mismatch for {url}: expected sha256 {sha256}; "
+            "the download was deleted: try again, or check the URL/mirror"
+        ) from None
+    finally:
+        if bar:
+            bar.close()
+    # pooch writes through a private temporary file (mode 0600); a downloaded file is the
+    # user's, so it gets the permissions their umask gives a new file.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(dest, 0o666 & ~umask)
+    if known is None:
+        got = dest.stat().st_size
+        if size is not None and got != size:
+            dest.unlink(missing_ok=True)
             raise SrbenchError(
-                f"checksum mismatch for {url}: expected sha256 {sha256.lower()}, got {got}; "
+                f"size mismatch for {url}: expected {size} bytes, got {got}; "
                 "the download was deleted: try again, or check the URL/mirror"
             )
-        return
-    expected = size if size is not None else announced
-    if expected is not None and got_size != expected:
-        part.unlink(missing_ok=True)
-        raise SrbenchError(
-            f"size mismatch for {url}: expected {expected} bytes, got {got_size}; "
-            "the download was deleted: try again, or check the URL/mirror"
-        )
-    what = "size only" if expected is not None else "nothing (no checksum or size known)"
-    warnings.warn(f"no sha256 known for {url}; verified by {what}", DownloadWarning, stacklevel=3)
-
-
-def _open(url: str, start: int, timeout: float) -> http.client.HTTPResponse:
-    headers = {"User-Agent": f"srbench/{__version__}"}
-    if start > 0:
-        headers["Range"] = f"bytes={start}-"
-    request = urllib.request.Request(url, headers=headers)
-    try:
-        return urllib.request.urlopen(request, timeout=timeout)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code == 416 and start > 0:
-            raise
-        raise SrbenchError(
-            f"cannot download {url}: HTTP {exc.code} {exc.reason}; check the URL (or {MIRROR_ENV})"
-        ) from None
-    except urllib.error.URLError as exc:
-        # A reset or a timeout is worth retrying; a refused connection or DNS failure is not.
-        if isinstance(exc.reason, (TimeoutError, ConnectionResetError, ConnectionAbortedError)):
-            raise _Interrupted(start, None, f"connection failed: {exc.reason}") from None
-        raise SrbenchError(
-            f"cannot reach {url}: {exc.reason}; check the network connection (or set {MIRROR_ENV})"
-        ) from None
-    except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-        raise _Interrupted(start, None, f"connection failed: {exc}") from None
-
-
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-
-
-def _fetch(url: str, part: Path, *, progress: bool, timeout: float) -> int | None:
-    """Fetch into ``part``, resuming it; returns the full size the server announced (or None)."""
-    start = part.stat().st_size if part.is_file() else 0
-    try:
-        response = _open(url, start, timeout)
-    except urllib.error.HTTPError:
-        # 416: the .part does not fit the remote file (already complete, or the file changed).
-        part.unlink(missing_ok=True)
-        start = 0
-        response = _open(url, 0, timeout)
-    with response:
-        status = response.status
-        length = response.headers.get("Content-Length")
-        remaining = int(length) if length is not None and length.isdigit() else None
-        if start > 0 and status == 206:
-            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
-            if match is None or int(match.group(1)) != start:
-                raise SrbenchError(
-                    f"server for {url} answered a resume request with the wrong range "
-                    f"({response.headers.get('Content-Range')!r}); delete {part} and try again"
-                )
-            total = int(match.group(3)) if match.group(3) != "*" else None
-            mode = "ab"
-        else:
-            start, mode = 0, "wb"  # no resume support: start over
-            total = remaining
-        with open(part, mode) as out:
-            received = _stream(
-                response, out, start=start, total=total, label=part.name[:-5], progress=progress
-            )
-    if total is not None and received < total:
-        raise _Interrupted(received, total, "the server closed the connection early")
-    return total
-
-
-def _stream(
-    response: http.client.HTTPResponse,
-    out: BinaryIO,
-    *,
-    start: int,
-    total: int | None,
-    label: str,
-    progress: bool,
-) -> int:
-    """Copy the body to ``out``; returns the bytes now in the file (``start`` + what arrived)."""
-    received = start
-    bar = _progress_bar(progress)
-    with bar:
-        task = bar.add_task(label, total=total, completed=start) if bar is not None else None
-        while True:
-            try:
-                block = response.read(CHUNK_BYTES)
-            except http.client.IncompleteRead as exc:
-                out.write(exc.partial)
-                received += len(exc.partial)
-                raise _Interrupted(received, total, "the server closed the connection early") from None
-            except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-                raise _Interrupted(received, total, f"connection lost: {exc or type(exc).__name__}") from None
-            if not block:
-                break
-            out.write(block)
-            received += len(block)
-            if bar is not None and task is not None:
-                bar.update(task, completed=received)
-    return received
-
-
-def _progress_bar(enabled: bool) -> Any:
-    """A rich progress bar for bytes on stderr, or a do-nothing context when disabled."""
-    if not enabled:
-        return _NullProgress()
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-
-
-class _NullProgress:
-    """Stands in for rich's Progress when no bar is wanted (``bar is None`` checks skip it)."""
-
-    def __enter__(self) -> _NullProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def add_task(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        return None
+        # Without a catalogue size, the HTTP client already refused a body shorter than the
+        # server's Content-Length, so the size is still checked, against the server's word.
+        what = "size only" if size is not None else "size only (the server's Content-Length)"
+        warnings.warn(f"no sha256 known for {url}; verified by {what}", DownloadWarning, stacklevel=2)
+    return dest
 
 
 # --------------------------------------------------------------------------- archives

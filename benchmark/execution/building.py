@@ -24,10 +24,10 @@ class LoadedModel:
 
 def build_model(spec: ModelSpec, config: RunConfig) -> tuple[ModelEntry, LoadedModel]:
     """Build ``spec``'s architecture and load its weights (strict); CPU, fp32, eval mode."""
+    from srbench.execution.weights import fetch_weights, offline_mode, resolve_weights
     from srbench.models.loading import load_weights, read_checkpoint
     from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
     from srbench.models.spandrel_adapter import spandrel_entry
-    from srbench.models.weights import fetch_weights, offline_mode, resolve_weights
 
     if spec.arch.startswith(SPANDREL_PREFIX) and spec.weights_path is not None:
         spandrel_entry(spec.weights_path)  # dynamic entries are per process: re-register here

@@ -47,7 +47,7 @@ def _context() -> Any:
                     "srbench.data.imageio",
                     "srbench.models.zoo",
                     "srbench.models.loading",
-                    "srbench.models.weights",
+                    "srbench.execution.weights",
                     "fvcore.nn",
                     "torch.utils.flop_counter",
                 ]

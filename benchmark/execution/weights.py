@@ -85,7 +85,14 @@ def fetch_weights(entry: ModelEntry, scale: int, *, progress: bool = True) -> We
     if spec is None:
         raise SrbenchError(f"model '{entry.name}' has no official x{scale} checkpoint to fetch")
     dest = weights_cache_dir() / spec.file_name
-    download(weights_url(spec), dest, sha256=spec.sha256, size=spec.size_bytes, progress=progress)
+    download(
+        weights_url(spec),
+        dest,
+        sha256=spec.sha256,
+        size=spec.size_bytes,
+        progress=progress,
+        mirror_env=MIRROR_ENV,
+    )
     return WeightsFile(dest, spec.sha256, dest.stat().st_size, "cache")
 
 
