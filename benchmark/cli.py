@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 
 from srbench import __version__
@@ -42,10 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as one line, ``srbench: warning: ...`` (the source line is noise to a user)."""
+    return f"srbench: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``srbench`` console script; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    formatter = warnings.formatwarning
+    if not debug:
+        warnings.formatwarning = _format_warning
+    try:
+        return _dispatch(argv, debug)
+    finally:
+        warnings.formatwarning = formatter
+
+
+def _dispatch(argv: list[str], debug: bool) -> int:
     try:
         try:
             args = build_parser().parse_args(argv)

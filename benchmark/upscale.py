@@ -23,7 +23,6 @@ Conventions:
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from srbench.data.imageio import IMAGE_SUFFIXES, is_image_file, probe_image
+from srbench.data.imageio import IMAGE_SUFFIXES, is_image_file, probe_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8
 from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
@@ -44,7 +43,6 @@ from srbench.execution.specs import ModelSpec, parse_model_specs
 from srbench.execution.tiling import DEFAULT_OVERLAP
 from srbench.measure.metrics import to_uint8
 from srbench.measure.timing import ForwardTimer
-from srbench.reporting.results import atomic_write_bytes
 
 #: Full-range BT.601 luma weights (R, G, B) used to turn a grey input's RGB output back to grey.
 GREY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
@@ -232,16 +230,6 @@ def read_source(path: Path) -> SourceImage:
     return SourceImage(np.ascontiguousarray(rgba[..., :3]), alpha, grey=False)
 
 
-def write_png(path: Path, img: np.ndarray) -> Path:
-    """Write uint8 (H, W), (H, W, 2|3|4) as an L/LA/RGB/RGBA PNG, atomically."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img)).save(buf, format="PNG")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
-
-
 def output_name(stem: str, scale: int, model: str) -> str:
     """``<stem>_x<scale>_<model>.png``."""
     return f"{stem}_x{scale}_{model}.png"
@@ -324,7 +312,7 @@ def upscale_file(upscaler: Upscaler, src: Path, dst: Path) -> UpscaleResult:
     image = read_source(src)
     h, w = image.rgb.shape[:2]
     out, ms, tiled = upscaler.upscale(image, name=str(src))
-    write_png(dst, out)
+    write_png_atomic(dst, out)
     return UpscaleResult(
         input=Path(src),
         output=Path(dst),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 
 from srbench.cli import main
-from srbench.data.datasets import check_dataset, load_dataset, prefetch
+from srbench.data.datasets import CacheWarning, check_dataset, load_dataset, prefetch
 from srbench.data.imageio import read_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8, modcrop
 from srbench.errors import SrbenchError
@@ -184,7 +185,12 @@ def test_hr_only_generates_lr_and_caches_it_beside_the_folder(tmp_path: Path) ->
     cache = tmp_path / "photos_LR_srbench" / "X4"
     assert not cache.exists()
     _assert_pairs(ds, hrs)  # generates and writes the cache while iterating
-    assert sorted(p.name for p in cache.iterdir()) == ["ax4.png", "bx4.png"]
+    assert sorted(p.name for p in cache.iterdir()) == [
+        "ax4.png",
+        "ax4.png.srbench.json",
+        "bx4.png",
+        "bx4.png.srbench.json",
+    ]
     np.testing.assert_array_equal(read_image(cache / "ax4.png"), _lr(hrs["a"]))
     # A later run reads the cache instead of recomputing: alter one cached file and see it.
     altered = np.zeros((6, 9, 3), dtype=np.uint8)
@@ -192,9 +198,35 @@ def test_hr_only_generates_lr_and_caches_it_beside_the_folder(tmp_path: Path) ->
     again = {p.name: p for p in load_dataset(tmp_path / "photos")}
     np.testing.assert_array_equal(again["a"].lr, altered)
     np.testing.assert_array_equal(again["b"].lr, _lr(hrs["b"]))
-    # A newer HR invalidates its cached LR.
+    # Modification times mean nothing to the cache: an old mtime on the cached LR keeps it.
     os.utime(cache / "ax4.png", (1, 1))
-    np.testing.assert_array_equal(load_dataset(tmp_path / "photos").load("a").lr, _lr(hrs["a"]))
+    np.testing.assert_array_equal(load_dataset(tmp_path / "photos").load("a").lr, altered)
+
+
+def test_hr_only_cache_is_keyed_by_content_not_mtime(tmp_path: Path) -> None:
+    """Issue 19 case 2: an HR replaced by different content with an OLDER mtime (as ``cp -p``,
+    ``rsync -a`` or an unpacked release leave it) must not be served its stale cached LR."""
+    hrs = _write_pairs(tmp_path / "photos", None, ["a"])
+    hr_path = tmp_path / "photos" / "a.png"
+    _assert_pairs(load_dataset(tmp_path / "photos"), hrs)  # cold cache written
+    cached = tmp_path / "photos_LR_srbench" / "X4" / "ax4.png"
+    np.testing.assert_array_equal(read_image(cached), _lr(hrs["a"]))
+    new_hr = _hr(99)  # same size, different picture
+    write_png_atomic(hr_path, new_hr)
+    os.utime(hr_path, (1, 1))  # older than the cached LR
+    with pytest.warns(CacheWarning, match=r"ax4\.png was made from different content.*regenerating"):
+        pair = load_dataset(tmp_path / "photos").load("a")
+    np.testing.assert_array_equal(pair.lr, _lr(new_hr))
+    np.testing.assert_array_equal(read_image(cached), _lr(new_hr))  # the cache itself is fixed
+    # A cache made by an older srbench (no record beside it) is regenerated, not trusted.
+    write_png_atomic(cached, np.zeros((6, 9, 3), dtype=np.uint8))
+    (cached.parent / "ax4.png.srbench.json").unlink()
+    with pytest.warns(CacheWarning, match="no content record"):
+        np.testing.assert_array_equal(load_dataset(tmp_path / "photos").load("a").lr, _lr(new_hr))
+    # Once regenerated it is used silently.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(load_dataset(tmp_path / "photos").load("a").lr, _lr(new_hr))
 
 
 def test_hr_only_cache_lr_false_writes_nothing_and_env_moves_the_cache(tmp_path: Path, monkeypatch) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from srbench.files import atomic_open, atomic_write_text
+
 
 class ImageCache:
     """A dataset decoded once per run into ``.npy`` files, read back per model.
@@ -31,10 +33,12 @@ class ImageCache:
         # Decode a couple of images ahead on a thread while this one is written out.
         pairs = dataset.prefetch(2) if hasattr(dataset, "prefetch") else iter(dataset)
         for i, pair in enumerate(pairs):
-            np.save(root / f"{i:05d}_lr.npy", np.ascontiguousarray(pair.lr))
-            np.save(root / f"{i:05d}_hr.npy", np.ascontiguousarray(pair.hr))
+            for role, arr in (("lr", pair.lr), ("hr", pair.hr)):
+                with atomic_open(root / f"{i:05d}_{role}.npy") as fh:
+                    np.save(fh, np.ascontiguousarray(arr))
             names.append(pair.name)
-        (root / "names.txt").write_text("\n".join(names) + "\n")
+        # names.txt last: a cache without it (a build that crashed) cannot be opened.
+        atomic_write_text(root / "names.txt", "\n".join(names) + "\n")
         return cls(root, names)
 
     @classmethod

@@ -34,9 +34,14 @@ Generated-LR cache (``hr-only``): LR PNGs are written to ``<HR folder>_LR_srbenc
 beside the HR folder, i.e. ``PATH/../<name>_LR_srbench/X4/``. When ``$SRBENCH_CACHE_DIR`` is set, or
 the HR folder's parent is not writable, they go to ``<cache root>/lr/<name>-<hash>/X{s}/`` instead
 (cache root: ``$SRBENCH_CACHE_DIR``, else ``$XDG_CACHE_HOME/srbench``, else ``~/.cache/srbench``;
-the hash is of the HR folder's absolute path). A cached LR is used when it is at least as new
-as its HR file and has the expected size; otherwise it is regenerated. ``srbench data prepare``
-fills the cache ahead of time; ``cache_lr=False`` neither reads nor writes it.
+the hash is of the HR folder's absolute path). The cache is keyed by content, never by
+modification time: beside each cached LR, ``{stem}x{s}.png.srbench.json`` records the SHA-256
+of the HR file it was made from, the scale and :data:`LR_CACHE_VERSION` (see
+:mod:`srbench.files`). A cached LR is used only when that record matches the HR file as it is
+now; otherwise it is regenerated and a :class:`CacheWarning` names the file (an HR replaced by
+``cp -p``, ``rsync -a`` or an updated release keeps an old mtime but not its hash).
+``srbench data prepare`` fills the cache ahead of time; ``cache_lr=False`` neither reads nor
+writes it.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ import numpy as np
 from srbench.data.imageio import ImageInfo, is_image_file, probe_image, read_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8, modcrop
 from srbench.errors import SrbenchError
+from srbench.files import file_sha256, read_stamp, stamp_matches, write_stamp
 
 LAYOUTS: tuple[str, ...] = ("sample", "div2k", "ntire-esr", "benchmark", "paired", "hr-only")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -67,6 +73,13 @@ SAMPLE_IMAGES: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket")
 #: ``SAMPLE_MINI_CROP``-pixel square (the CI regression fixture: seconds, not minutes).
 SAMPLE_MINI = "sample-mini"
 SAMPLE_MINI_CROP = 96
+#: Version of the generated-LR recipe recorded in each cache stamp; bump it when the way LR is
+#: generated changes (imresize, mod-crop), so every cache made the old way is regenerated.
+LR_CACHE_VERSION = 1
+
+
+class CacheWarning(UserWarning):
+    """A cached file did not match its source and was regenerated (names the file)."""
 
 
 def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
@@ -274,26 +287,50 @@ class Dataset:
             lr = self._generated_lr(source, hr)
         return ImagePair(name=source.name, hr=hr, lr=lr)
 
+    def _cache_key(self, source: PairSource) -> dict[str, Any]:
+        """What a cached LR of ``source`` must have been made from (see the module docstring)."""
+        assert source.hr_path is not None
+        return {
+            "kind": "srbench-generated-lr",
+            "version": LR_CACHE_VERSION,
+            "scale": self.scale,
+            "recipe": "imresize_uint8(modcrop(hr, scale), 1/scale)",
+            "source_sha256": file_sha256(source.hr_path),
+        }
+
     def _cache_valid(self, source: PairSource, want: tuple[int, int]) -> bool:
         cache = source.lr_cache
-        if cache is None or not self.cache_lr or not cache.is_file():
+        if cache is None or not self.cache_lr or not cache.is_file() or source.hr_path is None:
             return False
         try:
-            if source.hr_path is not None and cache.stat().st_mtime < source.hr_path.stat().st_mtime:
-                return False  # HR changed after the LR was cached
+            if not stamp_matches(cache, self._cache_key(source)):
+                stamp = read_stamp(cache)
+                why = (
+                    "has no content record (made by an older srbench or interrupted)"
+                    if stamp is None
+                    else f"was made from different content than {source.hr_path} holds now"
+                )
+                warnings.warn(f"cached LR {cache} {why}; regenerating it", CacheWarning, stacklevel=3)
+                return False
             info = probe_image(cache)
         except (OSError, SrbenchError):
             return False
         return (info.height, info.width) == want and info.bits == 8
+
+    def _write_cache(self, source: PairSource, lr: np.ndarray) -> None:
+        """Write ``lr`` to ``source.lr_cache``, then its content stamp (file first: no stamp, no use)."""
+        assert source.lr_cache is not None
+        write_png_atomic(source.lr_cache, lr)
+        write_stamp(source.lr_cache, self._cache_key(source))
 
     def _generated_lr(self, source: PairSource, hr: np.ndarray) -> np.ndarray:
         want = (hr.shape[0] // self.scale, hr.shape[1] // self.scale)
         if self._cache_valid(source, want):
             return read_image(source.lr_cache)  # type: ignore[arg-type]
         lr = np.asarray(imresize_uint8(hr, 1.0 / self.scale))
-        if source.lr_cache is not None and self.cache_lr:
+        if source.lr_cache is not None and self.cache_lr and source.hr_path is not None:
             try:
-                write_png_atomic(source.lr_cache, lr)
+                self._write_cache(source, lr)
             except OSError as exc:
                 if not self._warned_cache:
                     self._warned_cache = True
@@ -314,7 +351,7 @@ class Dataset:
             want = (hr.shape[0] // self.scale, hr.shape[1] // self.scale)
             if self._cache_valid(source, want):
                 continue
-            write_png_atomic(source.lr_cache, np.asarray(imresize_uint8(hr, 1.0 / self.scale)))
+            self._write_cache(source, np.asarray(imresize_uint8(hr, 1.0 / self.scale)))
             written += 1
         return written
 

@@ -39,6 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from srbench.errors import SrbenchError
+from srbench.files import apply_umask_to_dir
 
 #: Environment variable that replaces every dataset's base URL (e.g. a local mirror).
 MIRROR_ENV = "SRBENCH_DATA_MIRROR"
@@ -277,6 +278,7 @@ def extract_archive(archive: Path, dest_dir: Path, *, subdir: str | None = None)
                 f"archive {archive} has no folder {subdir!r} (it holds: {found}); "
                 "the archive's layout changed: report it or extract it by hand"
             )
+        apply_umask_to_dir(source)  # mkdtemp made it 0700; a dataset folder follows the umask
         os.replace(source, dest_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -19,8 +19,6 @@ Conventions (every function here follows them):
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from srbench.errors import SrbenchError
+from srbench.files import atomic_open
 
 #: File suffixes srbench treats as images when it scans a folder (lower case).
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -169,22 +168,19 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
 
 
 def write_png_atomic(path: Path, img: np.ndarray) -> Path:
-    """Write uint8 ``img`` (HxWx3 RGB or HxW grey) as a PNG at ``path``, atomically.
+    """Write uint8 ``img`` as a PNG at ``path``, atomically; returns ``path``.
 
-    The PNG goes to a temporary file in the same folder, then ``os.replace`` moves it into
-    place, so readers never see a half-written file. Returns ``path``.
+    ``img`` is HxW (L), HxWx2 (LA), HxWx3 (RGB) or HxWx4 (RGBA). The PNG goes through
+    :func:`srbench.files.atomic_open` (temporary file in the same folder, then ``os.replace``;
+    mode 0o666 minus the umask), so readers never see a half-written file. Missing parent
+    folders are created.
     """
     path = Path(path)
     arr = np.asarray(img)
-    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
-        raise ValueError(f"write_png_atomic: expected uint8 HxW or HxWx3, got {arr.dtype} {arr.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(np.ascontiguousarray(arr)).save(handle, format="PNG")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    if arr.dtype != np.uint8 or arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (2, 3, 4)):
+        raise ValueError(
+            f"write_png_atomic: expected uint8 HxW or HxWxC (C 2-4), got {arr.dtype} {arr.shape}"
+        )
+    with atomic_open(path, mkdir=True) as handle:
+        Image.fromarray(np.ascontiguousarray(arr)).save(handle, format="PNG")
     return path

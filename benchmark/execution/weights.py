@@ -47,14 +47,20 @@ def weights_cache_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=64)
-def _sha256_cached(path: str, _mtime_ns: int, _size: int) -> str:
+def _sha256_cached(path: str, _identity: tuple[int, ...]) -> str:
     return sha256_of(Path(path))
 
 
 def sha256_file(path: Path) -> str:
-    """Lowercase hex sha256 of a file (memoised on path, mtime and size)."""
+    """Lowercase hex sha256 of a file, memoised within this process.
+
+    The memo is keyed by the file's identity, not by its modification time alone: device,
+    inode, size, mtime and ctime. ``cp -p``/``rsync -a`` can set an old mtime on new content,
+    but not the ctime, and a file replaced by ``os.replace`` gets a new inode.
+    """
     stat = Path(path).stat()
-    return _sha256_cached(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+    identity = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    return _sha256_cached(str(Path(path).resolve()), identity)
 
 
 #: Base URL replacing every checkpoint's upstream URL (``BASE/<file_name>``); for mirrors

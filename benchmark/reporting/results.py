@@ -2,26 +2,24 @@
 
 The JSON file is the public contract (documented in the README): ``schema``,
 ``environment``, ``config``, ``config_hash``, ``dataset`` and ``models``. CSV and Markdown
-are views of it. Every file is written atomically (temporary file in the same folder, then
-``os.replace``), so a reader never sees a half-written file and a crash keeps the previous
-complete version.
+are views of it. Every file is written atomically by :mod:`srbench.files` (temporary file in the same
+folder, then ``os.replace``; mode 0o666 minus the umask), so a reader never sees a
+half-written file and a crash keeps the previous complete version.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from srbench.errors import SrbenchError
+from srbench.files import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from srbench.measure.timing import RuntimeStats
 
 SCHEMA = "srbench/1"
@@ -202,27 +200,6 @@ def load_results(path: str | Path) -> RunResult:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """UTF-8 text variant of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _json_default(obj: Any) -> Any:
