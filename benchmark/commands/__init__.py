@@ -15,4 +15,5 @@ COMMAND_MODULES: tuple[str, ...] = (
     "compare",
     "check",
     "report",
+    "score",
 )
