@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from srbench.cli import main
+from srbench.cli import build_parser, main
+from srbench.commands.run import config_from_args
 from srbench.errors import SrbenchError
 from srbench.measure.timing import RuntimeStats
 from srbench.reporting import claims as K
-from srbench.reporting.plots import DPI, FIGSIZE, pareto_front
+from srbench.reporting.plots import DPI, FIGSIZE, PlotPoint, pareto_front, scatter_figure, wrap_label
 from srbench.reporting.report import build_report, labelled_models, load_runs
 from srbench.reporting.results import (
     ImageResult,
@@ -22,8 +21,10 @@ from srbench.reporting.results import (
     RunResult,
     WeightsInfo,
     atomic_write_text,
+    check_label,
     results_json,
 )
+from srbench.reporting.tables import caption
 
 NTIRE_INPUT = [1, 3, 256, 256]
 
@@ -263,7 +264,7 @@ def test_report_on_two_runs_writes_everything(two_runs: list[Path], tmp_path: Pa
             img.load()
             assert img.size == (w, h)
         svg = (out / f"{stem}.svg").read_text()
-        assert "<svg" in svg and "rlfn @ CPU-A/fp32" in svg  # labelled points
+        assert "<svg" in svg and "@ CPU-A/fp32" in svg and "rlfn" in svg  # labelled points
         assert "span_ca" not in svg  # no quality: left out of the plots
     assert "span_ca @ CPU-A/fp32: not plotted" in md
 
@@ -306,29 +307,53 @@ def test_report_missing_input_is_a_user_error(tmp_path: Path, capsys: pytest.Cap
     assert "nope" in capsys.readouterr().err
 
 
-def test_html_rows_in_a_real_browser_dom(two_runs: list[Path], tmp_path: Path) -> None:
-    chromium = shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+def test_plots_are_print_resolution_with_labels_that_do_not_collide() -> None:
+    # span and spanf nearly coincide (the collision seen in real reports); merged labels are long.
+    long = "AMD EPYC 7B13 64-Core Processor/fp32"
+    points = [
+        PlotPoint(f"span @ {long}", 26.94, 20.1, 9_833_807_872, 150_688),
+        PlotPoint(f"spanf @ {long}", 26.93, 19.0, 9_000_000_000, 140_000),
+        PlotPoint(f"rlfn @ {long}", 26.96, 40.0, 19_674_859_520, 317_218),
+        PlotPoint(f"span_tiny @ {long}", 26.80, 15.0, 8_000_000_000, 130_000),
+        PlotPoint("span @ NVIDIA H200/bf16", 26.94, 0.9, 9_833_807_872, 150_688),
+        PlotPoint("spanf @ NVIDIA H200/bf16", 26.93, 0.85, 9_000_000_000, 140_000),
+    ]
+    assert DPI >= 300
+    for axis in ("runtime", "flops"):
+        fig = scatter_figure(points, axis, "t")
+        assert fig is not None
+        renderer = fig.canvas.get_renderer()
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        frame = ax.get_window_extent(renderer)
+        boxes = [t.get_window_extent(renderer) for t in ax.texts]
+        assert sorted(t.get_text().split("\n")[0] for t in ax.texts) == sorted(
+            p.label.split(" @ ")[0] for p in points
+        )
+        for i, a in enumerate(boxes):
+            assert frame.x0 <= a.x0 and a.x1 <= frame.x1 and frame.y0 <= a.y0 and a.y1 <= frame.y1
+            for b in boxes[i + 1 :]:
+                assert not a.overlaps(b), (axis, a, b)
+    assert wrap_label(f"span @ {long}") == "span\n@ AMD EPYC 7B13 64-Core\nProcessor/fp32"
+
+
+def test_labels_name_runs_everywhere(two_runs: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    assert main(["report", *map(str, two_runs), "--output", str(out), "--label", "a", "--label", "b"]) == 0
+    md = (out / "report.md").read_text()
+    assert "| rlfn @ a | " in md and "| span @ b | " in md and "on CPU-A;" in md  # device stays in captions
+    assert (
+        "rlfn" in (out / "psnr_vs_runtime.svg").read_text()
+        and "@ b" in (out / "psnr_vs_runtime.svg").read_text()
     )
-    if chromium is None:
-        pytest.skip("chromium not installed: the DOM check needs /usr/bin/chromium")
-    files = build_report(two_runs, tmp_path / "out")
-    dom = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--dump-dom",
-            files.html.as_uri(),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    parser = _Rows()
-    parser.feed(dom)
-    labels = [r[0] for r in parser.tables["results"][1:]]
-    assert "rlfn @ CPU-A/fp32" in labels and "span @ GPU-B/bf16" in labels
+    with pytest.raises(SrbenchError, match="one --label per run"):
+        load_runs(two_runs, ["only-one"])
+    # A label recorded by srbench run names the run; it never changes the config hash.
+    run = _run("CPU-A", "fp32", 1.0)
+    labelled = RunResult(run.environment, {**run.config, "label": "laptop"}, run.dataset, run.models)
+    assert labelled.config_hash == run.config_hash
+    assert caption(labelled).startswith("laptop: ")
+    with pytest.raises(SrbenchError, match="--label"):
+        check_label("two\nlines")
+    args = build_parser().parse_args(["run", "--models", "span", "--label", " laptop "])
+    assert config_from_args(args).label == "laptop"

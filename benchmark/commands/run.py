@@ -10,6 +10,7 @@ from srbench.errors import SrbenchError
 from srbench.execution.config import DEFAULT_WARMUP, DTYPES, RunConfig
 from srbench.execution.orchestrator import default_output_dir, run_benchmark
 from srbench.execution.tiling import DEFAULT_OVERLAP
+from srbench.reporting.results import check_label
 from srbench.reporting.tables import console_table, footnotes
 
 
@@ -77,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_protocol_options(p)
     p.add_argument("--output", "-o", type=Path, default=None, help="results folder (default: new one)")
     p.add_argument(
+        "--label",
+        default=None,
+        help="name of this run in tables, plots and merged reports (default: device/dtype)",
+    )
+    p.add_argument(
         "--resume",
         type=Path,
         default=None,
@@ -142,6 +148,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         tile_overlap=args.tile_overlap,
         isolate=not args.no_isolate,
         model_timeout=args.model_timeout,
+        label=check_label(args.label),
     )
 
 

@@ -46,6 +46,8 @@ class RunConfig:
     isolate: bool = True
     model_timeout: float | None = None
     save_images: str | None = None
+    #: The run's name in reports, plots and tables (``--label``); None: named by device/dtype.
+    label: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

@@ -94,6 +94,11 @@ class ClaimCheck:
     verdict: str
     reason: str
     note: str | None = None
+    #: The claimed and measured figures in the claim's units (value / scale, unrounded), the
+    #: numbers the shown texts start with: sort keys, since "9,833,807,872" is no number to a
+    #: parser. None when there is no figure (measured "—").
+    claim_value: float | None = None
+    measured_value: float | None = None
 
 
 def default_reference_dir() -> Path:
@@ -248,8 +253,20 @@ def check_claims(
                 continue
             for claim in ref.claims:
                 verdict, shown, reason = check_claim(claim, ref, m, run)
+                value = measured_value(claim.metric, m)
                 out.append(
-                    ClaimCheck(row, ref.label, claim.text, claim.source, shown, verdict, reason, claim.note)
+                    ClaimCheck(
+                        row,
+                        ref.label,
+                        claim.text,
+                        claim.source,
+                        shown,
+                        verdict,
+                        reason,
+                        claim.note,
+                        claim_value=float(claim.value),
+                        measured_value=None if value is None else float(value) / claim.scale,
+                    )
                 )
     return out
 

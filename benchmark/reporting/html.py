@@ -22,11 +22,13 @@ tr.error td { color: #b00; }
 td.reproduced { color: #070; } td.contradicted { color: #b00; font-weight: 600; }
 td.unchecked { color: #777; }
 img { max-width: 100%; border: 1px solid #ddd; }
+img.plot { width: 100%; max-width: 860px; }
 ul.notes { color: #555; font-size: 0.9em; }
 """
 
 # Click a header to sort by that column; again to reverse. A cell's data-sort attribute
-# (numbers as JS-parsable text) wins over its text; blanks and "—" always sort last.
+# (numbers as JS-parsable text) wins over its text, so "9,833,807,872" sorts as the number it
+# shows; numbers sort before text, and blanks and "—" always sort last.
 _JS = """
 (function () {
   function key(cell) {
@@ -48,8 +50,10 @@ _JS = """
         rows.sort(function (a, b) {
           var x = key(a.cells[col]), y = key(b.cells[col]);
           if (x === null || y === null) { return (x === null) - (y === null); }
-          var c = (typeof x === "number" && typeof y === "number") ? x - y
-                  : String(x).localeCompare(String(y));
+          var nx = typeof x === "number", ny = typeof y === "number";
+          // Numbers by value (Infinity included), numbers before text, text by locale.
+          var c = (nx && ny) ? (x < y ? -1 : (x > y ? 1 : 0))
+                  : (nx ? -1 : (ny ? 1 : String(x).localeCompare(String(y))));
           return asc ? c : -c;
         });
         rows.forEach(function (r) { body.appendChild(r); });
@@ -113,10 +117,12 @@ def table(
     return "\n".join(out)
 
 
-def png_img(data: bytes, alt: str) -> str:
-    """An ``<img>`` with the PNG inlined as a base64 data URL."""
+def png_img(data: bytes, alt: str, *, cls: str | None = None) -> str:
+    """An ``<img>`` with the PNG inlined as a base64 data URL (CSS class ``cls``: "plot"
+    shows a print-resolution plot at screen size)."""
     b64 = base64.b64encode(data).decode("ascii")
-    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{b64}">'
+    cls_attr = f' class="{escape(cls)}"' if cls else ""
+    return f'<img{cls_attr} alt="{escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
 def notes(lines: Sequence[str]) -> str:

@@ -1,8 +1,10 @@
 """Merged reports of one or more runs: ``report.md``, ``report.html`` and the plots.
 
-Runs (e.g. several machines or dtypes) are merged row by row. With one run, or several
-runs on the same device and dtype with distinct models, rows are labelled by model name;
-otherwise ``model @ device/dtype`` (``#k`` appended when two runs share device and dtype).
+Runs (e.g. several machines or dtypes) are merged row by row. A run is named by its label
+(``srbench run --label``, or ``srbench report --label`` to rename) or else by its
+``device/dtype``. With one run, or several unlabelled runs on the same device and dtype with
+distinct models, rows are named by model; otherwise ``model @ run name`` (``#k`` appended
+when two runs share a name).
 Every file is written atomically into the output folder.
 """
 
@@ -60,21 +62,35 @@ class ReportFiles:
 
 
 def run_tag(run: RunResult) -> str:
-    """``device/dtype`` of a run: the device's name (GPU or CPU model) and ``config.dtype``."""
+    """A run's name: its ``--label``, else ``device/dtype`` (the device's name, GPU or CPU
+    model, and ``config.dtype``)."""
+    if run.config.get("label"):
+        return str(run.config["label"])
     env = run.environment
     device = env.get("device_name") or env.get("device") or "?"
     return f"{device}/{run.config.get('dtype', 'fp32')}"
 
 
-def load_runs(inputs: Sequence[str | Path]) -> list[LoadedRun]:
-    """Read each run folder or results.json; tags made unique with ``#k`` when they repeat."""
+def load_runs(inputs: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[LoadedRun]:
+    """Read each run folder or results.json; tags made unique with ``#k`` when they repeat.
+
+    ``labels`` (one per input) rename the runs, replacing the label they were run with.
+    """
     if not inputs:
         raise SrbenchError("srbench report needs at least one run folder or results.json")
+    if labels and len(labels) != len(inputs):
+        raise SrbenchError(
+            f"srbench report got {len(labels)} --label for {len(inputs)} runs; give one --label per run, "
+            "in the order of the runs"
+        )
     loaded = []
-    for item in inputs:
+    for i, item in enumerate(inputs):
         p = Path(item)
         source = p / "results.json" if p.is_dir() else p
-        loaded.append((load_results(source), source))
+        run = load_results(source)
+        if labels:
+            run.config = {**run.config, "label": labels[i]}
+        loaded.append((run, source))
     tags = [run_tag(r) for r, _ in loaded]
     out = []
     for i, ((run, source), tag) in enumerate(zip(loaded, tags)):
@@ -88,8 +104,16 @@ def labelled_models(runs: Sequence[LoadedRun]) -> list[Labelled]:
     """Every model of every run with its row label (see the module docstring)."""
     names = [m.name for r in runs for m in r.run.models]
     same_setup = len({run_tag(r.run) for r in runs}) == 1
-    plain = len(runs) == 1 or (same_setup and len(names) == len(set(names)))
+    labelled = any(r.run.config.get("label") for r in runs)
+    plain = len(runs) == 1 or (same_setup and not labelled and len(names) == len(set(names)))
     return [(m.name if plain else f"{m.name} @ {r.tag}", m, r.run) for r in runs for m in r.run.models]
+
+
+def _run_line(r: LoadedRun, *, markdown: bool = False) -> str:
+    """A run's caption; its tag in front unless the caption already starts with the label."""
+    if r.run.config.get("label"):
+        return caption(r.run)
+    return f"`{r.tag}`: {caption(r.run)}" if markdown else f"{r.tag}: {caption(r.run)}"
 
 
 def _md_cell(text: str) -> str:
@@ -112,7 +136,7 @@ def results_section(runs: Sequence[LoadedRun]) -> str:
             title = None  # the run's own caption
         else:
             devices = ", ".join(dict.fromkeys(r.tag for r in group))
-            title = f"{len(group)} runs on {devices}; rows are model @ device/dtype (captions under Runs)"
+            title = f"{len(group)} runs: {devices}; rows are model @ run (captions under Runs)"
         parts.append(results_markdown(merged, title=title))
     return "\n".join(parts)
 
@@ -153,7 +177,7 @@ def report_markdown(
     """The whole ``report.md``."""
     out = ["# srbench report", "", "## Runs", ""]
     for r in runs:
-        out.append(f"- `{r.tag}`: {caption(r.run)} ({r.source}; config {r.run.config_hash})")
+        out.append(f"- {_run_line(r, markdown=True)} ({r.source}; config {r.run.config_hash})")
     out += ["", "## Results", "", results_section(runs), "## Claims vs measured", ""]
     out.append(claims_markdown(checks, missing))
     out += ["## Plots", ""]
@@ -216,8 +240,8 @@ def _claims_rows(checks: Sequence[ClaimCheck]) -> list[tuple[list[html.Cell | st
         (
             [
                 c.row,
-                c.claim,
-                c.measured,
+                html.Cell(c.claim, c.claim_value),
+                html.Cell(c.measured, c.measured_value, "num"),
                 html.Cell(c.verdict, None, cls.get(c.verdict, "unchecked")),
                 c.reason,
                 c.source,
@@ -258,7 +282,7 @@ def report_html(
 ) -> str:
     """The whole ``report.html`` (self-contained: images inline as base64 PNG)."""
     labels = labelled_models(runs)
-    body = ["<h2>Runs</h2>", html.notes([f"{r.tag}: {caption(r.run)} ({r.source})" for r in runs])]
+    body = ["<h2>Runs</h2>", html.notes([f"{_run_line(r)} ({r.source})" for r in runs])]
     body.append("<h2>Results</h2>")
     body.append(
         html.table(
@@ -268,7 +292,8 @@ def report_html(
             table_id="results",
         )
     )
-    body.append(html.notes([n for r in runs for n in footnotes(r.run)]))
+    tagged = len(runs) > 1
+    body.append(html.notes([f"{r.tag}: {n}" if tagged else n for r in runs for n in footnotes(r.run)]))
     body.append("<h2>Claims vs measured</h2>")
     if checks:
         headers = ["Model", "Claim", "Measured", "Verdict", "Why", "Source"]
@@ -280,7 +305,7 @@ def report_html(
     body.append("<h2>Plots</h2>")
     for name in ("psnr_vs_runtime.png", "psnr_vs_flops.png"):
         if name in plots:
-            body.append(f"<p>{html.png_img(plots[name].read_bytes(), name)}</p>")
+            body.append(f"<p>{html.png_img(plots[name].read_bytes(), name, cls='plot')}</p>")
     if not plots:
         body.append("<p>No model was measured with trained weights: nothing to plot.</p>")
     body.append(html.notes(plot_notes))
@@ -305,10 +330,15 @@ def default_output(runs: Sequence[LoadedRun]) -> Path:
 
 
 def build_report(
-    inputs: Sequence[str | Path], out_dir: Path | None = None, *, reference_dir: Path | None = None
+    inputs: Sequence[str | Path],
+    out_dir: Path | None = None,
+    *,
+    reference_dir: Path | None = None,
+    labels: Sequence[str] | None = None,
 ) -> ReportFiles:
-    """Load ``inputs``, check the published claims, write plots, report.md and report.html."""
-    runs = load_runs(inputs)
+    """Load ``inputs`` (renamed by ``labels``, one per input), check the published claims,
+    write plots, report.md and report.html."""
+    runs = load_runs(inputs, labels)
     out = Path(out_dir) if out_dir is not None else default_output(runs)
     labels = labelled_models(runs)
     measured = [(label, m, run) for label, m, run in labels]

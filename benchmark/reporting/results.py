@@ -179,8 +179,31 @@ class RunResult:
 
 # Config keys that do not change what a model's measurement means.
 _UNHASHED_CONFIG = frozenset(
-    {"models", "output", "resume", "force", "debug", "offline", "isolate", "model_timeout", "save_images"}
+    {
+        "models",
+        "output",
+        "resume",
+        "force",
+        "debug",
+        "offline",
+        "isolate",
+        "model_timeout",
+        "save_images",
+        "label",
+    }
 )
+
+
+def check_label(label: str | None) -> str | None:
+    """``--label``: a short one-line name (it heads tables and tags every merged row)."""
+    if label is None:
+        return None
+    text = label.strip()
+    if not text or len(text) > 60 or any(not ch.isprintable() for ch in text):
+        raise SrbenchError(
+            f"--label {label!r} must be 1 to 60 printable characters (e.g. --label laptop-cpu)"
+        )
+    return text
 
 
 def load_results(path: str | Path) -> RunResult:

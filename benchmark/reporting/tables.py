@@ -57,8 +57,10 @@ def caption(run: RunResult) -> str:
     label, _ = headline(run)
     device = env.get("device_name") or env.get("device", "?")
     crop = "border = scale"
+    named = f"{run.config['label']}: " if run.config.get("label") else ""
     return (
-        f"{ds.get('name', '?')} ({ds.get('images', '?')} images, x{ds.get('scale', '?')}) on {device}; "
+        f"{named}{ds.get('name', '?')} ({ds.get('images', '?')} images, x{ds.get('scale', '?')}) "
+        f"on {device}; "
         f"{label} with {crop}; time = {_time_stat(run)} forward ms; "
         f"FLOPs = fvcore MACs at {'x'.join(map(str, run.config.get('profile_input', [1, 3, 256, 256])))}"
     )
@@ -67,7 +69,8 @@ def caption(run: RunResult) -> str:
 def console_table(run: RunResult) -> Table:
     """The run as a rich table (columns of the issue's main table)."""
     stat = _time_stat(run)
-    table = Table(title="srbench results", caption=caption(run), caption_justify="left")
+    title = f"srbench results: {run.config['label']}" if run.config.get("label") else "srbench results"
+    table = Table(title=title, caption=caption(run), caption_justify="left")
     columns: list[tuple[str, Callable[[ModelResult], str]]] = [
         ("Model", lambda m: m.name),
         ("PSNR-Y (dB)", lambda m: _fmt(_quality(m, "psnr_y"), 1, 2)),
