@@ -1,4 +1,4 @@
-"""nox sessions: ``tests``, ``lint`` and ``bench`` (figures, not pass/fail timing tests).
+"""nox sessions: ``lint``, ``tests``, ``regression``, ``quickstart`` and ``bench`` (figures, not pass/fail).
 
 Every session installs ``torch==2.13.0`` before the project: a looser torch requirement
 would let pip pull a CUDA build with several GB of nvidia-* wheels on a CPU machine.
@@ -10,7 +10,7 @@ import os
 
 import nox
 
-nox.options.sessions = ["lint", "tests", "regression"]
+nox.options.sessions = ["lint", "tests", "regression", "quickstart"]
 nox.options.default_venv_backend = "venv"
 
 TORCH = "torch==2.13.0"
@@ -85,3 +85,39 @@ def regression(session: nox.Session) -> None:
         "--per-image",
         *session.posargs,
     )
+
+
+#: What the quickstart session asserts: these rows must come back with real PSNR.
+QUICKSTART_MODELS = "rlfn,span,span_ca"
+
+
+@nox.session
+def quickstart(session: nox.Session) -> None:
+    """The README's first command as a new user runs it: a fresh venv, a plain (non-editable)
+    ``pip install .``, ``srbench run`` from the project root (on sample-mini to stay short).
+
+    An editable install hides packaging bugs (a root folder shadowing the installed package,
+    package data left out of the wheel); this session does not.
+    """
+    session.run("python", "-m", "pip", "install", "-q", TORCH)
+    session.run("python", "-m", "pip", "install", "-q", ".")
+    out = os.path.join(session.create_tmp(), "quickstart")
+    env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
+    session.run(
+        "srbench", "run", "--models", QUICKSTART_MODELS, "--data", "sample-mini", "--output", out, env=env
+    )
+    # The installed package, not the checkout, must have answered, and with real quality.
+    session.run("python", "-c", _QUICKSTART_CHECK, os.path.join(out, "results.json"))
+
+
+_QUICKSTART_CHECK = """
+import json, math, sys
+import srbench
+assert "site-packages" in srbench.__file__, f"srbench imported from {srbench.__file__}, not the install"
+rows = {m["name"]: m for m in json.load(open(sys.argv[1]))["models"]}
+for name in ("rlfn", "span"):
+    psnr = rows[name]["psnr_y"]
+    assert rows[name]["status"] == "ok" and isinstance(psnr, float) and 20 < psnr < 60, (name, rows[name])
+assert rows["span_ca"]["status"] == "no-weights" and rows["span_ca"]["psnr_y"] is None
+print("quickstart ok:", {n: round(rows[n]["psnr_y"], 4) for n in ("rlfn", "span")})
+"""

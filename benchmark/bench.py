@@ -39,6 +39,7 @@ import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -405,6 +406,17 @@ def fusion_figures(device: torch.device, forwards: int) -> list[Figure]:
     ]
 
 
+def cli_start_figure(runs: int) -> Figure:
+    """Wall time of ``python -m srbench --help`` in a fresh interpreter (median of ``runs``).
+
+    The dispatcher imports no command module for ``--help``, so neither torch nor matplotlib
+    loads; the figure includes the interpreter's own start.
+    """
+    cmd = [sys.executable, "-m", "srbench", "--help"]
+    seconds = _median_time(lambda: subprocess.run(cmd, capture_output=True, check=True), runs)
+    return _at_most("cli.help", "`srbench --help` wall time, fresh interpreter", seconds, " s", 1.0)
+
+
 def counting_figures(models: tuple[str, ...] = COUNTING_MODELS) -> list[Figure]:
     """Seconds :func:`profile_model` takes per model (CPU, 1x3x256x256); unregistered skipped."""
     registered = set(list_models())
@@ -523,6 +535,7 @@ def run_bench(
         ),
     )
     section("SPAN fusion", lambda: fusion_figures(dev, 3 if quick else 5))
+    section("CLI start", lambda: [cli_start_figure(5)])
     # The attention models take minutes to count on a 2-core CPU: full runs only.
     section("counting cost", lambda: counting_figures(COUNTING_MODELS[:3] if quick else COUNTING_MODELS))
 

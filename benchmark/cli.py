@@ -1,8 +1,10 @@
 """The ``srbench`` command line.
 
-Every subcommand lives in :mod:`srbench.commands`. User errors (:class:`SrbenchError`)
-print one line, ``srbench: error: ...``, and exit with the error's code (2 by default);
-``--debug`` shows the traceback instead.
+Every subcommand lives in :mod:`srbench.commands`. Only the module of the command being
+run is imported: ``srbench --help``, ``srbench --version`` and a mistyped command import
+none (no torch, no matplotlib), which keeps them well under a second. User errors
+(:class:`SrbenchError`) print one line, ``srbench: error: ...``, and exit with the error's
+code (2 by default); ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import warnings
 from collections.abc import Sequence
 
 from srbench import __version__
-from srbench.commands import COMMAND_MODULES
+from srbench.commands import COMMAND_MODULES, COMMAND_SUMMARIES
 from srbench.errors import SrbenchError
 
 
@@ -27,8 +29,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser with every subcommand registered."""
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand named in ``argv`` (its first token that is not a global option)."""
+    for token in argv:
+        if token in ("--debug",):
+            continue
+        return None if token.startswith("-") else token
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s module is imported (all of them when ``command`` is None
+    and a module has no summary in :data:`COMMAND_SUMMARIES`; stubs stand for the rest)."""
     parser = _Parser(
         prog="srbench",
         description="Benchmark efficient super-resolution networks: quality, runtime and complexity.",
@@ -38,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMAND_MODULES:
+        summary = COMMAND_SUMMARIES.get(name)
+        if summary is not None and summary[0] != command:
+            sub.add_parser(summary[0], help=summary[1])  # a stub: enough for --help and choices
+            continue
         module = importlib.import_module(f"srbench.commands.{name}")
         module.register(sub)
     return parser
@@ -64,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(argv: list[str], debug: bool) -> int:
     try:
         try:
-            args = build_parser().parse_args(argv)
+            args = build_parser(_command_of(argv)).parse_args(argv)
         except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
             return int(exc.code or 0)
         return int(args.func(args) or 0)

@@ -12,6 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from srbench.models.registry import register_model
+from srbench.models.sources import ALL_SCALES
+
 
 class Bicubic(nn.Module):
     """Upsample by ``upscale`` with MATLAB bicubic; output dtype equals input dtype."""
@@ -25,3 +28,17 @@ class Bicubic(nn.Module):
         from srbench.data.imresize import imresize
 
         return imresize(x, self.upscale).to(dtype=x.dtype, device=x.device)
+
+
+# ---------------------------------------------- registration
+
+
+@register_model(
+    "bicubic",
+    scales=ALL_SCALES,
+    input_range=1.0,
+    description="MATLAB-style bicubic upsampling (zero parameters; the quality floor)",
+    tags=("conv", "parameter-free"),
+)
+def _build_bicubic(scale: int = 4) -> nn.Module:
+    return Bicubic(upscale=scale)

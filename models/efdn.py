@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srbench.models.registry import WeightsSpec, register_model
+from srbench.models.sources import ALL_SCALES, NTIRE2025
+
 
 class EfdnESA(nn.Module):
     """RFDN-style enhanced spatial attention at ``channels // 4`` width."""
@@ -102,3 +105,27 @@ class EFDN(nn.Module):
         # Upstream fuses o2 (not o3) with o4 here; kept as-is so the checkpoint reproduces.
         f4 = self.local_fuse[2](torch.cat([o2, o4], dim=1))
         return self.tail(f4 + head).clamp(0, 1)
+
+
+# ---------------------------------------------- registration
+
+
+@register_model(
+    "efdn",
+    scales=ALL_SCALES,
+    input_range=1.0,
+    description="EFDN deployed form, NTIRE 2025 ESR baseline (48 ch, 4 cells); [0,1] I/O, clamped",
+    weights=(
+        WeightsSpec(
+            file_name="ntire2025_team00_efdn_baseline_x4.pth",
+            sha256="71069f10ef234cd123f45ac8e69099f0a1fdc0c16afcfe2189e50071d47ce477",
+            url=f"{NTIRE2025}/model_zoo/team00_EFDN.pth",
+            scale=4,
+            size_bytes=1153119,
+            params=276192,
+        ),
+    ),
+    tags=("conv", "ntire-baseline"),
+)
+def _build_efdn(scale: int = 4, **kwargs: object) -> nn.Module:
+    return EFDN(scale=scale, **kwargs)

@@ -34,6 +34,7 @@ medium 4,160,595; large 10,995,171; xl 22,992,411 with pixelshuffle.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -41,6 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srbench.errors import SrbenchError
+from srbench.models.registry import register_model
+from srbench.models.sources import ALL_SCALES
 
 #: Upsampler modes in upstream order; the index is stored in ``upsampler.MetaUpsample``.
 UPSAMPLER_MODES: tuple[str, ...] = (
@@ -546,3 +549,35 @@ def build_fdat(
         **overrides,
     }
     return FDAT(scale=scale, upsampler_type=upsampler_type, **kwargs)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------- registrations (no official weights)
+
+_FDAT_DESCRIPTIONS: dict[str, str] = {
+    "fdat_tiny": "FDAT tiny (C=96, 2 groups x 4 blocks, 3 heads); [0,1] I/O; no official weights",
+    "fdat_light": "FDAT light (C=108, 3 groups x 4 blocks, 4 heads); [0,1] I/O; no official weights",
+    "fdat_medium": "FDAT medium (C=120, 4 groups x 6 blocks, 4 heads); [0,1] I/O; no official weights",
+    "fdat_large": "FDAT large (C=180, 4 groups x 8 blocks, 6 heads); [0,1] I/O; no official weights",
+    "fdat_xl": "FDAT xl (C=180, 6 groups x 12 blocks, 6 heads); [0,1] I/O; no official weights",
+}
+
+
+def _fdat_builder(preset: str) -> Callable[..., nn.Module]:
+    """A registry builder for FDAT ``preset``; ``upsampler_type=`` picks the upsampler."""
+
+    def build(scale: int = 4, upsampler_type: str = "pixelshuffle", **kwargs: object) -> nn.Module:
+        return build_fdat(preset, scale=scale, upsampler_type=upsampler_type, **kwargs)
+
+    build.__name__ = f"build_{preset}"
+    return build
+
+
+for _preset, _description in _FDAT_DESCRIPTIONS.items():
+    register_model(
+        _preset,
+        scales=ALL_SCALES,
+        input_range=1.0,
+        description=_description,
+        has_trained_weights=False,
+        tags=("attention",),
+    )(_fdat_builder(_preset))

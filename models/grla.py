@@ -41,6 +41,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from srbench.errors import SrbenchError
+from srbench.models.registry import register_model
+from srbench.models.sources import ALL_SCALES
 
 #: Exact parameter counts of :class:`GRLA` with the defaults, per scale.
 GRLA_PARAMS: dict[int, int] = {2: 867_153, 3: 874_593, 4: 885_009}
@@ -304,3 +306,20 @@ class GRLA(nn.Module):
             outputs.append(block(feat))
             feat = outputs[-1] if i == 0 else self.aggregate[i - 1](torch.cat(outputs, dim=1))
         return self.tail(self.body_conv(feat) + shallow)
+
+
+# ---------------------------------------------- registration (no official weights)
+
+
+@register_model(
+    "grla",
+    scales=ALL_SCALES,
+    input_range=1.0,
+    description="GRLA (paper reading: C=55, 6 MPB, window 16, GRBF linear attention); RGB [0,1]; "
+    "no official weights",
+    has_trained_weights=False,
+    tags=("attention",),
+)
+def build_grla(scale: int = 4, **kwargs: object) -> nn.Module:
+    """GRLA at ``scale``; keyword arguments override :class:`GRLAConfig` fields."""
+    return GRLA(scale=scale, config=GRLAConfig(**kwargs))  # type: ignore[arg-type]

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import pickle
-import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +24,6 @@ from torch import nn
 
 from srbench.errors import SrbenchError
 from srbench.models.registry import ModelEntry, all_entries
-from srbench.models.span import fuse_conv3xc_branches
 
 #: Wrapper keys unwrapped by :func:`canonicalize_state_dict`, in priority order
 #: (BasicSR saves both ``params`` and ``params_ema``; the EMA weights are the published ones).
@@ -118,67 +116,6 @@ def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
     return first[:120] or type(exc).__name__
-
-
-# --------------------------------------------------------------------------- converters
-
-_SPAN_BRANCH = re.compile(r"^(?P<prefix>.+)\.(?:sk|conv\.[012]|eval_conv)\.(?:weight|bias)$")
-
-
-def convert_span_full_to_fused(state: Mapping[str, torch.Tensor]) -> StateDict:
-    """Map SPAN's training layout (``sk``, ``conv.0/1/2``, ``eval_conv``) to the fused one.
-
-    Every Conv3XC that has its branches is re-fused into ``eval_conv`` with
-    :func:`~srbench.models.span.fuse_conv3xc_branches`; a stored ``eval_conv`` is ignored
-    because it can lag behind the branches. Returns the input unchanged when it holds no
-    branches (already the fused "slim" layout). Key order is preserved.
-    """
-    prefixes = {k[: -len(".sk.weight")] for k in state if k.endswith(".sk.weight")}
-    if not prefixes:
-        return dict(state)
-    needed = ("sk.weight", "sk.bias") + tuple(f"conv.{i}.{p}" for i in range(3) for p in ("weight", "bias"))
-    complete = {p for p in prefixes if all(f"{p}.{n}" in state for n in needed)}
-    out: StateDict = {}
-    for key, value in state.items():
-        match = _SPAN_BRANCH.match(key)
-        prefix = match["prefix"] if match else None
-        if prefix not in complete:
-            out[key] = value
-            continue
-        if f"{prefix}.eval_conv.weight" in out:
-            continue  # this Conv3XC is already emitted
-        g = {n: state[f"{prefix}.{n}"] for n in needed}
-        weight, bias = fuse_conv3xc_branches(
-            g["conv.0.weight"],
-            g["conv.0.bias"],
-            g["conv.1.weight"],
-            g["conv.1.bias"],
-            g["conv.2.weight"],
-            g["conv.2.bias"],
-            g["sk.weight"],
-            g["sk.bias"],
-        )
-        out[f"{prefix}.eval_conv.weight"] = weight
-        out[f"{prefix}.eval_conv.bias"] = bias
-    return out
-
-
-_RLFN_2022 = (
-    (re.compile(r"^fea_conv\."), "conv_1."),
-    (re.compile(r"^B(\d+)\."), r"block_\1."),
-    (re.compile(r"^LR_conv\."), "conv_2."),
-)
-
-
-def rename_rlfn_ntire2022_keys(state: Mapping[str, torch.Tensor]) -> StateDict:
-    """Map the NTIRE 2022 RLFN names (``fea_conv``, ``B1``…``B4``, ``LR_conv``) to the
-    current ones (``conv_1``, ``block_1``…, ``conv_2``); other keys pass unchanged."""
-    out: StateDict = {}
-    for key, value in state.items():
-        for pattern, replacement in _RLFN_2022:
-            key = pattern.sub(replacement, key, count=1)
-        out[key] = value
-    return out
 
 
 # --------------------------------------------------------------------------- matching

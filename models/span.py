@@ -15,9 +15,15 @@ Conventions: input and output are RGB in **[0, 1]**. Internally the network work
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from srbench.models.registry import WeightsSpec, register_model
+from srbench.models.sources import ALL_SCALES, NTIRE2024
 
 #: The DIV2K RGB mean SPAN subtracts (upstream ``rgb_mean``), on the [0, 1] scale.
 DIV2K_RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
@@ -193,3 +199,113 @@ class SPAN(nn.Module):
         b6, b6_out1, _ = getattr(self, f"block_{self.num_blocks}")(out)
         cat = torch.cat([feature, self.conv_2(b6), b1, b6_out1], dim=1)
         return self.upsampler(self.conv_cat(cat))
+
+
+# ---------------------------------------------- checkpoint conversion and registrations
+
+_SPAN_BRANCH = re.compile(r"^(?P<prefix>.+)\.(?:sk|conv\.[012]|eval_conv)\.(?:weight|bias)$")
+
+
+def convert_span_full_to_fused(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Map SPAN's training layout (``sk``, ``conv.0/1/2``, ``eval_conv``) to the fused one.
+
+    Every Conv3XC that has its branches is re-fused into ``eval_conv`` with
+    :func:`~srbench.models.span.fuse_conv3xc_branches`; a stored ``eval_conv`` is ignored
+    because it can lag behind the branches. Returns the input unchanged when it holds no
+    branches (already the fused "slim" layout). Key order is preserved.
+    """
+    prefixes = {k[: -len(".sk.weight")] for k in state if k.endswith(".sk.weight")}
+    if not prefixes:
+        return dict(state)
+    needed = ("sk.weight", "sk.bias") + tuple(f"conv.{i}.{p}" for i in range(3) for p in ("weight", "bias"))
+    complete = {p for p in prefixes if all(f"{p}.{n}" in state for n in needed)}
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        match = _SPAN_BRANCH.match(key)
+        prefix = match["prefix"] if match else None
+        if prefix not in complete:
+            out[key] = value
+            continue
+        if f"{prefix}.eval_conv.weight" in out:
+            continue  # this Conv3XC is already emitted
+        g = {n: state[f"{prefix}.{n}"] for n in needed}
+        weight, bias = fuse_conv3xc_branches(
+            g["conv.0.weight"],
+            g["conv.0.bias"],
+            g["conv.1.weight"],
+            g["conv.1.bias"],
+            g["conv.2.weight"],
+            g["conv.2.bias"],
+            g["sk.weight"],
+            g["sk.bias"],
+        )
+        out[f"{prefix}.eval_conv.weight"] = weight
+        out[f"{prefix}.eval_conv.bias"] = bias
+    return out
+
+
+def _span_builder(channels: int) -> Callable[..., nn.Module]:
+    """A registry builder for SPAN at ``channels`` feature channels."""
+
+    def build(scale: int = 4, deploy: bool = True, **kwargs: object) -> nn.Module:
+        # deploy=True is the fused NTIRE "slim" form; deploy=False keeps the training branches.
+        return SPAN(3, 3, feature_channels=channels, upscale=scale, deploy=deploy, **kwargs)
+
+    return build
+
+
+register_model(
+    "span",
+    scales=ALL_SCALES,
+    input_range=1.0,
+    description="SPAN ch28, fused NTIRE 2024 winner (XiaomiMM team38 SPAN30); [0,1] I/O",
+    weights=(
+        WeightsSpec(
+            file_name="ntire2024_team38_span_ch28_slim_x4.pth",
+            sha256="6c80f05048313289c6526e5fc9726688d7bb3dfdd6ae3c8b1e7dd09f601e5971",
+            url=f"{NTIRE2024}/model_zoo/team38_span_ch28_slim.pth",
+            scale=4,
+            size_bytes=618658,
+            params=150688,
+        ),
+    ),
+    converter=convert_span_full_to_fused,
+    tags=("conv", "reparameterised"),
+)(_span_builder(28))
+
+register_model(
+    "span_tiny",
+    scales=ALL_SCALES,
+    input_range=1.0,
+    description="SPANtiny ch26, fused (NTIRE 2024 team39 SPAN30); [0,1] I/O",
+    weights=(
+        WeightsSpec(
+            file_name="ntire2024_team39_spantiny_ch26_slim_x4.pth",
+            sha256="30bf224aee5d3fb9cbc7a3bf164a294f957f65c45f5b271052947097922040a5",
+            url=f"{NTIRE2024}/model_zoo/team39_spantiny_ch26_slim.pth",
+            scale=4,
+            size_bytes=538017,
+            params=130828,
+        ),
+    ),
+    converter=convert_span_full_to_fused,
+    tags=("conv", "reparameterised"),
+)(_span_builder(26))
+
+register_model(
+    "span_ch48",
+    scales=ALL_SCALES,
+    input_range=1.0,
+    description="SPAN ch48 (paper configuration), fused; upstream weights are not redistributable here",
+    converter=convert_span_full_to_fused,
+    tags=("conv", "reparameterised"),
+)(_span_builder(48))
+
+register_model(
+    "span_ch52",
+    scales=ALL_SCALES,
+    input_range=1.0,
+    description="SPAN ch52, fused; upstream weights are not redistributable here",
+    converter=convert_span_full_to_fused,
+    tags=("conv", "reparameterised"),
+)(_span_builder(52))

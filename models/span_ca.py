@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srbench.models.span import SPAN
+from srbench.models.registry import register_model
+from srbench.models.sources import ALL_SCALES
+from srbench.models.span import SPAN, convert_span_full_to_fused
 
 
 class ChannelAttention(nn.Module):
@@ -73,3 +75,19 @@ class SPANCA(SPAN):
         b6, b6_out1, _ = getattr(self, f"block_{self.num_blocks}")(out)
         cat = torch.cat([feature, self.ca7(self.conv_2(b6)), b1, b6_out1], dim=1)
         return self.upsampler(self.conv_cat(cat))
+
+
+# ---------------------------------------------- registration
+
+
+@register_model(
+    "span_ca",
+    scales=ALL_SCALES,
+    input_range=1.0,
+    description="SPAN ch28 + 7 CBAM channel-attention modules (seed 'SPAN-Updated'; no trained weights)",
+    converter=convert_span_full_to_fused,
+    has_trained_weights=False,
+    tags=("conv", "reparameterised", "untrained"),
+)
+def _build_span_ca(scale: int = 4, deploy: bool = True, **kwargs: object) -> nn.Module:
+    return SPANCA(3, 3, feature_channels=28, upscale=scale, deploy=deploy, **kwargs)

@@ -14,7 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from srbench.models.span import Conv3XC
+from srbench.models.registry import WeightsSpec, register_model
+from srbench.models.sources import ALL_SCALES, NTIRE2025
+from srbench.models.span import Conv3XC, convert_span_full_to_fused
 
 
 class SPABF(nn.Module):
@@ -71,3 +73,28 @@ class SPANF(nn.Module):
             out = getattr(self, f"block_{k}")(out)
         out = self.conv_cat(torch.cat([near, out, b1], dim=1))
         return self.depth_to_space(self.conv_2(out))
+
+
+# ---------------------------------------------- registration
+
+
+@register_model(
+    "spanf",
+    scales=ALL_SCALES,
+    input_range=1.0,
+    description="SPAN-F ch32, 5 blocks (XiaomiMM, NTIRE 2025 team24); [0,1] I/O",
+    weights=(
+        WeightsSpec(
+            file_name="ntire2025_team24_spanf_ch32_x4.pth",
+            sha256="1508c566008654646bea1edff537c83dd7a6fe8f6ffda3f25f9eb7ba09cbbcd3",
+            url=f"{NTIRE2025}/model_zoo/team24_spanf.pth",
+            scale=4,
+            size_bytes=606629,
+            params=148288,
+        ),
+    ),
+    converter=convert_span_full_to_fused,
+    tags=("conv", "reparameterised"),
+)
+def _build_spanf(scale: int = 4, deploy: bool = True, **kwargs: object) -> nn.Module:
+    return SPANF(3, 3, feature_channels=32, upscale=scale, deploy=deploy, **kwargs)

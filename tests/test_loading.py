@@ -13,14 +13,13 @@ from safetensors.torch import save_file
 from srbench.errors import SrbenchError
 from srbench.execution.weights import WeightsFile, resolve_weights, sha256_file, weights_cache_dir
 from srbench.models.loading import (
-    convert_span_full_to_fused,
     detect_architecture,
     load_weights,
     read_checkpoint,
-    rename_rlfn_ntire2022_keys,
 )
 from srbench.models.registry import ModelEntry, WeightsSpec, all_entries, create_model, get_entry
-from srbench.models.span import SPAN
+from srbench.models.rlfn import rename_rlfn_ntire2022_keys
+from srbench.models.span import SPAN, convert_span_full_to_fused
 
 
 def randomise_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

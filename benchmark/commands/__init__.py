@@ -1,8 +1,13 @@
 """CLI subcommands: one module each, each exposing ``register(subparsers)``.
 
 ``register`` adds the subcommand's parser and sets ``func`` (``func(args) -> int``, the
-exit code) as its default. :mod:`srbench.cli` imports the modules listed in
-:data:`COMMAND_MODULES`, in that order (which is the order of ``srbench --help``).
+exit code) as its default. :mod:`srbench.cli` imports only the module of the command being
+run: ``srbench --help`` and ``srbench --version`` read the one-line summaries below and
+import no command module at all (so neither torch nor matplotlib).
+
+:data:`COMMAND_MODULES` lists the modules in the order of ``srbench --help``;
+:data:`COMMAND_SUMMARIES` maps each module to its command name and one-line summary. A
+module missing from the summaries still works, but is imported for every ``--help``.
 """
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -17,3 +22,16 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",
     "score",
 )
+
+#: ``module: (command name, one-line summary)``; the summary is the subcommand's ``help``.
+COMMAND_SUMMARIES: dict[str, tuple[str, str]] = {
+    "run": ("run", "measure models on a dataset (quality, runtime, complexity, memory)"),
+    "profile": ("profile", "params, FLOPs, activations and conv calls of models (no data)"),
+    "list_models": ("list", "registered models, scales, params, weights found or not"),
+    "weights": ("weights", "list or fetch official checkpoints"),
+    "data": ("data", "check, prepare and download SR datasets"),
+    "upscale": ("upscale", "upscale images or folders with a model (PNG out)"),
+    "compare": ("compare", "crop grid of HR, bicubic and each model's SR for one image of a run"),
+    "check": ("check", "compare a results.json with a baseline; exit 1 on regressions"),
+    "report": ("report", "merge runs into report.md/report.html with plots and claims vs measured"),
+}
