@@ -63,6 +63,18 @@ def test_every_command_has_a_summary_so_help_imports_nothing() -> None:
     assert set(COMMAND_SUMMARIES) == set(COMMAND_MODULES)
 
 
+@pytest.mark.parametrize("module_name", COMMAND_MODULES)
+def test_summaries_match_what_each_command_registers(module_name: str) -> None:
+    # The stub shown by `srbench --help` must say what the real subcommand says.
+    import argparse
+    import importlib
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    importlib.import_module(f"srbench.commands.{module_name}").register(sub)
+    (action,) = sub._choices_actions
+    assert (action.dest, action.help) == COMMAND_SUMMARIES[module_name]
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["--version"]])
 def test_help_and_version_import_neither_torch_nor_matplotlib(argv: list[str], tmp_path: Path) -> None:
     done = subprocess.run(

@@ -34,4 +34,8 @@ COMMAND_SUMMARIES: dict[str, tuple[str, str]] = {
     "compare": ("compare", "crop grid of HR, bicubic and each model's SR for one image of a run"),
     "check": ("check", "compare a results.json with a baseline; exit 1 on regressions"),
     "report": ("report", "merge runs into report.md/report.html with plots and claims vs measured"),
+    "score": (
+        "score",
+        "rank results by an NTIRE Efficient SR edition's score (eligibility gates, Score_Final)",
+    ),
 }
