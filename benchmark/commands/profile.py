@@ -10,10 +10,11 @@ from rich.table import Table
 
 from srbench.commands.run import parse_shape, parse_weights
 from srbench.console import make_console
+from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
 from srbench.execution.config import RunConfig
 from srbench.execution.specs import ModelSpec, parse_model_specs
-from srbench.measure.counting import profile_model
+from srbench.measure.counting import complexity_breakdown, profile_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,24 +28,79 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", default="1x3x256x256", help="input shape NxCxHxW (default NTIRE's)")
     p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="also print where the counts come from: per module (to --depth) and per operator",
+    )
+    p.add_argument("--depth", type=int, default=2, help="module nesting shown by --breakdown (default 2)")
     p.set_defaults(func=profile_command)
 
 
-def profile_specs(specs: list[ModelSpec], config: RunConfig) -> list[dict]:
-    """Complexity of each spec as a JSON-ready dict (weights do not change counts)."""
+def profile_specs(
+    specs: list[ModelSpec], config: RunConfig, breakdown_depth: int | None = None
+) -> list[dict]:
+    """Complexity of each spec as a JSON-ready dict (weights do not change counts); with
+    ``breakdown_depth`` also its per-module/per-operator breakdown under ``"breakdown"``."""
     rows = []
     for spec in specs:
         entry, loaded = build_model(spec, config)
-        c = profile_model(loaded.model, tuple(config.profile_input), input_range=entry.input_range)
-        rows.append({"name": spec.name, "arch": spec.arch, "scale": config.scale, **asdict(c)})
+        shape = tuple(config.profile_input)
+        c = profile_model(loaded.model, shape, input_range=entry.input_range)
+        row = {"name": spec.name, "arch": spec.arch, "scale": config.scale, **asdict(c)}
+        if breakdown_depth is not None:
+            b = complexity_breakdown(
+                loaded.model, shape, input_range=entry.input_range, depth=breakdown_depth
+            )
+            row["breakdown"] = asdict(b)
+        rows.append(row)
     return rows
+
+
+def _flag(r: dict) -> str:
+    return " ⚠" if r.get("flops_undercount") else ""
+
+
+def breakdown_tables(row: dict) -> list[Table]:
+    """The per-module and per-operator tables of one profiled model (``row["breakdown"]``)."""
+    b = row["breakdown"]
+    shape = "x".join(map(str, b["input_shape"]))
+    mod = Table(title=f"{row['name']}: per module at {shape} (totals in the first row)")
+    for col in ("Module", "Type", "Params", "FLOPs (fvcore)", "Conv MACs (hooks)", "Activations", "Convs"):
+        mod.add_column(col, justify="left" if col in ("Module", "Type") else "right")
+    for m in b["modules"]:
+        name = "  " * max(m["depth"] - 1, 0) + (m["name"] or f"{row['name']} (total)")
+        mod.add_row(
+            name,
+            m["type"],
+            f"{m['params']:,}",
+            f"{m['flops']:,}" + (_flag(row) if not m["name"] else ""),
+            f"{m['conv_macs']:,}",
+            f"{m['activations']:,}",
+            str(m["convs"]),
+            style="bold" if not m["name"] else None,
+        )
+    ops = Table(title=f"{row['name']}: per operator (fvcore; 1 FLOP = 1 MAC)")
+    for col in ("Operator", "FLOPs", "Share", "Calls"):
+        ops.add_column(col, justify="left" if col == "Operator" else "right")
+    total = sum(o["flops"] for o in b["operators"])
+    for o in b["operators"]:
+        if o["counted"]:
+            share = f"{100 * o['flops'] / total:.2f} %" if total else "—"
+            ops.add_row(o["op"], f"{o['flops']:,}", share, "—")
+        else:
+            ops.add_row(o["op"], "not counted", "—", str(o["calls"]), style="dim")
+    ops.add_row("total", f"{total:,}" + _flag(row), "100 %" if total else "—", "", style="bold")
+    return [mod, ops]
 
 
 def profile_command(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights)
     config = RunConfig(scale=args.scale, profile_input=parse_shape(args.input), weights=weights, offline=True)
     specs = parse_model_specs(args.models, weights)
-    rows = profile_specs(specs, config)
+    if args.depth < 0:
+        raise SrbenchError(f"--depth {args.depth} must be 0 or more")
+    rows = profile_specs(specs, config, args.depth if args.breakdown else None)
     if args.json:
         print(json.dumps({"schema": "srbench/1-profile", "models": rows}, indent=2))
         return 0
@@ -55,6 +111,8 @@ def profile_command(args: argparse.Namespace) -> int:
         "FLOPs (fvcore MACs)",
         "Activations",
         "Convs",
+        "Conv MAC floor",
+        "thop MACs",
         "FlopCounterMode",
         "Unsupported ops",
     ):
@@ -64,11 +122,23 @@ def profile_command(args: argparse.Namespace) -> int:
         table.add_row(
             r["name"],
             f"{r['params']:,}",
-            f"{r['flops']:,}",
+            f"{r['flops']:,}" + _flag(r),
             f"{r['activations']:,}",
             str(r["convs"]),
+            _num(r.get("flops_lower_bound")),
+            _num(r.get("flops_thop")),
             f"{r['flops_dispatch']:,}" if r["flops_dispatch"] is not None else "—",
             unsupported or "—",
         )
-    make_console().print(table)
+    console = make_console()
+    console.print(table)
+    for r in rows:
+        if r.get("flops_note"):
+            console.print(f"[yellow]{r['name']}: ⚠ {r['flops_note']}", highlight=False)
+        for t in breakdown_tables(r) if "breakdown" in r else []:
+            console.print(t)
     return 0
+
+
+def _num(v: int | None) -> str:
+    return "—" if v is None else f"{v:,}"

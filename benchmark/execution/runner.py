@@ -123,6 +123,11 @@ def _measure_into(
     result.unsupported_ops = complexity.unsupported_ops
     result.flops_dispatch = complexity.flops_dispatch
     result.functional_convs = complexity.functional_convs
+    result.flops_lower_bound = complexity.flops_lower_bound
+    result.flops_undercount = complexity.flops_undercount
+    result.flops_thop = complexity.flops_thop
+    if complexity.flops_note:
+        result.notes.append(complexity.flops_note)
     if complexity.functional_convs:
         result.notes.append(
             f"{complexity.functional_convs} functional convolution call(s) are invisible to the "

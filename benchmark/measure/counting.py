@@ -29,13 +29,28 @@ uninitialised memory):
     Convolution calls seen at the dispatcher (``aten.convolution``) that the module hooks
     did not see, e.g. ``F.conv2d`` on the forward path. Non-zero means the NTIRE-style
     ``activations``/``convs`` undercount this model.
+``flops_lower_bound``
+    Sum of the multiply-adds of every ``nn.Conv2d``/``nn.ConvTranspose2d`` call the module
+    hooks see in one eager forward, bias ignored (fvcore's convention: batch x
+    ``weight.numel()`` x output H·W, input H·W for transposed convs). Any honest count of
+    the network's FLOPs is at least this.
+``flops_undercount``
+    True when fvcore's total, or the part of it fvcore attributes to convolutions, is below
+    ``flops_lower_bound``: the trace lost convolutions that did run (e.g. their results
+    leave torch through NumPy or feed a custom extension op, so ``jit.trace`` records them
+    as dead code). ``flops_note`` names the gap.
+``flops_thop``
+    thop's ``profile`` count (module hooks; conv/BN/linear/pooling/``nn.Upsample`` MACs, no
+    bias; functional calls and activations count 0), the figure many papers quote.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
+import math
 import time
 import warnings
 from collections.abc import Iterator
@@ -69,6 +84,10 @@ class Complexity:
     flops_dispatch: int | None = None
     functional_convs: int = 0
     seconds: float = 0.0
+    flops_lower_bound: int | None = None
+    flops_undercount: bool = False
+    flops_note: str | None = None
+    flops_thop: int | None = None
 
 
 def count_params(model: nn.Module) -> int:
@@ -76,22 +95,85 @@ def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_activations(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    """``(activations, convs)`` of one forward: conv output elements and conv calls."""
-    totals = [0, 0]
+def conv_macs(module: nn.Module, x: torch.Tensor, output: torch.Tensor) -> int:
+    """Multiply-adds of one conv call, bias ignored: batch x ``weight.numel()`` x the output
+    H·W (the input H·W for a transposed conv), exactly fvcore's ``conv_flop_count``."""
+    spatial = (x if isinstance(module, nn.ConvTranspose2d) else output).shape[2:]
+    return int(x.shape[0]) * int(module.weight.numel()) * math.prod(int(v) for v in spatial)
 
-    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        totals[0] += output.numel()
-        totals[1] += 1
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, _CONV_TYPES)]
+@dataclass
+class ConvCalls:
+    """What the ``nn.Conv2d``/``nn.ConvTranspose2d`` hooks saw in one forward: output elements
+    (``activations``), calls (``convs``) and multiply-adds (``macs``), in total and per module
+    name (``per_module[name] = [activations, convs, macs]``)."""
+
+    activations: int = 0
+    convs: int = 0
+    macs: int = 0
+    per_module: dict[str, list[int]] = field(default_factory=dict)
+
+
+def count_conv_calls(model: nn.Module, x: torch.Tensor) -> ConvCalls:
+    """Hook every conv module for one forward of ``x`` (see :class:`ConvCalls`)."""
+    calls = ConvCalls()
+
+    def make_hook(name: str):  # type: ignore[no-untyped-def]
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            macs = conv_macs(module, inputs[0], output)
+            calls.activations += output.numel()
+            calls.convs += 1
+            calls.macs += macs
+            row = calls.per_module.setdefault(name, [0, 0, 0])
+            row[0] += output.numel()
+            row[1] += 1
+            row[2] += macs
+
+        return hook
+
+    handles = [
+        m.register_forward_hook(make_hook(n)) for n, m in model.named_modules() if isinstance(m, _CONV_TYPES)
+    ]
     try:
         with torch.no_grad():
             model(x)
     finally:
         for h in handles:
             h.remove()
-    return totals[0], totals[1]
+    return calls
+
+
+def count_activations(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    """``(activations, convs)`` of one forward: conv output elements and conv calls."""
+    calls = count_conv_calls(model, x)
+    return calls.activations, calls.convs
+
+
+def count_flops_thop(model: nn.Module, x: torch.Tensor) -> int:
+    """thop's MAC count of one forward (on a copy: thop adds buffers to every module it hooks)."""
+    copy_ = copy.deepcopy(model)
+    with _quiet_fvcore(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        import thop  # its import warns about distutils on recent Pythons
+
+        macs, _params = thop.profile(copy_, inputs=(x,), verbose=False)
+    return int(macs)
+
+
+def undercount_note(fvcore_total: int, fvcore_conv: int, lower_bound: int) -> str | None:
+    """The note for a FLOPs count below the conv lower bound, or None when it is not below."""
+    if fvcore_total < lower_bound:
+        return (
+            f"fvcore counts {fvcore_total:,} MACs, {lower_bound - fvcore_total:,} below the "
+            f"{lower_bound:,} MACs of the conv calls that ran (flops_lower_bound): its trace dropped "
+            "convolutions (results leaving torch or feeding an op the trace cannot see)"
+        )
+    if fvcore_conv < lower_bound:
+        return (
+            f"fvcore's convolutions total {fvcore_conv:,} MACs, {lower_bound - fvcore_conv:,} below the "
+            f"{lower_bound:,} MACs of the conv calls that ran: its trace dropped convolutions "
+            "(other counted ops hide the gap in the total)"
+        )
+    return None
 
 
 @contextlib.contextmanager
@@ -109,18 +191,31 @@ def _quiet_fvcore() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def count_flops_fvcore(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]:
-    """fvcore total (MACs) and its unsupported ops ``{op: calls}``."""
+def fvcore_analysis(model: nn.Module, x: torch.Tensor):  # type: ignore[no-untyped-def]
+    """fvcore's ``FlopCountAnalysis`` of ``model`` at ``x`` with its warnings silenced."""
     with _quiet_fvcore():
         from fvcore.nn import FlopCountAnalysis
 
         analysis = FlopCountAnalysis(model, x)
         analysis.unsupported_ops_warnings(False)
         analysis.uncalled_modules_warnings(False)
-        with torch.no_grad():
-            total = int(analysis.total())
-        unsupported = {str(k): int(v) for k, v in sorted(analysis.unsupported_ops().items())}
+    return analysis
+
+
+def count_flops_fvcore(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]:
+    """fvcore total (MACs) and its unsupported ops ``{op: calls}``."""
+    total, unsupported, _ = _fvcore_counts(model, x)
     return total, unsupported
+
+
+def _fvcore_counts(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int], int]:
+    """``(total, unsupported ops, conv MACs)`` from one fvcore trace."""
+    analysis = fvcore_analysis(model, x)
+    with _quiet_fvcore(), torch.no_grad():
+        total = int(analysis.total())
+        unsupported = {str(k): int(v) for k, v in sorted(analysis.unsupported_ops().items())}
+        conv = int(analysis.by_operator().get("conv", 0))
+    return total, unsupported, conv
 
 
 class _ConvCallCounter(TorchDispatchMode):
@@ -166,6 +261,7 @@ def profile_model(
     *,
     input_range: float = 1.0,
     dispatch: bool = True,
+    thop: bool = True,
 ) -> Complexity:
     """All complexity figures of ``model`` (must be in eval mode) at ``input_shape``."""
     if model.training:
@@ -174,16 +270,24 @@ def profile_model(
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = counting_input(input_shape, input_range=input_range, device=device)
     params = count_params(model)
-    flops, unsupported = count_flops_fvcore(model, x)
+    flops, unsupported, fvcore_conv = _fvcore_counts(model, x)
     # Shape-only counts need no arithmetic: run them on the meta device (no real forward),
-    # falling back to the real input for models that look at values (e.g. .item()).
+    # falling back to the real input for models that look at values (e.g. .item(), NumPy).
     try:
         meta_model, meta_x = copy.deepcopy(model).to("meta"), x.to("meta")
-        activations, convs = count_activations(meta_model, meta_x)
+        calls = count_conv_calls(meta_model, meta_x)
         counted_on = (meta_model, meta_x)
     except Exception:
-        activations, convs = count_activations(model, x)
+        calls = count_conv_calls(model, x)
         counted_on = (model, x)
+    activations, convs = calls.activations, calls.convs
+    note = undercount_note(flops, fvcore_conv, calls.macs)
+    flops_thop = None
+    if thop:
+        try:
+            flops_thop = count_flops_thop(*counted_on)
+        except Exception:
+            flops_thop = count_flops_thop(model, x)
     flops_dispatch = None
     functional = 0
     if dispatch:
@@ -202,4 +306,96 @@ def profile_model(
         flops_dispatch=flops_dispatch,
         functional_convs=functional,
         seconds=time.perf_counter() - start,
+        flops_lower_bound=calls.macs,
+        flops_undercount=note is not None,
+        flops_note=note,
+        flops_thop=flops_thop,
     )
+
+
+@dataclass
+class ModuleCounts:
+    """One module of a breakdown: its name (``""`` is the whole model), nesting depth and the
+    figures of everything inside it: params, fvcore MACs, conv MACs seen by hooks,
+    conv output elements and conv calls."""
+
+    name: str
+    depth: int
+    type: str
+    params: int
+    flops: int
+    conv_macs: int
+    activations: int
+    convs: int
+
+
+@dataclass
+class OperatorCounts:
+    """One operator of a breakdown: fvcore's MACs for it, or (``counted`` False) an op fvcore
+    cannot count, with its number of calls."""
+
+    op: str
+    flops: int
+    counted: bool = True
+    calls: int | None = None
+
+
+@dataclass
+class Breakdown:
+    """Where a model's complexity comes from: per module (to ``depth``) and per operator.
+
+    ``modules[0]`` is the whole model, whose figures equal :func:`profile_model`'s.
+    """
+
+    input_shape: tuple[int, ...]
+    modules: list[ModuleCounts]
+    operators: list[OperatorCounts]
+
+
+def complexity_breakdown(
+    model: nn.Module,
+    input_shape: tuple[int, ...] = NTIRE_INPUT_SHAPE,
+    *,
+    input_range: float = 1.0,
+    depth: int = 2,
+) -> Breakdown:
+    """Per-module (down to ``depth`` levels) and per-operator complexity (see :class:`Breakdown`)."""
+    if model.training:
+        raise ValueError("complexity_breakdown needs a model in eval mode")
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = counting_input(input_shape, input_range=input_range, device=device)
+    analysis = fvcore_analysis(model, x)
+    with _quiet_fvcore(), torch.no_grad():
+        by_module = {k: int(v) for k, v in analysis.by_module().items()}
+        by_op = {str(k): int(v) for k, v in analysis.by_operator().items()}
+        unsupported = {str(k): int(v) for k, v in analysis.unsupported_ops().items()}
+    calls = count_conv_calls(model, x)
+    conv_totals: dict[str, list[int]] = {}
+    for name, (acts, n, macs) in calls.per_module.items():
+        parts = name.split(".") if name else []
+        for i in range(len(parts) + 1):
+            row = conv_totals.setdefault(".".join(parts[:i]), [0, 0, 0])
+            row[0] += acts
+            row[1] += n
+            row[2] += macs
+    modules = []
+    for name, module in model.named_modules():
+        level = 0 if not name else name.count(".") + 1
+        if level > depth:
+            continue
+        acts, n, macs = conv_totals.get(name, [0, 0, 0])
+        modules.append(
+            ModuleCounts(
+                name=name,
+                depth=level,
+                type=type(module).__name__,
+                params=count_params(module),
+                flops=by_module.get(name, 0),
+                conv_macs=macs,
+                activations=acts,
+                convs=n,
+            )
+        )
+    operators = [OperatorCounts(op, v) for op, v in sorted(by_op.items(), key=lambda kv: -kv[1])]
+    operators += [OperatorCounts(op, 0, False, c) for op, c in sorted(unsupported.items())]
+    return Breakdown(tuple(input_shape), modules, operators)

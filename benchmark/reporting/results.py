@@ -78,6 +78,12 @@ class ModelResult:
     unsupported_ops: dict[str, int] = field(default_factory=dict)
     flops_dispatch: int | None = None
     functional_convs: int | None = None
+    #: Conv MACs seen by module hooks (a floor for any honest count); see measure/counting.py.
+    flops_lower_bound: int | None = None
+    #: True when ``flops`` (fvcore) is below ``flops_lower_bound``; the notes say by how much.
+    flops_undercount: bool = False
+    #: thop's MAC count (module hooks; functional calls and activations count 0).
+    flops_thop: int | None = None
     psnr_y: float | None = None
     ssim_y: float | None = None
     psnr_rgb: float | None = None

@@ -608,7 +608,7 @@ def _clean(obj: Any) -> Any:
 
 def write_ranking(ranking: Ranking, out_dir: Path) -> dict[str, Path]:
     """Write ``score.json``, ``score.md`` and ``score.csv`` atomically into ``out_dir``."""
-    from srbench.reporting.results import atomic_write_text
+    from srbench.files import atomic_write_text
 
     out_dir = Path(out_dir)
     paths = {"json": out_dir / "score.json", "md": out_dir / "score.md", "csv": out_dir / "score.csv"}

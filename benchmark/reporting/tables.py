@@ -40,6 +40,15 @@ def _quality(m: ModelResult, attr: str) -> float | None:
     return getattr(m, attr) if m.has_quality else None
 
 
+#: Appended to the FLOPs of a model whose fvcore count is below its conv lower bound.
+UNDERCOUNT_MARK = " ⚠"
+
+
+def flops_cell(m: ModelResult) -> str:
+    """FLOPs in G (2 decimals), marked when the count is below the conv lower bound."""
+    return _fmt(m.flops, 1e9, 2) + (UNDERCOUNT_MARK if m.flops_undercount else "")
+
+
 def footnotes(run: RunResult) -> list[str]:
     """One line per model whose quality or figures are missing, saying why."""
     notes = []
@@ -78,7 +87,7 @@ def console_table(run: RunResult) -> Table:
         ("PSNR-RGB (dB)", lambda m: _fmt(_quality(m, "psnr_rgb"), 1, 2)),
         (f"Time (ms, {stat})", lambda m: _fmt(_time(m, stat), 1, 2)),
         ("Params (M)", lambda m: _fmt(m.params, 1e6, 3)),
-        ("FLOPs (G)", lambda m: _fmt(m.flops, 1e9, 2)),
+        ("FLOPs (G)", flops_cell),
         ("Activations (M)", lambda m: _fmt(m.activations, 1e6, 2)),
         ("Memory (MB)", lambda m: _fmt(m.memory_mb, 1, 2)),
         ("Convs", lambda m: DASH if m.convs is None else str(m.convs)),
@@ -121,7 +130,7 @@ def results_markdown(run: RunResult, *, title: str | None = None) -> str:
             _fmt(_quality(m, "ssim_y"), 1, 4),
             _fmt(_time(m, stat), 1, 2),
             _fmt(m.params, 1e6, 3),
-            _fmt(m.flops, 1e9, 2),
+            flops_cell(m),
             _fmt(m.activations, 1e6, 2),
             _fmt(m.memory_mb, 1, 2),
             DASH if m.convs is None else str(m.convs),
