@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "check",
     "report",
     "score",
+    "sweep",
 )
 
 #: ``module: (command name, one-line summary)``; the summary is the subcommand's ``help``.
@@ -38,4 +39,5 @@ COMMAND_SUMMARIES: dict[str, tuple[str, str]] = {
         "score",
         "rank results by an NTIRE Efficient SR edition's score (eligibility gates, Score_Final)",
     ),
+    "sweep": ("sweep", "measure a grid (models x data x backends x dtypes x runs) locally or on Ray"),
 }

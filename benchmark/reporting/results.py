@@ -95,6 +95,10 @@ class ModelResult:
     images: list[ImageResult] = field(default_factory=list)
     phases_s: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: Sweep rows only (``srbench sweep``): the grid cell (model, data, backend, dtype), the
+    #: node and device that measured it and, per run, its key, node, device and headline time.
+    #: Absent from the JSON of ``srbench run`` results.
+    cell: dict[str, Any] | None = None
 
     @property
     def has_quality(self) -> bool:
@@ -105,6 +109,8 @@ class ModelResult:
         """JSON form (``srbench/1``)."""
         d = asdict(self)
         d["runtime_ms"] = self.runtime_ms.to_dict() if self.runtime_ms else None
+        if d["cell"] is None:
+            del d["cell"]  # run results keep their exact srbench/1 shape
         return d
 
     @classmethod
