@@ -26,7 +26,15 @@ def tests(session: nox.Session) -> None:
     """The test suite (the README's test command runs this session)."""
     _install(session)
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
-    session.run("pytest", "-q", *session.posargs, env=env)
+    session.run("pytest", "-q", "-m", "not ray", *session.posargs, env=env)
+
+
+@nox.session
+def ray(session: nox.Session) -> None:
+    """The Ray engine tests: they start (and stop) their own loopback-only Ray cluster."""
+    _install(session, "test,ray")
+    env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
+    session.run("pytest", "-q", "-m", "ray", "tests/test_sweep_ray.py", *session.posargs, env=env)
 
 
 @nox.session

@@ -63,3 +63,41 @@ if "test_raise" not in list_models(include_test_only=True):
 
 def register() -> None:
     """Picklable no-op whose import registers the models above (``setup`` for workers)."""
+
+
+def _kill_measuring_workers_parent_once() -> None:
+    """Kill the process that started this worker's forkserver (a Ray worker), once per marker.
+
+    The sweep tests set ``SRBENCH_TEST_KILL_MARKER``: the first cell to create that file
+    (O_EXCL, so exactly one) SIGKILLs its Ray worker, an infrastructure failure Ray retries.
+    """
+    marker = os.environ.get("SRBENCH_TEST_KILL_MARKER")
+    if not marker:
+        return
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    forkserver = os.getppid()
+    with open(f"/proc/{forkserver}/stat") as fh:
+        ray_worker = int(fh.read().rsplit(")", 1)[1].split()[1])
+    os.write(fd, str(ray_worker).encode())
+    os.close(fd)
+    os.kill(ray_worker, signal.SIGKILL)
+    os._exit(1)
+
+
+if "test_killonce" not in list_models(include_test_only=True):
+
+    def _build_killonce(scale: int = 4) -> nn.Module:
+        _kill_measuring_workers_parent_once()
+        return _Nearest(scale, "none")
+
+    register_model(
+        "test_killonce",
+        scales=(2, 3, 4),
+        input_range=1.0,
+        description="test-only: kills its Ray worker the first time it is built",
+        has_trained_weights=False,
+        tags=("test-only",),
+    )(_build_killonce)

@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--cpus-per-cell",
         type=int,
         default=None,
-        help="ray engine: CPUs per cell task and its torch threads (default 1)",
+        help="ray engine: CPUs (and torch threads) per cell; default: all of a local instance, else 1",
     )
     p.add_argument(
         "--retries",
@@ -145,7 +145,7 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
     backends = split_list(options.get("backend")) or [defaults.backend if has_backend else "torch"]
     if not has_backend and backends != ["torch"]:
         raise SrbenchError("--backend: this srbench measures PyTorch models only; drop --backend")
-    runs = int(options.get("runs") or 1)
+    runs = 1 if options.get("runs") is None else int(options["runs"])
     ns.models = ",".join(models)
 
     def table_config(d: str | None, backend: str, dtype: str) -> Any:
@@ -191,7 +191,7 @@ def make_engine(options: dict[str, Any], out_dir: Path, plan: Any) -> Any:
         gpu = True if device.startswith("cuda") else False if device == "cpu" else None
         return RayEngine(
             address=options.get("address"),
-            cpus_per_cell=int(options.get("cpus_per_cell") or 1),
+            cpus_per_cell=int(options["cpus_per_cell"]) if options.get("cpus_per_cell") else None,
             gpu=gpu,
             retries=int(options["retries"]) if options.get("retries") is not None else 2,
         )

@@ -47,6 +47,7 @@ from srbench.errors import SrbenchError
 from srbench.execution.config import RunConfig
 from srbench.execution.specs import ModelSpec
 from srbench.measure.timing import RuntimeStats
+from srbench.reporting.hardware import mixed_hardware
 from srbench.reporting.results import (
     STATUS_ERROR,
     STATUS_NO_WEIGHTS,
@@ -549,31 +550,6 @@ def merged_run(plan: SweepPlan, records: dict[str, CellRecord], sweep_info: dict
         dataset["images"] = sum(int(d.get("images") or 0) for d in plan.datasets.values())
         dataset["scale"] = plan.base.scale
     return RunResult(environment, config, dataset, merge_rows(plan, records), created=_now())
-
-
-def mixed_hardware(run: RunResult) -> list[str]:
-    """Warnings for tables whose rows ran on different GPU/CPU models or driver versions.
-
-    Timing is comparable only on identical hardware: rows of one table (same data, backend
-    and dtype) that name more than one ``device_name`` or ``driver`` in their runs get a line.
-    """
-    tables: dict[tuple[Any, ...], set[tuple[Any, Any]]] = {}
-    for m in run.models:
-        if not m.cell:
-            continue
-        table = (m.cell.get("data"), m.cell.get("backend"), m.cell.get("dtype"))
-        for r in m.cell.get("runs") or [m.cell]:
-            if r.get("device_name") is not None:
-                tables.setdefault(table, set()).add((r.get("device_name"), r.get("driver")))
-    warnings = []
-    for (data, backend, dtype), kinds in tables.items():
-        if len(kinds) > 1:
-            names = "; ".join(f"{n} (driver {d})" if d else str(n) for n, d in sorted(kinds, key=str))
-            warnings.append(
-                f"rows of table {data}/{backend}/{dtype} were measured on different hardware: {names}; "
-                "their times are not comparable"
-            )
-    return warnings
 
 
 def _now() -> str:

@@ -24,6 +24,7 @@ from srbench.reporting.claims import (
     load_references,
     unmeasured,
 )
+from srbench.reporting.hardware import mixed_hardware
 from srbench.reporting.plots import plot_points, write_plots
 from srbench.reporting.results import (
     ModelResult,
@@ -178,6 +179,10 @@ def report_markdown(
     out = ["# srbench report", "", "## Runs", ""]
     for r in runs:
         out.append(f"- {_run_line(r, markdown=True)} ({r.source}; config {r.run.config_hash})")
+    warnings = [w for r in runs for w in mixed_hardware(r.run)]
+    if warnings:
+        out.append("")
+        out += [f"> **Warning:** {w}" for w in warnings]
     out += ["", "## Results", "", results_section(runs), "## Claims vs measured", ""]
     out.append(claims_markdown(checks, missing))
     out += ["## Plots", ""]

@@ -114,7 +114,9 @@ class RayEngine:
     ``address``: an existing cluster (``host:port`` or ``ray://...``); ``None`` starts a local
     loopback-only instance with ``num_cpus`` CPUs (default: this machine's) and ``num_gpus``.
     ``gpu``: ``True`` one GPU per cell, ``False`` CPUs only, ``None`` GPUs when the cluster
-    has any. ``cpus_per_cell`` CPUs per task (also the cell's torch thread count on CPU).
+    has any. ``cpus_per_cell`` CPUs per task, also the cell's torch thread count on CPU;
+    default: every CPU of a local instance (the thread count of ``srbench run`` on this
+    machine, whose float reductions, and so some models' outputs, depend on it), else 1.
     """
 
     name = "ray"
@@ -123,14 +125,14 @@ class RayEngine:
         self,
         *,
         address: str | None = None,
-        cpus_per_cell: int = 1,
+        cpus_per_cell: int | None = None,
         gpu: bool | None = None,
         retries: int = 2,
         num_cpus: int | None = None,
         num_gpus: int | None = None,
         temp_dir: Path | None = None,
     ) -> None:
-        if cpus_per_cell < 1:
+        if cpus_per_cell is not None and cpus_per_cell < 1:
             raise SrbenchError("--cpus-per-cell must be at least 1")
         if retries < 0:
             raise SrbenchError("--retries must be 0 or more")
@@ -158,6 +160,8 @@ class RayEngine:
         self._ray = ray
         env_vars = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
         if self.address is None:
+            if self.cpus_per_cell is None:
+                self.cpus_per_cell = self.num_cpus or os.cpu_count() or 1
             temp = self.temp_dir
             if temp is None:
                 # Short: Ray's Unix socket paths under it must stay below ~107 characters.
@@ -174,6 +178,8 @@ class RayEngine:
             )
             self._started_here = True
         else:
+            if self.cpus_per_cell is None:
+                self.cpus_per_cell = 1
             try:
                 ray.init(
                     address=self.address,
