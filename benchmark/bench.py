@@ -61,7 +61,7 @@ from srbench.data.imresize import imresize_uint8
 from srbench.execution.config import RunConfig
 from srbench.execution.devices import resolve_device
 from srbench.execution.isolation import measure_in_worker, prestart
-from srbench.execution.runner import measure_model
+from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec
 from srbench.measure.counting import NTIRE_INPUT_SHAPE, counting_input, profile_model
 from srbench.measure.metrics import psnr, rgb_to_y, ssim

@@ -4,7 +4,7 @@ Conventions:
 
 * Output files are PNG named ``<stem>_x<scale>_<model>.png``, beside the input by default.
 * The network always sees RGB. The conversion to and from the network's value range is the
-  benchmark's own (:func:`srbench.execution.runner.to_model_input`, then ``out / input_range`` and
+  benchmark's own (:meth:`srbench.execution.backend.TorchBackend.to_input`, then ``out / input_range`` and
   :func:`srbench.measure.metrics.to_uint8`), so an upscaled file is bit-identical to the SR
   image ``srbench run --save-images`` writes for the same LR.
 * Alpha: the alpha channel never goes through the network (SR models are trained on colour);
@@ -17,7 +17,7 @@ Conventions:
   level a viewer would see in the RGB output, where taking one channel would keep that bias.
 * Only 8-bit images are accepted (16-bit would silently lose its low byte).
 * Tiling: untiled unless ``tile`` is set; an out-of-memory error falls back to tiling with
-  halving tiles (the runner's :func:`~srbench.execution.runner.timed_forward`, shared).
+  halving tiles (the protocol's :func:`~srbench.execution.backend.timed_forward`, shared).
   See :mod:`srbench.execution.tiling` for the seam tolerance.
 """
 
@@ -35,10 +35,10 @@ from torch import nn
 from srbench.data.imageio import IMAGE_SUFFIXES, is_image_file, probe_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8
 from srbench.errors import SrbenchError
+from srbench.execution.backend import Tiling, TorchBackend, timed_forward, to_unit_range
 from srbench.execution.building import build_model
-from srbench.execution.config import DTYPES, RunConfig
-from srbench.execution.devices import check_config, resolve_device
-from srbench.execution.runner import check_output, timed_forward, to_model_input
+from srbench.execution.config import DTYPES
+from srbench.execution.devices import check_dtype, resolve_device
 from srbench.execution.specs import ModelSpec, parse_model_specs
 from srbench.execution.tiling import DEFAULT_OVERLAP
 from srbench.measure.metrics import to_uint8
@@ -99,15 +99,11 @@ class Upscaler:
         if self.tile is not None and self.tile <= self.tile_overlap:
             raise SrbenchError(f"--tile {self.tile} must be larger than --tile-overlap {self.tile_overlap}")
         self.device = torch.device(self.device)
-        self.model = self.model.eval().to(device=self.device, dtype=DTYPES[self.dtype])
-        # The runner's tiling/OOM helper reads scale, tile, overlap and repeat from a RunConfig.
-        self._config = RunConfig(
-            scale=self.scale,
-            dtype=self.dtype,
-            tile=self.tile,
-            tile_overlap=self.tile_overlap,
-            repeat=1,
+        self._backend = TorchBackend.prepare(
+            self.model, input_range=self.input_range, device=self.device, dtype=DTYPES[self.dtype]
         )
+        self.model = self._backend.module
+        self._tiling = Tiling(scale=self.scale, tile=self.tile, overlap=self.tile_overlap)
         self._timer = ForwardTimer(self.device)
 
     def upscale_rgb(self, rgb: np.ndarray, *, name: str = "image") -> tuple[torch.Tensor, float, bool]:
@@ -116,11 +112,9 @@ class Upscaler:
         ``sr`` is float32 (3, H*scale, W*scale) on [0, 1] (not yet clamped) on the device.
         """
         with torch.inference_mode():
-            x = to_model_input(np.ascontiguousarray(rgb), self.input_range, self.device, DTYPES[self.dtype])
-            out, ms, tiled = timed_forward(self.model, x, self._timer, self._config)
-            sr = check_output(out, x, self.scale, name).float()
-            if self.input_range != 1.0:
-                sr = sr / self.input_range
+            x = self._backend.to_input(np.ascontiguousarray(rgb))
+            out, ms, tiled = timed_forward(self._backend.forward, x, self._timer, self._tiling)
+            sr = to_unit_range(out, x, self.scale, name, self.input_range)
         return sr, ms, tiled
 
     def upscale(self, src: SourceImage, *, name: str = "image") -> tuple[np.ndarray, float, bool]:
@@ -170,9 +164,8 @@ def load_upscaler(
     """
     spec = model if isinstance(model, ModelSpec) else resolve_spec(model, weights)
     torch_device = resolve_device(device)
-    config = RunConfig(models=[spec.name], scale=scale, device=device, dtype=dtype, offline=offline)
-    check_config(config, torch_device)
-    entry, loaded = build_model(spec, config)
+    check_dtype(dtype, torch_device)
+    entry, loaded = build_model(spec, scale=scale, offline=offline)
     has_params = any(p.numel() > 0 for p in loaded.model.parameters())
     if loaded.weights is None and has_params:
         if not entry.has_trained_weights:

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from srbench.data.cache import ImageCache
-from srbench.execution import runner
+from srbench.execution import protocol
 from srbench.execution.config import RunConfig
-from srbench.execution.runner import measure_model
+from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.reporting.results import ModelResult, RunResult
@@ -118,7 +118,7 @@ def test_runner_records_energy_per_image_and_mean(
 ) -> None:
     # Every counter read adds 1500 mJ: begin -> end spans one step, 1.5 J for --repeat 2 forwards.
     monkeypatch.setitem(sys.modules, "pynvml", _fake_nvml(None, step_mj=1500))
-    monkeypatch.setattr(runner.EnergyMeter, "for_device", classmethod(lambda cls, device: cls(0)))
+    monkeypatch.setattr(protocol.EnergyMeter, "for_device", classmethod(lambda cls, device: cls(0)))
     config = RunConfig(models=["bicubic"], device="cpu", warmup=0, repeat=2, profile_input=[1, 3, 8, 8])
     result = measure_model(ModelSpec("bicubic", "bicubic"), tiny_images, config)
     assert result.status != "error", result.reason

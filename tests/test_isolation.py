@@ -19,7 +19,7 @@ from srbench.data.datasets import load_dataset
 from srbench.execution.config import RunConfig
 from srbench.execution.isolation import measure_in_worker
 from srbench.execution.orchestrator import run_benchmark
-from srbench.execution.runner import measure_model
+from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec
 
 TESTS = Path(__file__).parent

@@ -23,7 +23,7 @@ from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.data.imageio import write_png_atomic
 from srbench.execution.config import RunConfig
-from srbench.execution.runner import measure_model
+from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec
 from srbench.models.registry import register_model, unregister_model
 

@@ -12,7 +12,7 @@ from srbench.cli import main
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.execution.config import RunConfig
-from srbench.execution.runner import measure_model
+from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec
 from srbench.models.bicubic import Bicubic
 from srbench.models.registry import register_model, unregister_model

@@ -18,7 +18,7 @@ from torch import nn
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.execution.config import RunConfig
-from srbench.execution.runner import measure_model
+from srbench.execution.protocol import measure_model
 from srbench.execution.specs import parse_model_specs
 from srbench.models.registry import unregister_model
 

@@ -82,18 +82,17 @@ def test_missing_file_is_one_line_error(server, isolated_env: Path, monkeypatch,
 
 def test_run_fetches_unless_offline(server, isolated_env: Path, monkeypatch, tmp_path: Path) -> None:
     from srbench.execution.building import build_model
-    from srbench.execution.config import RunConfig
     from srbench.execution.specs import ModelSpec
 
     url, _ = server
     monkeypatch.setenv("SRBENCH_WEIGHTS_MIRROR", url)
-    _, offline = build_model(ModelSpec("span", "span"), RunConfig(offline=True))
+    _, offline = build_model(ModelSpec("span", "span"), scale=4, offline=True)
     assert offline.weights is None and "efficiency figures only" in offline.reason
     monkeypatch.setenv("SRBENCH_OFFLINE", "1")
-    _, env_offline = build_model(ModelSpec("span", "span"), RunConfig())
+    _, env_offline = build_model(ModelSpec("span", "span"), scale=4)
     assert env_offline.weights is None
     monkeypatch.delenv("SRBENCH_OFFLINE")
-    _, online = build_model(ModelSpec("span", "span"), RunConfig())
+    _, online = build_model(ModelSpec("span", "span"), scale=4)
     assert online.weights is not None and online.weights.source == "cache"
 
 

@@ -12,7 +12,6 @@ from srbench.commands.run import parse_shape, parse_weights
 from srbench.console import make_console
 from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
-from srbench.execution.config import RunConfig
 from srbench.execution.specs import ModelSpec, parse_model_specs
 from srbench.measure.counting import complexity_breakdown, profile_model
 
@@ -38,16 +37,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def profile_specs(
-    specs: list[ModelSpec], config: RunConfig, breakdown_depth: int | None = None
+    specs: list[ModelSpec], *, scale: int, input_shape: list[int], breakdown_depth: int | None = None
 ) -> list[dict]:
-    """Complexity of each spec as a JSON-ready dict (weights do not change counts); with
-    ``breakdown_depth`` also its per-module/per-operator breakdown under ``"breakdown"``."""
+    """Complexity of each spec at ``input_shape`` as a JSON-ready dict (weights do not change
+    counts, so none is downloaded); with ``breakdown_depth`` also its per-module/per-operator
+    breakdown under ``"breakdown"``."""
     rows = []
     for spec in specs:
-        entry, loaded = build_model(spec, config)
-        shape = tuple(config.profile_input)
+        entry, loaded = build_model(spec, scale=scale, offline=True)
+        shape = tuple(input_shape)
         c = profile_model(loaded.model, shape, input_range=entry.input_range)
-        row = {"name": spec.name, "arch": spec.arch, "scale": config.scale, **asdict(c)}
+        row = {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c)}
         if breakdown_depth is not None:
             b = complexity_breakdown(
                 loaded.model, shape, input_range=entry.input_range, depth=breakdown_depth
@@ -96,11 +96,15 @@ def breakdown_tables(row: dict) -> list[Table]:
 
 def profile_command(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights)
-    config = RunConfig(scale=args.scale, profile_input=parse_shape(args.input), weights=weights, offline=True)
     specs = parse_model_specs(args.models, weights)
     if args.depth < 0:
         raise SrbenchError(f"--depth {args.depth} must be 0 or more")
-    rows = profile_specs(specs, config, args.depth if args.breakdown else None)
+    rows = profile_specs(
+        specs,
+        scale=args.scale,
+        input_shape=parse_shape(args.input),
+        breakdown_depth=args.depth if args.breakdown else None,
+    )
     if args.json:
         print(json.dumps({"schema": "srbench/1-profile", "models": rows}, indent=2))
         return 0

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from torch import nn
 
 from srbench.errors import SrbenchError
-from srbench.execution.config import RunConfig
 from srbench.execution.specs import ModelSpec
 from srbench.models.registry import ModelEntry, get_entry
 from srbench.reporting.results import WeightsInfo
@@ -22,8 +21,11 @@ class LoadedModel:
     reason: str | None
 
 
-def build_model(spec: ModelSpec, config: RunConfig) -> tuple[ModelEntry, LoadedModel]:
-    """Build ``spec``'s architecture and load its weights (strict); CPU, fp32, eval mode."""
+def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[ModelEntry, LoadedModel]:
+    """Build ``spec``'s architecture for ``scale`` and load its weights (strict); CPU, fp32, eval mode.
+
+    Missing official weights are downloaded unless ``offline`` (or ``SRBENCH_OFFLINE``).
+    """
     from srbench.execution.weights import fetch_weights, offline_mode, resolve_weights
     from srbench.models.loading import load_weights, read_checkpoint
     from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
@@ -32,14 +34,14 @@ def build_model(spec: ModelSpec, config: RunConfig) -> tuple[ModelEntry, LoadedM
     if spec.arch.startswith(SPANDREL_PREFIX) and spec.weights_path is not None:
         spandrel_entry(spec.weights_path)  # dynamic entries are per process: re-register here
     entry = get_entry(spec.arch)
-    model = entry.build(scale=config.scale)
+    model = entry.build(scale=scale)
     if spec.weights_path is None and not any(True for _ in model.parameters()):
         # Nothing to train (bicubic): its output means something without any checkpoint.
         return entry, LoadedModel(model.eval(), None, None)
-    found = resolve_weights(entry, config.scale, spec.weights_path)
-    if found is None and entry.weights_for(config.scale) is not None and not offline_mode(config.offline):
+    found = resolve_weights(entry, scale, spec.weights_path)
+    if found is None and entry.weights_for(scale) is not None and not offline_mode(offline):
         try:
-            found = fetch_weights(entry, config.scale)
+            found = fetch_weights(entry, scale)
         except SrbenchError as exc:
             reason = f"official weights not on disk and the download failed ({exc}); efficiency figures only"
             return entry, LoadedModel(model.eval(), None, reason)
@@ -48,8 +50,7 @@ def build_model(spec: ModelSpec, config: RunConfig) -> tuple[ModelEntry, LoadedM
             reason = "no trained weights exist for this architecture; efficiency figures only"
         else:
             reason = (
-                f"no official x{config.scale} weights; pass "
-                f"--weights {spec.name}=PATH (efficiency figures only)"
+                f"no official x{scale} weights; pass --weights {spec.name}=PATH (efficiency figures only)"
             )
         return entry, LoadedModel(model.eval(), None, reason)
     load_weights(model, entry, read_checkpoint(found.path), source=str(found.path))

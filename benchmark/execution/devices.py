@@ -27,13 +27,18 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def check_dtype(dtype: str, device: torch.device) -> None:
+    """Refuse a ``--dtype`` that is unknown or cannot run on ``device``."""
+    if dtype not in DTYPES:
+        raise SrbenchError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if device.type != "cuda" and dtype == "fp16":
+        raise SrbenchError("--dtype fp16 needs a CUDA device; use --dtype bf16 or fp32 on CPU")
+
+
 def check_config(config: RunConfig, device: torch.device) -> None:
     """Refuse option combinations that cannot run on ``device``, with one line each."""
-    if config.dtype not in DTYPES:
-        raise SrbenchError(f"--dtype {config.dtype!r} is not one of {', '.join(DTYPES)}")
+    check_dtype(config.dtype, device)
     if device.type != "cuda":
-        if config.dtype == "fp16":
-            raise SrbenchError("--dtype fp16 needs a CUDA device; use --dtype bf16 or fp32 on CPU")
         if config.cudnn_benchmark:
             raise SrbenchError("--cudnn-benchmark needs a CUDA device; drop it on CPU")
         if config.tf32 is not None:

@@ -2,7 +2,7 @@
 
 A worker is started per model from a ``forkserver`` that has already imported torch and
 srbench (so a worker starts in tens of milliseconds, not seconds). It measures the model
-with :func:`~srbench.execution.runner.measure_model` and sends progress and the final
+with :func:`~srbench.execution.protocol.measure_model` and sends progress and the final
 :class:`~srbench.reporting.results.ModelResult` back over a pipe. Whatever happens in the
 worker (an exception, a segfault, a kill, a hang past ``--model-timeout``) the parent gets
 a result: ``status="error"`` with the reason. Peak memory is measured inside the worker,
@@ -26,7 +26,7 @@ from typing import Any
 
 from srbench.data.cache import ImageCache
 from srbench.execution.config import RunConfig
-from srbench.execution.runner import measure_model
+from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec
 from srbench.reporting.results import STATUS_ERROR, ModelResult
 
@@ -39,11 +39,11 @@ def _context() -> Any:
         if "forkserver" in mp.get_all_start_methods():
             ctx = mp.get_context("forkserver")
             # Preloaded once in the server; every worker forks from it with torch imported.
-            # fvcore, the loaders and the flop counter are imported lazily by the runner:
+            # fvcore, the loaders and the flop counter are imported lazily by the protocol:
             # preloading them saves every worker ~2 s of imports.
             ctx.set_forkserver_preload(
                 [
-                    "srbench.execution.runner",
+                    "srbench.execution.protocol",
                     "srbench.data.imageio",
                     "srbench.models.zoo",
                     "srbench.models.loading",

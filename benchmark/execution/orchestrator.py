@@ -1,7 +1,7 @@
 """A whole run: data once, each model measured in turn, results saved after every model.
 
 :func:`run_benchmark` loads and checks the dataset before any model runs, decodes it once
-into an :class:`~srbench.execution.runner.ImageCache`, measures each model, and rewrites
+into an :class:`~srbench.data.cache.ImageCache`, measures each model, and rewrites
 ``results.json``/``.csv``/``.md`` atomically after each one, so an interruption keeps every
 model finished so far.
 """
@@ -26,7 +26,7 @@ from srbench.execution.building import build_model
 from srbench.execution.config import RunConfig
 from srbench.execution.devices import check_config, resolve_device
 from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
-from srbench.execution.runner import measure_model
+from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec, parse_model_specs
 from srbench.reporting.environment import collect_environment
 from srbench.reporting.results import (
@@ -75,7 +75,7 @@ def validate_checkpoints(specs: list[ModelSpec], config: RunConfig) -> None:
     """
     for spec in specs:
         if spec.weights_path is not None:
-            build_model(spec, config)
+            build_model(spec, scale=config.scale, offline=config.offline)
 
 
 class StopFlag:

@@ -57,7 +57,7 @@ def energy_counter_supported(nvml: Any, handle: Any) -> bool:
 class EnergyMeter:
     """Joules per forward from NVML's energy counter (see the module docstring).
 
-    Use :meth:`for_device` in the runner; ``EnergyMeter(index)`` opens NVML GPU ``index``
+    Use :meth:`for_device` in the protocol; ``EnergyMeter(index)`` opens NVML GPU ``index``
     directly. An unavailable meter (CPU, no NVML, no counter) returns ``None`` everywhere.
     """
 

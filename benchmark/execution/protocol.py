@@ -1,0 +1,362 @@
+"""The per-model protocol behind ``srbench run``, as stages.
+
+:func:`measure_model` runs, for one model, each stage below in order. Each is a small
+function with one job that returns a record; :func:`summarise` turns the records into the
+model's :class:`~srbench.reporting.results.ModelResult`.
+
+1. :func:`build_stage`: build the registered architecture, resolve and strictly load its
+   weights (or mark the model ``no-weights``: efficiency figures only);
+2. :func:`count_stage`: complexity on the CPU copy at ``profile_input`` (:mod:`srbench.measure.counting`);
+3. :func:`place_stage`: move the model to the device (dtype, channels-last, ``torch.compile``
+   as configured) as a :class:`~srbench.execution.backend.Backend`: ``forward(x) -> y``;
+4. :func:`warmup_stage`: ``warmup`` forwards on the first image (excluded from every figure);
+5. :func:`timed_loop`: for each image, copy LR to the device (not timed), time the forward
+   (:mod:`srbench.measure.timing`), then score it (:func:`score_image`: output to [0,1] fp32,
+   uint8, fingerprint, PSNR-Y, SSIM-Y and PSNR-RGB against the HR on the device);
+6. :func:`memory_stage`: the peak memory (:mod:`srbench.measure.memory`);
+7. :func:`summarise`: statistics over images, status, notes.
+
+The dataset is decoded once per run into an :class:`ImageCache` shared by all models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from srbench.data.cache import ImageCache
+from srbench.errors import SrbenchError
+from srbench.execution.backend import Backend, Tiling, TorchBackend, timed_forward, to_unit_range
+from srbench.execution.building import LoadedModel, build_model
+from srbench.execution.config import DTYPES, RunConfig
+from srbench.execution.devices import apply_backend_settings, check_config, resolve_device
+from srbench.execution.specs import ModelSpec
+from srbench.measure.counting import Complexity, profile_model
+from srbench.measure.energy import EnergyMeter, mean_energy
+from srbench.measure.memory import PeakMemory
+from srbench.measure.metrics import image_quality, to_uint8
+from srbench.measure.timing import ForwardTimer, RuntimeStats
+from srbench.models.registry import ModelEntry
+from srbench.reporting.results import (
+    STATUS_ERROR,
+    STATUS_NO_WEIGHTS,
+    STATUS_OK,
+    ImageResult,
+    ModelResult,
+)
+
+ProgressFn = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class Built:
+    """Stage 1: the registry entry, the loaded model and the seconds it took."""
+
+    entry: ModelEntry
+    loaded: LoadedModel
+    seconds: float
+
+    @property
+    def quality(self) -> bool:
+        """True when the model's outputs mean something (trained weights or none needed)."""
+        return self.loaded.reason is None
+
+
+@dataclass
+class Warmup:
+    """Stage 4: wall seconds of the warm-up and, with ``--compile``, the first (compiling) call."""
+
+    seconds: float
+    compile_s: float | None = None
+
+
+@dataclass
+class Loop:
+    """Stage 5: one record per image measured (so far), wall seconds, and the stop note."""
+
+    images: list[ImageResult] = field(default_factory=list)
+    seconds: float | None = None
+    interrupted: str | None = None
+
+
+@dataclass
+class Stages:
+    """The records of the stages that have run; an error leaves the later ones ``None``."""
+
+    built: Built | None = None
+    complexity: Complexity | None = None
+    warmup: Warmup | None = None
+    loop: Loop | None = None
+    memory: PeakMemory | None = None
+    memory_mb: float | None = None
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+def measure_model(
+    spec: ModelSpec,
+    images: ImageCache,
+    config: RunConfig,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ModelResult:
+    """Measure one model on ``images`` per the module protocol; never raises for model faults.
+
+    Errors raised while building, loading or running the model become a result with
+    ``status="error"`` and the reason (keeping what the earlier stages measured), so the run
+    goes on with the next model.
+    """
+    stages = Stages()
+    try:
+        run_stages(stages, spec, images, config, progress=progress, should_stop=should_stop)
+    except SrbenchError as exc:
+        return summarise(spec, config, stages, error=str(exc))
+    except Exception as exc:  # a broken model must not take the run down
+        return summarise(spec, config, stages, error=f"{type(exc).__name__}: {exc}")
+    return summarise(spec, config, stages)
+
+
+def run_stages(
+    stages: Stages,
+    spec: ModelSpec,
+    images: ImageCache,
+    config: RunConfig,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Stages 1-6 in order, each record stored in ``stages`` as soon as it exists."""
+    device = resolve_device(config.device)
+    check_config(config, device)
+    apply_backend_settings(config, device)
+    stages.built = build_stage(spec, config)
+    stages.complexity = count_stage(stages.built, config)
+    stages.memory = PeakMemory(device)
+    stages.memory.start()
+    backend = place_stage(stages.built, config, device)
+    timer = ForwardTimer(device)
+    stages.warmup = warmup_stage(backend, images, config, timer)
+    stages.loop = Loop()
+    timed_loop(
+        stages.loop,
+        backend,
+        images,
+        config,
+        timer=timer,
+        quality=stages.built.quality,
+        save_dir=Path(config.save_images) / spec.name if config.save_images else None,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    stages.memory_mb = memory_stage(stages.memory)
+
+
+def build_stage(spec: ModelSpec, config: RunConfig) -> Built:
+    """Stage 1: build and load (:func:`~srbench.execution.building.build_model`), timed."""
+    t0 = time.perf_counter()
+    entry, loaded = build_model(spec, scale=config.scale, offline=config.offline)
+    return Built(entry, loaded, time.perf_counter() - t0)
+
+
+def count_stage(built: Built, config: RunConfig) -> Complexity:
+    """Stage 2: params, FLOPs, activations and convs at ``config.profile_input`` (CPU copy)."""
+    return profile_model(built.loaded.model, tuple(config.profile_input), input_range=built.entry.input_range)
+
+
+def place_stage(built: Built, config: RunConfig, device: torch.device) -> Backend:
+    """Stage 3: the model on ``device`` as configured, ready to call."""
+    return TorchBackend.prepare(
+        built.loaded.model,
+        input_range=built.entry.input_range,
+        device=device,
+        dtype=DTYPES[config.dtype],
+        channels_last=config.channels_last,
+        compile=config.compile,
+    )
+
+
+def warmup_stage(backend: Backend, images: ImageCache, config: RunConfig, timer: ForwardTimer) -> Warmup:
+    """Stage 4: ``config.warmup`` untimed forwards on the first image.
+
+    ``--compile`` compiles on the first call: that call is never timed, even with ``--warmup 0``.
+    """
+    compile_s = None
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        x = backend.to_input(images.first_lr())
+        for i in range(max(config.warmup, 1 if config.compile else 0)):
+            _, ms = timer.time(lambda: backend.forward(x))
+            if i == 0 and config.compile:
+                compile_s = ms / 1e3
+    return Warmup(time.perf_counter() - t0, compile_s)
+
+
+def timed_loop(
+    loop: Loop,
+    backend: Backend,
+    images: ImageCache,
+    config: RunConfig,
+    *,
+    timer: ForwardTimer,
+    quality: bool,
+    save_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Loop:
+    """Stage 5: per image, the timed forward(s) then :func:`score_image`; appends to ``loop.images``."""
+    energy = EnergyMeter.for_device(backend.device)
+    tiling = Tiling(scale=config.scale, tile=config.tile, overlap=config.tile_overlap)
+    t0 = time.perf_counter()
+    total = len(images)
+    with torch.inference_mode():
+        for done, (name, lr, hr) in enumerate(images, start=1):
+            x = backend.to_input(lr)
+            energy.begin()
+            out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
+            joules = energy.end(config.repeat)
+            sr = to_unit_range(out, x, config.scale, name, backend.input_range)
+            img = ImageResult(name=name, runtime_ms=ms, tiled=tiled, energy_j=joules)
+            score_image(img, sr, hr if quality else None, crop_border=config.scale, save_dir=save_dir)
+            loop.images.append(img)
+            if progress:
+                progress(done, total)
+            if should_stop and should_stop():
+                loop.interrupted = f"interrupted after {done} of {total} images"
+                break
+    loop.seconds = time.perf_counter() - t0
+    return loop
+
+
+def score_image(
+    img: ImageResult,
+    sr: torch.Tensor,
+    hr: Any | None,
+    *,
+    crop_border: int,
+    save_dir: Path | None = None,
+) -> None:
+    """Stage 5, per image: quantise ``sr`` (float32 (3, H, W) on [0, 1], on the device) to
+    uint8, fingerprint it, save it if asked, and score it against ``hr`` (uint8 (H, W, 3);
+    None: no quality figures) into ``img``."""
+    sr_u8 = to_uint8(sr)
+    img.sr_sha256 = _fingerprint(sr_u8)
+    if save_dir is not None:
+        _save_sr(save_dir / f"{img.name}.png", sr_u8)
+    if hr is not None:
+        hr_t = torch.from_numpy(hr).permute(2, 0, 1).to(sr.device)
+        q = image_quality(sr_u8, hr_t, crop_border=crop_border)
+        img.psnr_y, img.ssim_y, img.psnr_rgb = q.psnr_y, q.ssim_y, q.psnr_rgb
+
+
+def memory_stage(memory: PeakMemory) -> float | None:
+    """Stage 6: the peak MB since the meter started (see :mod:`srbench.measure.memory`)."""
+    return memory.stop()
+
+
+def _fingerprint(sr_u8: torch.Tensor) -> str:
+    """SHA-256 of the uint8 SR image as H×W×3 RGB bytes (see ``ImageResult.sr_sha256``)."""
+    return hashlib.sha256(sr_u8.permute(1, 2, 0).contiguous().cpu().numpy().tobytes()).hexdigest()
+
+
+def _save_sr(path: Path, sr_u8: torch.Tensor) -> None:
+    from srbench.data.imageio import write_png_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_png_atomic(path, sr_u8.permute(1, 2, 0).cpu().numpy())
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str | None = None) -> ModelResult:
+    """Stage 7: the :class:`ModelResult` of the records in ``stages``.
+
+    With ``error`` the status is ``error`` and the reason is ``error``; the figures of the
+    stages that completed are kept.
+    """
+    result = ModelResult(name=spec.name, arch=spec.arch, scale=config.scale, status=STATUS_ERROR)
+    phases = result.phases_s
+    built = stages.built
+    if built is not None:
+        phases["build_and_load"] = built.seconds
+        result.input_range = built.entry.input_range
+        result.weights = built.loaded.weights
+        result.reason = built.loaded.reason
+    c = stages.complexity
+    if c is not None:
+        phases["count"] = c.seconds
+        result.params, result.flops = c.params, c.flops
+        result.activations, result.convs = c.activations, c.convs
+        result.complexity_input = list(c.input_shape)
+        result.unsupported_ops = c.unsupported_ops
+        result.flops_dispatch = c.flops_dispatch
+        result.functional_convs = c.functional_convs
+        result.flops_lower_bound = c.flops_lower_bound
+        result.flops_undercount = c.flops_undercount
+        result.flops_thop = c.flops_thop
+        if c.flops_note:
+            result.notes.append(c.flops_note)
+        if c.functional_convs:
+            result.notes.append(
+                f"{c.functional_convs} functional convolution call(s) are invisible to the "
+                "NTIRE activation/conv counters"
+            )
+    if stages.warmup is not None:
+        if stages.warmup.compile_s is not None:
+            phases["compile"] = stages.warmup.compile_s
+        phases["warmup"] = stages.warmup.seconds
+    loop = stages.loop
+    if loop is not None:
+        result.images = loop.images
+        if loop.interrupted:
+            result.notes.append(loop.interrupted)
+        if loop.seconds is not None:
+            phases["loop"] = loop.seconds
+    if error is not None:
+        result.status, result.reason = STATUS_ERROR, error
+        return result
+    assert built is not None and loop is not None and stages.memory is not None
+    result.memory_mb = stages.memory_mb
+    result.memory_kind = stages.memory.kind
+    _runtime_summary(result, forced_tiling=config.tile is not None)
+    if built.quality and result.images:
+        result.psnr_y = _mean(i.psnr_y for i in result.images)
+        result.ssim_y = _mean(i.ssim_y for i in result.images)
+        result.psnr_rgb = _mean(i.psnr_rgb for i in result.images)
+        result.status = STATUS_OK
+    else:
+        result.status = STATUS_NO_WEIGHTS
+    result.energy_j_per_image = mean_energy(i.energy_j for i in result.images)
+    return result
+
+
+def _runtime_summary(result: ModelResult, *, forced_tiling: bool) -> None:
+    # Images tiled after running out of memory are timed differently: excluded, and said so.
+    # With --tile every image is tiled the same way, so all are comparable and kept.
+    fallback = [] if forced_tiling else [i.name for i in result.images if i.tiled]
+    times = [i.runtime_ms for i in result.images if i.runtime_ms is not None and i.name not in fallback]
+    result.runtime_ms = RuntimeStats.from_samples(times) if times else None
+    if fallback:
+        result.notes.append(
+            f"{len(fallback)} image(s) ran out of memory and were tiled ({', '.join(fallback[:5])}); "
+            "their times are excluded from runtime_ms"
+        )
+
+
+def _mean(values: Any) -> float:
+    vals = [float(v) for v in values]
+    # Identical SR and HR give +inf PSNR; the mean is then +inf, as in BasicSR.
+    return math.inf if any(math.isinf(v) for v in vals) else statistics.fmean(vals)
