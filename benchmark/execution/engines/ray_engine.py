@@ -192,9 +192,10 @@ class RayEngine:
                     f"{str(exc).splitlines()[0] if str(exc) else ''}); check it with 'ray status --address "
                     f"{self.address}'"
                 ) from None
-        self._check_resources()
+        self.check_resources()
 
-    def _check_resources(self) -> None:
+    def check_resources(self) -> None:
+        """Decide GPU or CPU cells from the cluster's resources; refuse requests it can never meet."""
         # A task asking for a GPU on a cluster without one waits forever, without an error.
         resources = self._ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
