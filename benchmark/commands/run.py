@@ -112,6 +112,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile-input", default="1x3x256x256", help="complexity input NxCxHxW")
     p.add_argument(
+        "--protocol",
+        default="srbench",
+        help="srbench (default: warm-up, median) or an NTIRE edition (ntire2024, ntire2025, ntire2026): "
+        "both splits, the challenge's timing, --runs whole runs, gates and score against its baseline",
+    )
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="with --protocol ntireYYYY: whole-run repetitions, each in fresh workers "
+        "(default: the edition's, 5)",
+    )
+    p.add_argument(
         "--ntire-compat",
         action="store_true",
         help="the challenge protocol: no warm-up, arithmetic mean time, RGB PSNR headline",
@@ -153,6 +166,10 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if args.protocol != "srbench":
+        return challenge_command(args)
+    if args.runs is not None:
+        raise SrbenchError("--runs needs --protocol ntireYYYY (e.g. --protocol ntire2026 --runs 5)")
     config = config_from_args(args)
     if args.resume and args.output and args.output != args.resume:
         raise SrbenchError("--resume names the output folder itself; drop --output")
@@ -175,3 +192,40 @@ def run_command(args: argparse.Namespace) -> int:
         console.print(f"interrupted: resume with 'srbench run ... --resume {out_dir}'")
         return 130
     return 1 if any(m.status == "error" for m in run.models) else 0
+
+
+def challenge_command(args: argparse.Namespace) -> int:
+    """``run --protocol ntireYYYY``: see :mod:`srbench.execution.challenge`."""
+    from srbench.execution.challenge import resolve_split_data, run_challenge
+    from srbench.reporting.editions import get_edition
+    from srbench.reporting.score import footnotes as score_footnotes
+    from srbench.reporting.score import rich_table
+
+    edition = get_edition(args.protocol)
+    if args.resume is not None:
+        raise SrbenchError(f"--resume is not available with --protocol {edition.name}; start a new run")
+    split_data = resolve_split_data(edition, args.data)
+    data, args.data = args.data, None  # each split's path is set per split
+    config = config_from_args(args)
+    args.data = data
+    out_dir = args.output or default_output_dir()
+    console = make_console(stderr=True)
+    runs = args.runs if args.runs is not None else edition.runs
+    result = run_challenge(config, edition, split_data, runs, out_dir, console=console)
+    if result.ranking is not None:
+        out = make_console()
+        out.print(rich_table(result.ranking))
+        for note in score_footnotes(result.ranking):
+            console.print(f"[dim]{note}", highlight=False)
+        for m in result.document["models"]:
+            spread = m.get("runtime_spread_ms")
+            if spread:
+                console.print(
+                    f"{m['name']}: runtime {spread['mean']:.3f} ms over {spread['n']} run(s) "
+                    f"(std {spread['std']:.3f}, min {spread['min']:.3f}, max {spread['max']:.3f})",
+                    highlight=False,
+                )
+    console.print(f"results: {out_dir}")
+    if result.interrupted:
+        return 130
+    return 1 if any(m.get("error") for m in result.document["models"]) else 0

@@ -283,9 +283,10 @@ def parse_challenge_txt(text: str, source: str = "results.txt") -> list[Entry]:
         row: dict[str, Any] = {"name": fields[0]}
         for col, value in zip(cols[1:], fields[1:], strict=True):
             try:
-                row[col] = float(value)
+                number = float(value)
             except ValueError:
                 raise SrbenchError(f"{source}:{lineno}: {col} {value!r} is not a number") from None
+            row[col] = None if math.isnan(number) else number
         entries.append(_challenge_entry(row, source))
     return entries
 
