@@ -13,7 +13,6 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ _LOOPBACK_ONLY = [
     "--disable-component-update",
     "--disable-domain-reliability",
     "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     "--proxy-server=http://127.0.0.1:9",
     "--proxy-bypass-list=127.0.0.1;localhost",
 ]
@@ -48,16 +47,6 @@ PROVIDER_FLAGS = {
     "webgpu": ["--enable-unsafe-webgpu", "--enable-features=Vulkan"],
     "webgl": ["--enable-unsafe-swiftshader", "--ignore-gpu-blocklist"],
 }
-
-
-@dataclass(frozen=True)
-class BrowserInfo:
-    """The browser that ran: name (``chromium``), version and its user agent string."""
-
-    name: str
-    version: str
-    executable: str
-    user_agent: str = ""
 
 
 def find_chromium() -> Path:
@@ -116,13 +105,3 @@ def launch_chromium(provider: str = "wasm", *, extra_args: list[str] | None = No
             yield browser
         finally:
             browser.close()
-
-
-def browser_info(browser: Any, user_agent: str = "") -> BrowserInfo:
-    """Name and version of a launched Playwright browser."""
-    return BrowserInfo(
-        name=browser.browser_type.name,
-        version=browser.version,
-        executable=str(find_chromium()),
-        user_agent=user_agent,
-    )
