@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report",
     "score",
     "sweep",
+    "browser",
 )
 
 #: ``module: (command name, one-line summary)``; the summary is the subcommand's ``help``.
@@ -40,4 +41,5 @@ COMMAND_SUMMARIES: dict[str, tuple[str, str]] = {
         "rank results by an NTIRE Efficient SR edition's score (eligibility gates, Score_Final)",
     ),
     "sweep": ("sweep", "measure a grid (models x data x backends x dtypes x runs) locally or on Ray"),
+    "browser": ("browser", "set up and check the browser backend (Chromium, ORT-Web); serve a web export"),
 }
