@@ -15,7 +15,17 @@ Conventions:
   float output before quantisation (the weights Pillow's ``convert("L")`` uses). For a grey
   input the model's three output channels differ only by its colour bias; luma keeps the grey
   level a viewer would see in the RGB output, where taking one channel would keep that bias.
-* Only 8-bit images are accepted (16-bit would silently lose its low byte).
+* Input policy (``upscale`` is a user tool: the output must display the way the input does;
+  the datasets of ``run`` follow the benchmark conventions of :mod:`srbench.data.imageio`
+  instead):
+
+  - orientation: the EXIF orientation tag is applied (the pixels are rotated/flipped as a
+    viewer shows them) and the output PNG is upright with no tag;
+  - colour profile: pixel values go through the network unconverted and the input's ICC
+    profile is written into the output PNG, so both display with the same colours;
+  - alpha: kept (upscaled apart, see above); greyscale stays greyscale;
+  - bit depth: 8-bit; 16-bit is refused unless ``--allow-16bit``, which upscales the high byte
+    ``v >> 8`` (the 8-bit copy, exactly); the output is 8-bit.
 * Tiling: untiled unless ``tile`` is set; an out-of-memory error falls back to tiling with
   halving tiles (the protocol's :func:`~srbench.execution.backend.timed_forward`, shared).
   See :mod:`srbench.execution.tiling` for the seam tolerance.
@@ -29,10 +39,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch import nn
 
-from srbench.data.imageio import IMAGE_SUFFIXES, is_image_file, probe_image, write_png_atomic
+from srbench.data.imageio import IMAGE_SUFFIXES, _to_rgb8, is_image_file, probe_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8
 from srbench.errors import SrbenchError
 from srbench.execution.backend import Tiling, TorchBackend, timed_forward, to_unit_range
@@ -49,6 +59,7 @@ GREY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 # Pillow modes read as grey (with or without alpha); everything else is read as RGB(A).
 _GREY_MODES = ("L", "1", "LA", "La")
+_EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
@@ -60,6 +71,10 @@ class SourceImage:
     rgb: np.ndarray
     alpha: np.ndarray | None = None
     grey: bool = False
+    #: The input's ICC profile (bytes), written into the output PNG unchanged.
+    icc_profile: bytes | None = None
+    #: The EXIF orientation (1-8) that was applied to the pixels; 1 = stored upright.
+    orientation: int = 1
 
 
 @dataclass(frozen=True)
@@ -192,21 +207,41 @@ def load_upscaler(
 # --------------------------------------------------------------------------- files
 
 
-def read_source(path: Path) -> SourceImage:
-    """Decode ``path`` keeping what ``read_image`` drops: alpha, and whether it is grey.
+def read_source(path: Path, *, allow_16bit: bool = False) -> SourceImage:
+    """Decode ``path`` as the picture a viewer shows (see "Input policy" in the module docstring).
 
-    Raises :class:`SrbenchError` naming the file when it is unreadable or not 8-bit.
+    EXIF orientation is applied, alpha and greyness are kept, the ICC profile is carried to the
+    output, 16-bit samples become their high byte only with ``allow_16bit``.
+
+    Raises :class:`SrbenchError` naming the file when it is unreadable, 32-bit, or 16-bit
+    without ``allow_16bit``.
     """
     path = Path(path)
     info = probe_image(path)  # one-line errors for missing/unreadable files
-    if info.bits != 8:
+    if info.bits == 16 and not allow_16bit:
+        raise SrbenchError(
+            f"image {path} is 16-bit; srbench upscales 8-bit images: convert it, or pass --allow-16bit "
+            "to upscale its high byte (v >> 8)"
+        )
+    if info.bits not in (8, 16):
         raise SrbenchError(
             f"image {path} has {info.bits}-bit samples; srbench upscales 8-bit images only: convert it first"
         )
     try:
         with Image.open(path) as img:
             img.load()
+            icc = img.info.get("icc_profile") or None
+            orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+            # The stored pixel grid rotated/flipped as the viewer shows it; the output PNG is
+            # written upright with no orientation tag, so it displays the same way.
+            img = ImageOps.exif_transpose(img) if orientation != 1 else img
             mode = img.mode
+            if info.bits == 16:
+                # Pillow narrows 16-bit RGB to 8 bits itself; 16-bit grey is narrowed here, the
+                # same way the datasets do (srbench.data.imageio: v >> 8).
+                rgb = _to_rgb8(img)
+                grey = mode in ("I;16", "I;16B", "I;16L", "I;16N", "L")
+                return SourceImage(rgb, None, grey=grey, icc_profile=icc, orientation=orientation)
             if mode == "P":
                 img = img.convert("RGBA" if info.has_alpha else "RGB")
                 mode = img.mode
@@ -215,12 +250,16 @@ def read_source(path: Path) -> SourceImage:
                 grey = la[..., 0]
                 rgb = np.repeat(grey[:, :, None], 3, axis=2)
                 alpha = la[..., 1].copy() if mode in _ALPHA_MODES else None
-                return SourceImage(np.ascontiguousarray(rgb), alpha, grey=True)
+                return SourceImage(
+                    np.ascontiguousarray(rgb), alpha, grey=True, icc_profile=icc, orientation=orientation
+                )
             rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
     except (OSError, ValueError) as exc:
         raise SrbenchError(f"cannot read image {path}: {exc}; replace or remove the file") from None
     alpha = rgba[..., 3].copy() if mode in _ALPHA_MODES else None
-    return SourceImage(np.ascontiguousarray(rgba[..., :3]), alpha, grey=False)
+    return SourceImage(
+        np.ascontiguousarray(rgba[..., :3]), alpha, grey=False, icc_profile=icc, orientation=orientation
+    )
 
 
 def output_name(stem: str, scale: int, model: str) -> str:
@@ -299,13 +338,16 @@ def plan_outputs(
     return plan
 
 
-def upscale_file(upscaler: Upscaler, src: Path, dst: Path) -> UpscaleResult:
-    """Read ``src``, upscale it with ``upscaler`` and write the PNG ``dst`` (atomically)."""
+def upscale_file(upscaler: Upscaler, src: Path, dst: Path, *, allow_16bit: bool = False) -> UpscaleResult:
+    """Read ``src``, upscale it with ``upscaler`` and write the PNG ``dst`` (atomically).
+
+    ``size_in`` is the picture as displayed (after EXIF orientation).
+    """
     t0 = time.perf_counter()
-    image = read_source(src)
+    image = read_source(src, allow_16bit=allow_16bit)
     h, w = image.rgb.shape[:2]
     out, ms, tiled = upscaler.upscale(image, name=str(src))
-    write_png_atomic(dst, out)
+    write_png_atomic(dst, out, icc_profile=image.icc_profile)
     return UpscaleResult(
         input=Path(src),
         output=Path(dst),

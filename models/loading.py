@@ -81,7 +81,7 @@ def read_checkpoint(path: Path) -> StateDict:
     """
     path = Path(path)
     if not path.is_file():
-        raise SrbenchError(f"checkpoint {path} does not exist; check the path given to --weights/--models")
+        raise SrbenchError(f"checkpoint {path} does not exist; check its path")
     if path.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file

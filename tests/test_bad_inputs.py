@@ -114,16 +114,17 @@ def test_wrong_architecture_suggests_the_right_model(bad_ckpts, capsys) -> None:
 
 def test_disk_full_keeps_earlier_results(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "out"
-    real = results_module.atomic_write_bytes
+    real = results_module.atomic_write_text
     calls = {"n": 0}
 
-    def flaky(path: Path, data: bytes) -> None:
+    def flaky(path: Path, text: str) -> None:
         calls["n"] += 1
         if calls["n"] > 3:  # the first model's three files land, then the disk fills up
             raise OSError(28, "No space left on device")
-        real(path, data)
+        real(path, text)
 
-    monkeypatch.setattr(results_module, "atomic_write_bytes", flaky)
+    # write_results writes through the shared helper (srbench.files) as results.atomic_write_text.
+    monkeypatch.setattr(results_module, "atomic_write_text", flaky)
     args = [
         "run",
         "--models",

@@ -1,6 +1,6 @@
 """``srbench data``: check, prepare and download SR datasets.
 
-* ``srbench data check [PATH]``: every problem, one line each; exit 1 if any, 0 if clean.
+* ``srbench data check [PATH | --data PATH]``: every problem, one line each; exit 1 if any, 0 if clean.
 * ``srbench data prepare PATH``: write the generated-LR cache of an HR-only folder.
 * ``srbench data download NAME [--scale 4] [--dest datasets]``: fetch, verify and extract.
 * ``srbench data list``: the datasets ``download`` knows.
@@ -14,26 +14,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srbench.data.datasets import DEGRADATIONS, LAYOUTS, SPLITS, Dataset, resolve_dataset
+from srbench.commands.options import add_dataset_options, add_scale_option, dataset_path
+from srbench.data.datasets import Dataset, resolve_dataset
 from srbench.data.download import MIRROR_ENV, fetch_dataset, remote_datasets
 
 
 def _dataset_options(p: argparse.ArgumentParser, *, path_required: bool) -> None:
-    p.add_argument(
-        "path",
-        nargs=None if path_required else "?",
-        type=Path,
-        help="dataset folder" + ("" if path_required else " (default: the built-in sample set)"),
-    )
-    p.add_argument("--scale", type=int, default=4, help="SR scale factor (default 4)")
-    p.add_argument("--layout", choices=LAYOUTS, help="force a layout instead of detecting it")
-    p.add_argument("--hr", type=Path, help="HR folder (with --lr: a paired dataset; alone: HR-only)")
-    p.add_argument("--lr", type=Path, help="LR folder paired with --hr")
-    p.add_argument("--split", choices=SPLITS, default="valid", help="DIV2K / NTIRE split (default valid)")
-    p.add_argument(
-        "--degradation", choices=DEGRADATIONS, default="bicubic", help="DIV2K LR kind (default bicubic)"
-    )
-    p.add_argument("--allow-16bit", action="store_true", help="accept 16-bit images (keeps the high byte)")
+    add_dataset_options(p, positional=True, path_required=path_required)
+    add_scale_option(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _resolve(args: argparse.Namespace, *, cache_lr: bool = True) -> Dataset:
     return resolve_dataset(
-        args.path,
+        dataset_path(args),
         scale=args.scale,
         layout=args.layout,
         hr=args.hr,
@@ -86,8 +74,9 @@ def _resolve(args: argparse.Namespace, *, cache_lr: bool = True) -> Dataset:
 
 
 def _where(args: argparse.Namespace) -> str:
-    if args.path is not None:
-        return str(args.path)
+    path = dataset_path(args)
+    if path is not None:
+        return str(path)
     if args.hr is not None:
         return f"{args.hr}" + (f" + {args.lr}" if args.lr is not None else "")
     return "the sample set"

@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from rich.table import Table
 
-from srbench.commands.run import parse_shape, parse_weights
+from srbench.commands.options import add_scale_option, add_weights_option, parse_shape, parse_weights
 from srbench.console import make_console
 from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
@@ -23,9 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Count complexity at one input shape (NTIRE: 1x3x256x256).",
     )
     p.add_argument("--models", required=True, help="comma-separated model names or checkpoint paths")
-    p.add_argument("--scale", type=int, default=4)
+    add_scale_option(p)
     p.add_argument("--input", default="1x3x256x256", help="input shape NxCxHxW (default NTIRE's)")
-    p.add_argument("--weights", action="append", default=[], metavar="NAME=PATH")
+    add_weights_option(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--breakdown",
@@ -102,7 +102,7 @@ def profile_command(args: argparse.Namespace) -> int:
     rows = profile_specs(
         specs,
         scale=args.scale,
-        input_shape=parse_shape(args.input),
+        input_shape=parse_shape(args.input, "--input"),
         breakdown_depth=args.depth if args.breakdown else None,
     )
     if args.json:

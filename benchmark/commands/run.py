@@ -5,65 +5,21 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from srbench.commands.options import (
+    add_dataset_options,
+    add_dtype_option,
+    add_protocol_options,
+    add_tiling_options,
+    check_tiling,
+    parse_shape,
+    parse_weights,
+)
 from srbench.console import make_console
 from srbench.errors import SrbenchError
-from srbench.execution.config import DEFAULT_WARMUP, DTYPES, RunConfig
+from srbench.execution.config import DEFAULT_WARMUP, RunConfig
 from srbench.execution.orchestrator import default_output_dir, run_benchmark
-from srbench.execution.tiling import DEFAULT_OVERLAP
 from srbench.reporting.results import check_label
 from srbench.reporting.tables import console_table, footnotes
-
-
-def parse_weights(items: list[str]) -> dict[str, str]:
-    """``--weights NAME=PATH`` (repeatable) as a dict; a malformed item is a one-line error."""
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise SrbenchError(f"--weights {item!r} is not NAME=PATH (e.g. --weights span=span_x4.pth)")
-        if not Path(path).is_file():
-            raise SrbenchError(f"--weights {name}={path}: file not found")
-        out[name] = path
-    return out
-
-
-def parse_shape(text: str) -> list[int]:
-    """``--profile-input 1x3x256x256`` → ``[1, 3, 256, 256]``."""
-    try:
-        shape = [int(v) for v in text.lower().split("x")]
-    except ValueError:
-        shape = []
-    if len(shape) != 4 or min(shape) < 1:
-        raise SrbenchError(f"--profile-input {text!r} is not NxCxHxW (e.g. 1x3x256x256)")
-    return shape
-
-
-def add_protocol_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by every command that runs models."""
-    p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    p.add_argument(
-        "--weights",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="checkpoint for a model (repeatable); else SRBENCH_WEIGHTS_DIR, then the cache",
-    )
-    p.add_argument("--offline", action="store_true", help="never download weights")
-
-
-def add_tiling_options(p: argparse.ArgumentParser) -> None:
-    """``--tile`` and ``--tile-overlap`` (LR pixels), shared by ``run`` and ``upscale``."""
-    p.add_argument(
-        "--tile", type=int, default=None, help="tile every image (LR pixels); default: only on OOM"
-    )
-    p.add_argument("--tile-overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap (LR pixels)")
-
-
-def check_tiling(args: argparse.Namespace) -> None:
-    """Refuse a tile no larger than its overlap."""
-    if args.tile is not None and args.tile <= args.tile_overlap:
-        raise SrbenchError(f"--tile {args.tile} must be larger than --tile-overlap {args.tile_overlap}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,8 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Measure models on a dataset and write results.json/.csv/.md.",
     )
     p.add_argument("--models", required=True, help="comma-separated model names or checkpoint paths")
-    p.add_argument("--data", default=None, help="dataset folder (default: the embedded sample set)")
-    p.add_argument("--layout", default=None, help="force a dataset layout instead of auto-detection")
+    add_dataset_options(p, positional=False)
     add_protocol_options(p)
     p.add_argument("--output", "-o", type=Path, default=None, help="results folder (default: new one)")
     p.add_argument(
@@ -103,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"warm-up forwards before timing (default {DEFAULT_WARMUP}; 0 with --ntire-compat)",
     )
     p.add_argument("--repeat", type=int, default=1, help="timed forwards per image; the median is kept")
-    p.add_argument("--dtype", choices=list(DTYPES), default="fp32")
+    add_dtype_option(p)
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile (compile time reported apart)")
     p.add_argument("--cudnn-benchmark", action="store_true")
@@ -142,11 +97,16 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         models=[m.strip() for m in args.models.split(",") if m.strip()],
         data=args.data,
         layout=args.layout,
+        hr=str(args.hr) if args.hr is not None else None,
+        lr=str(args.lr) if args.lr is not None else None,
+        split=args.split,
+        degradation=args.degradation,
+        allow_16bit=args.allow_16bit,
         scale=args.scale,
         device=args.device,
         warmup=warmup,
         repeat=args.repeat,
-        profile_input=parse_shape(args.profile_input),
+        profile_input=parse_shape(args.profile_input, "--profile-input"),
         ntire_compat=args.ntire_compat,
         dtype=args.dtype,
         channels_last=args.channels_last,

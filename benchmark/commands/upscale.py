@@ -8,10 +8,16 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from srbench.commands.run import add_protocol_options, add_tiling_options, check_tiling, parse_weights
+from srbench.commands.options import (
+    add_allow_16bit_option,
+    add_dtype_option,
+    add_protocol_options,
+    add_tiling_options,
+    check_tiling,
+    parse_weights,
+)
 from srbench.console import make_console
 from srbench.errors import SrbenchError
-from srbench.execution.config import DTYPES
 from srbench.upscale import (
     UpscaleResult,
     collect_inputs,
@@ -42,7 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="output folder, or a .png file name for a single input (default: beside the input)",
     )
     add_tiling_options(p)
-    p.add_argument("--dtype", choices=list(DTYPES), default="fp32")
+    add_dtype_option(p)
+    add_allow_16bit_option(p)
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=upscale_command)
 
@@ -90,7 +97,7 @@ def upscale_command(args: argparse.Namespace) -> int:
     console = make_console(stderr=True)
     console.print(f"upscaling {len(plan)} image(s) x{args.scale} with {upscaler.name} on {upscaler.device}")
     if len(plan) == 1:
-        _report(console, upscale_file(upscaler, *plan[0]))
+        _report(console, upscale_file(upscaler, *plan[0], allow_16bit=args.allow_16bit))
         return 0
     columns = (
         TextColumn("{task.description}"),
@@ -101,6 +108,6 @@ def upscale_command(args: argparse.Namespace) -> int:
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(upscaler.name, total=len(plan))
         for src, dst in plan:
-            _report(progress.console, upscale_file(upscaler, src, dst))
+            _report(progress.console, upscale_file(upscaler, src, dst, allow_16bit=args.allow_16bit))
             progress.advance(task)
     return 0

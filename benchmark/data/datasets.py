@@ -825,6 +825,23 @@ def resolve_dataset(
     return _build_hr_only(hr_dir, scale=scale, root=path, **kw)
 
 
+def dataset_options(config: dict[str, Any]) -> dict[str, Any]:
+    """The :func:`load_dataset` keywords a run's ``config`` records beyond ``data``/``layout``/
+    ``scale`` (``hr``, ``lr``, ``split``, ``degradation``, ``allow_16bit``), defaults when absent.
+
+    Every reader of a run's data (``run`` itself, ``compare``) goes through this, so a run made
+    with ``--allow-16bit`` or ``--hr/--lr`` is re-read the same way.
+    """
+    hr, lr = config.get("hr"), config.get("lr")
+    return {
+        "hr": Path(hr) if hr else None,
+        "lr": Path(lr) if lr else None,
+        "split": config.get("split") or "valid",
+        "degradation": config.get("degradation") or "bicubic",
+        "allow_16bit": bool(config.get("allow_16bit", False)),
+    }
+
+
 def check_dataset(
     data: str | Path | None = None,
     *,

@@ -167,13 +167,13 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def write_png_atomic(path: Path, img: np.ndarray) -> Path:
+def write_png_atomic(path: Path, img: np.ndarray, *, icc_profile: bytes | None = None) -> Path:
     """Write uint8 ``img`` as a PNG at ``path``, atomically; returns ``path``.
 
     ``img`` is HxW (L), HxWx2 (LA), HxWx3 (RGB) or HxWx4 (RGBA). The PNG goes through
     :func:`srbench.files.atomic_open` (temporary file in the same folder, then ``os.replace``;
     mode 0o666 minus the umask), so readers never see a half-written file. Missing parent
-    folders are created.
+    folders are created. ``icc_profile`` (bytes) is embedded as the PNG's iCCP chunk.
     """
     path = Path(path)
     arr = np.asarray(img)
@@ -182,5 +182,6 @@ def write_png_atomic(path: Path, img: np.ndarray) -> Path:
             f"write_png_atomic: expected uint8 HxW or HxWxC (C 2-4), got {arr.dtype} {arr.shape}"
         )
     with atomic_open(path, mkdir=True) as handle:
-        Image.fromarray(np.ascontiguousarray(arr)).save(handle, format="PNG")
+        extra = {"icc_profile": icc_profile} if icc_profile else {}
+        Image.fromarray(np.ascontiguousarray(arr)).save(handle, format="PNG", **extra)
     return path

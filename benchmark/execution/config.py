@@ -48,6 +48,13 @@ class RunConfig:
     save_images: str | None = None
     #: The run's name in reports, plots and tables (``--label``); None: named by device/dtype.
     label: str | None = None
+    # Dataset options beyond --data/--layout (see srbench.commands.options.add_dataset_options).
+    # Hashed only when set (results.NEW_CONFIG_DEFAULTS), so earlier runs keep their hash.
+    hr: str | None = None
+    lr: str | None = None
+    split: str = "valid"
+    degradation: str = "bicubic"
+    allow_16bit: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from srbench.data.cache import ImageCache
-from srbench.data.datasets import load_dataset
+from srbench.data.datasets import dataset_options, load_dataset
 from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
 from srbench.execution.config import RunConfig
@@ -134,7 +134,9 @@ def run_benchmark(
     validate_checkpoints(specs, config)
     if config.isolate and measure is None:
         prestart()  # overlaps the worker server's imports with decoding the data
-    dataset = load_dataset(config.data, scale=config.scale, layout=config.layout)
+    dataset = load_dataset(
+        config.data, scale=config.scale, layout=config.layout, **dataset_options(config.to_dict())
+    )
     run = RunResult(
         environment=collect_environment(device),
         config=config.to_dict(),

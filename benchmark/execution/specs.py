@@ -38,11 +38,11 @@ def parse_model_specs(text: str, weights: dict[str, str] | None = None) -> list[
         explicit = weights.get(name)
         specs.append(ModelSpec(name=name, arch=entry.name, weights_path=Path(explicit) if explicit else None))
     if not specs:
-        raise SrbenchError("--models is empty; name at least one model (see 'srbench list')")
+        raise SrbenchError("the model list is empty; name at least one model (see 'srbench list')")
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise SrbenchError(f"--models names {', '.join(dupes)} more than once; name each model once")
+        raise SrbenchError(f"{', '.join(dupes)} named more than once; name each model once")
     return specs
 
 
@@ -55,7 +55,7 @@ def _spec_from_checkpoint(name: str | None, path: Path) -> ModelSpec:
     from srbench.models.spandrel_adapter import spandrel_entry
 
     if not path.is_file():
-        raise SrbenchError(f"checkpoint {path} not found; check the path given to --models")
+        raise SrbenchError(f"checkpoint {path} not found; check its path")
     if name is not None and _is_registered(name):
         return ModelSpec(name=name, arch=name, weights_path=path)
     detected = detect_architecture(read_checkpoint(path))

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from srbench.data.datasets import load_dataset
+from srbench.data.datasets import dataset_options, load_dataset
 from srbench.data.imageio import read_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8
 from srbench.errors import SrbenchError
@@ -202,7 +202,14 @@ def load_comparison(run_dir: Path, image_name: str) -> Comparison:
         )
     cfg = run.config
     scale = int(cfg.get("scale", 4))
-    dataset = load_dataset(cfg.get("data"), scale=scale, layout=cfg.get("layout"))
+    try:
+        dataset = load_dataset(cfg.get("data"), scale=scale, layout=cfg.get("layout"), **dataset_options(cfg))
+    except SrbenchError as exc:
+        # The dataset options are the run's ('srbench run --data ...'), not compare's.
+        raise SrbenchError(
+            f"cannot re-read the dataset of run {run_dir} (as 'srbench run' was given it: "
+            f"--data {cfg.get('data') or 'sample'}): {exc}"
+        ) from None
     names = dataset.names()
     if image_name not in names:
         shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
@@ -226,7 +233,8 @@ def load_comparison(run_dir: Path, image_name: str) -> Comparison:
         if sr.shape != hr.shape:
             raise SrbenchError(
                 f"{path} is {sr.shape[1]}x{sr.shape[0]} but the HR of {image_name} is "
-                f"{hr.shape[1]}x{hr.shape[0]}; it is not from this run's data: rerun with --save-images"
+                f"{hr.shape[1]}x{hr.shape[0]}; it is not from this run's data: "
+                "rerun 'srbench run' with --save-images"
             )
         psnr_y = next((i.psnr_y for i in model.images if i.name == image_name), None)
         panels.append(Panel(model.name, psnr_y, sr))

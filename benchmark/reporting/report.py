@@ -300,7 +300,7 @@ def report_html(
         html.table(
             _RESULTS_HEADERS,
             _results_rows(labels),
-            caption="Headline PSNR: Y, or RGB for --ntire-compat runs (time is then the mean)",
+            caption="Headline PSNR: Y, or RGB for runs of 'srbench run --ntire-compat' (time: the mean)",
             table_id="results",
         )
     )

@@ -148,7 +148,11 @@ class RunResult:
         timeouts) are left out. Two runs with the same hash measured models under the same
         protocol and data, so ``--resume`` may reuse finished models.
         """
-        hashed = {k: v for k, v in self.config.items() if k not in _UNHASHED_CONFIG}
+        hashed = {
+            k: v
+            for k, v in self.config.items()
+            if k not in _UNHASHED_CONFIG and not (k in NEW_CONFIG_DEFAULTS and v == NEW_CONFIG_DEFAULTS[k])
+        }
         blob = json.dumps({"config": hashed, "dataset": self.dataset}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -190,6 +194,16 @@ class RunResult:
 
 
 # Config keys that do not change what a model's measurement means.
+#: Config keys added after ``srbench/1`` shipped, with their defaults: hashed only when they
+#: differ from the default, so a run made before they existed keeps its ``config_hash``.
+NEW_CONFIG_DEFAULTS: dict[str, Any] = {
+    "hr": None,
+    "lr": None,
+    "split": "valid",
+    "degradation": "bicubic",
+    "allow_16bit": False,
+}
+
 _UNHASHED_CONFIG = frozenset(
     {
         "models",

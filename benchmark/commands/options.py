@@ -1,0 +1,146 @@
+"""Options shared by several commands, each declared once.
+
+A message that tells the user to pass an option must be printed only by commands that accept
+it (``tests/test_options.py`` walks every such hint). Declaring shared options here, with one
+name, one default and one help text, keeps the commands in step: ``run``, ``upscale``, ``profile``
+and ``data check/prepare`` all take their dataset, model and tiling options from this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from srbench.errors import SrbenchError
+
+#: Dataset layouts, splits and LR kinds (mirrors :mod:`srbench.data.datasets`, which is not
+#: imported here so that ``srbench --help`` stays light).
+LAYOUT_CHOICES = ("sample", "div2k", "ntire-esr", "benchmark", "paired", "hr-only")
+SPLIT_CHOICES = ("train", "valid", "test")
+DEGRADATION_CHOICES = ("bicubic", "unknown")
+DTYPE_CHOICES = ("fp32", "fp16", "bf16")
+#: ``--tile-overlap`` default in LR pixels (== :data:`srbench.execution.tiling.DEFAULT_OVERLAP`).
+DEFAULT_TILE_OVERLAP = 32
+
+
+def add_scale_option(p: argparse.ArgumentParser) -> None:
+    """``--scale`` (default 4)."""
+    p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
+
+
+def add_allow_16bit_option(p: argparse.ArgumentParser) -> None:
+    """``--allow-16bit``: read 16-bit images as their high byte (v >> 8)."""
+    p.add_argument(
+        "--allow-16bit",
+        action="store_true",
+        help="accept 16-bit images, keeping the high byte (v >> 8): the numbers of the 8-bit copy",
+    )
+
+
+def add_dtype_option(p: argparse.ArgumentParser) -> None:
+    """``--dtype fp32|fp16|bf16``."""
+    p.add_argument("--dtype", choices=list(DTYPE_CHOICES), default="fp32", help="model precision")
+
+
+def add_weights_option(p: argparse.ArgumentParser) -> None:
+    """``--weights NAME=PATH`` (repeatable)."""
+    p.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="checkpoint for a model (repeatable); else SRBENCH_WEIGHTS_DIR, then the cache",
+    )
+
+
+def add_protocol_options(p: argparse.ArgumentParser) -> None:
+    """``--scale``, ``--device``, ``--weights``, ``--offline``: every command that runs models."""
+    add_scale_option(p)
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    add_weights_option(p)
+    p.add_argument("--offline", action="store_true", help="never download weights")
+
+
+def add_tiling_options(p: argparse.ArgumentParser) -> None:
+    """``--tile`` and ``--tile-overlap`` (LR pixels), shared by ``run`` and ``upscale``."""
+    p.add_argument(
+        "--tile", type=int, default=None, help="tile every image (LR pixels); default: only on OOM"
+    )
+    p.add_argument("--tile-overlap", type=int, default=DEFAULT_TILE_OVERLAP, help="tile overlap (LR pixels)")
+
+
+def add_dataset_options(p: argparse.ArgumentParser, *, positional: bool, path_required: bool = False) -> None:
+    """Where the data is: ``--data PATH`` (or a positional PATH), ``--layout``, ``--hr``/``--lr``,
+    ``--split``, ``--degradation``, ``--allow-16bit``; every dataset message names these.
+
+    With ``positional`` the path may also be given without ``--data`` (``srbench data check
+    PATH``); both land in ``args.data``.
+    """
+    if positional:
+        p.add_argument(
+            "path",
+            nargs=None if path_required else "?",
+            type=Path,
+            default=None,
+            help="dataset folder" + ("" if path_required else " (default: the built-in sample set)"),
+        )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="dataset folder, or sample / sample-mini (default: the embedded sample set)",
+    )
+    p.add_argument(
+        "--layout", choices=LAYOUT_CHOICES, default=None, help="force a layout instead of detecting it"
+    )
+    p.add_argument(
+        "--hr", type=Path, default=None, help="HR folder (with --lr: a paired dataset; alone: HR-only)"
+    )
+    p.add_argument("--lr", type=Path, default=None, help="LR folder paired with --hr")
+    p.add_argument(
+        "--split", choices=SPLIT_CHOICES, default="valid", help="DIV2K / NTIRE split (default valid)"
+    )
+    p.add_argument(
+        "--degradation",
+        choices=DEGRADATION_CHOICES,
+        default="bicubic",
+        help="DIV2K LR kind (default bicubic)",
+    )
+    add_allow_16bit_option(p)
+
+
+def dataset_path(args: argparse.Namespace) -> str | None:
+    """The dataset path given as ``--data`` or positionally (both at once is an error)."""
+    positional = getattr(args, "path", None)
+    if positional is not None and args.data is not None:
+        raise SrbenchError(f"give the dataset once: PATH ({positional}) or --data ({args.data}), not both")
+    return str(positional) if positional is not None else args.data
+
+
+def check_tiling(args: argparse.Namespace) -> None:
+    """Refuse a tile no larger than its overlap."""
+    if args.tile is not None and args.tile <= args.tile_overlap:
+        raise SrbenchError(f"--tile {args.tile} must be larger than --tile-overlap {args.tile_overlap}")
+
+
+def parse_weights(items: list[str]) -> dict[str, str]:
+    """``--weights NAME=PATH`` (repeatable) as a dict; a malformed item is a one-line error."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise SrbenchError(f"--weights {item!r} is not NAME=PATH (e.g. --weights span=span_x4.pth)")
+        if not Path(path).is_file():
+            raise SrbenchError(f"--weights {name}={path}: file not found")
+        out[name] = path
+    return out
+
+
+def parse_shape(text: str, option: str) -> list[int]:
+    """``1x3x256x256`` → ``[1, 3, 256, 256]``; ``option`` names the option in the error."""
+    try:
+        shape = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        shape = []
+    if len(shape) != 4 or min(shape) < 1:
+        raise SrbenchError(f"{option} {text!r} is not NxCxHxW (e.g. 1x3x256x256)")
+    return shape
