@@ -63,6 +63,20 @@ UNREACHABLE = {
     ("srbench.models.registry", "ModelEntry.build", "weights list"): "registered scales",
     # By name only: weights list never calls fetch_dataset ("fetch" methods elsewhere).
     ("srbench.data.download", "fetch_dataset", "weights list"): "name collision",
+    # KNOWN, reported to the sweep's owner (landed while this test was written): sweep has no
+    # --hr/--lr/--split/--degradation/--allow-16bit yet, so a 16-bit dataset's hint is wrong there.
+    **{
+        ("srbench.data.datasets", f, "sweep"): "known: sweep"
+        for f in (
+            "_validate_options",
+            "resolve_dataset",
+            "_check_command",
+            "Dataset._probe",
+        )
+    },
+    ("srbench.data.imageio", "read_image", "sweep"): "known: sweep",
+    ("srbench.reporting.results", "check_label", "sweep"): "known: sweep labels cells itself",
+    ("srbench.execution.orchestrator", "_resume_base", "sweep"): "known: sweep has --resume, no --force",
     # Issue 19 case 6 (the hint that keeps the user's path) belongs to another change.
     ("srbench.models.loading", "load_weights", "upscale"): "issue 19 case 6",
 }
@@ -99,15 +113,21 @@ def _imports(tree: ast.AST, module: str, modules: dict[str, Path]) -> set[str]:
 
 
 def _command_parsers() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    """Every command's real parser ("data check" for nested ones); the CLI builds only the
+    parser of the command being run, so build each in turn."""
+    from srbench.commands import COMMAND_MODULES, COMMAND_SUMMARIES
+
     out: dict[str, argparse.ArgumentParser] = {}
-    for name, p in sub.choices.items():
+    for module in COMMAND_MODULES:
+        name = COMMAND_SUMMARIES.get(module, (module,))[0]
+        parser = build_parser(name)
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        p = sub.choices[name]
         out[name] = p
-        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
-        for action in nested:
-            for child, cp in action.choices.items():
-                out[f"{name} {child}"] = cp
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child, cp in action.choices.items():
+                    out[f"{name} {child}"] = cp
     return out
 
 
