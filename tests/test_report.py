@@ -355,5 +355,5 @@ def test_labels_name_runs_everywhere(two_runs: list[Path], tmp_path: Path) -> No
     assert caption(labelled).startswith("laptop: ")
     with pytest.raises(SrbenchError, match="--label"):
         check_label("two\nlines")
-    args = build_parser().parse_args(["run", "--models", "span", "--label", " laptop "])
+    args = build_parser("run").parse_args(["run", "--models", "span", "--label", " laptop "])
     assert config_from_args(args).label == "laptop"
