@@ -84,6 +84,10 @@ GOAL_METRICS_RATIO = 0.5
 GOAL_METRICS_DIFF = 1e-6
 GOAL_RESIZE_RATIO = 1.0
 GOAL_TIMER_REL = 0.05
+GOAL_SWEEP_RATIO = 1.2
+
+#: The simulated organiser sweep: 20 cheap registered entries (tests/srbench_sweep_models.py) x 5 runs.
+SWEEP_ENTRIES, SWEEP_RUNS = 20, 5
 
 
 @dataclass
@@ -441,6 +445,59 @@ def counting_figures(models: tuple[str, ...] = COUNTING_MODELS) -> list[Figure]:
 # --------------------------------------------------------------------------- report
 
 
+def sweep_figures(*, entries: int = SWEEP_ENTRIES, runs: int = SWEEP_RUNS) -> list[Figure]:
+    """Sweep wall time on a fresh local Ray instance / the same cells by ``srbench run``, one after another.
+
+    The cells: ``entries`` simulated team entries (``test_entryNN`` from
+    ``tests/srbench_sweep_models.py``, registered through ``SRBENCH_PLUGINS``) x ``runs`` runs
+    on ``sample-mini``, CPU, complexity at 1x3x64x64. Sequential: ``runs`` ``srbench run``
+    commands, each measuring every entry. Sweep: one ``srbench sweep --engine ray`` command
+    (Ray start and shutdown included). Both are timed as whole commands, wall clock.
+    ``per_cell_overhead_ms`` = (sweep − sequential) / cells.
+    """
+    import importlib.util
+
+    key, label = "sweep.ray_ratio", f"Sweep on Ray / sequential srbench run ({entries} entries x {runs} runs)"
+    plugin_dir = Path(__file__).resolve().parent.parent / "tests"
+    if not (plugin_dir / "srbench_sweep_models.py").is_file():
+        return [
+            _info(key, label, None, "x", skipped="tests/srbench_sweep_models.py not found (not a checkout)")
+        ]
+    if importlib.util.find_spec("ray") is None:
+        return [_info(key, label, None, "x", skipped="Ray not installed: pip install 'srbench[ray]'")]
+    models = ",".join(f"test_entry{i:02d}" for i in range(1, entries + 1))
+    env = dict(os.environ)
+    env["SRBENCH_PLUGINS"] = "srbench_sweep_models"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin_dir), env.get("PYTHONPATH")]))
+    common = ["--models", models, "--data", "sample-mini", "--device", "cpu", "--profile-input", "1x3x64x64"]
+
+    def srbench(*args: str) -> float:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "srbench", *args], env=env, check=True, capture_output=True)
+        return time.perf_counter() - t0
+
+    with tempfile.TemporaryDirectory(prefix="srbench-sweep-bench-") as tmp:
+        sequential = sum(srbench("run", *common, "--output", f"{tmp}/run{r}") for r in range(runs))
+        sweep = srbench("sweep", *common, "--runs", str(runs), "--engine", "ray", "--output", f"{tmp}/sweep")
+        doc = json.loads(Path(tmp, "sweep", "results.json").read_text())
+    cells = entries * runs
+    return [
+        _at_most(
+            key,
+            label,
+            sweep / sequential,
+            "x",
+            GOAL_SWEEP_RATIO,
+            sweep_s=sweep,
+            sequential_s=sequential,
+            cells=cells,
+            sweep_cells_s=doc["environment"]["sweep"].get("wall_s"),
+            per_cell_overhead_ms=1e3 * (sweep - sequential) / cells,
+            sweep_per_cell_ms=1e3 * sweep / cells,
+        )
+    ]
+
+
 def _fmt(f: Figure) -> str:
     if f.value is None or (isinstance(f.value, float) and math.isnan(f.value)):
         return "—"
@@ -538,6 +595,7 @@ def run_bench(
     section("CLI start", lambda: [cli_start_figure(5)])
     # The attention models take minutes to count on a 2-core CPU: full runs only.
     section("counting cost", lambda: counting_figures(COUNTING_MODELS[:3] if quick else COUNTING_MODELS))
+    section("sweep", lambda: sweep_figures(entries=5, runs=2) if quick else sweep_figures())
 
     total = time.perf_counter() - started
     doc = {

@@ -197,3 +197,34 @@ def test_sweep_cell_equals_srbench_run(tmp_path: Path) -> None:
     )
     assert [i.sr_sha256 for i in s.images] == [i.sr_sha256 for i in r.images]
     assert s.cell["runs"][0]["device"] == "cpu"
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_finished_cells_and_resume_measures_the_rest(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tests = Path(__file__).resolve().parent
+    env = {**os.environ, "SRBENCH_PLUGINS": "srbench_test_models"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tests), env.get("PYTHONPATH")]))
+    out = tmp_path / "sweep"
+    args = [sys.executable, "-m", "srbench", "sweep", "--models", "bicubic,test_slow", "--runs", "2"]
+    args += ["--data", "sample-mini", "--profile-input", "1x3x64x64", "--warmup", "1"]
+    proc = subprocess.Popen([*args, "-o", str(out)], env=env, stderr=subprocess.PIPE, text=True)
+    cells = out / "cells"
+    # The first cell (bicubic, run 1) finishes in a second; test_slow then takes ~3 s.
+    while proc.poll() is None and not (cells.is_dir() and any(cells.glob("*.json"))):
+        time.sleep(0.05)  # polling for the file, not waiting on a guess
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    kept = sorted(p.name for p in cells.glob("*.json"))
+    assert 1 <= len(kept) < 4
+    assert len(load_results(out).models) >= 1  # the merged file holds what finished
+    resumed = subprocess.run([*args, "--resume", str(out)], env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(kept)} of 4 cells already measured" in resumed.stderr
+    assert len(list(cells.glob("*.json"))) == 4
