@@ -96,3 +96,56 @@ def test_op_without_a_webgpu_kernel_is_reported_as_falling_back(tmp_path: Path) 
         np.testing.assert_array_equal(out[~unsure], ref[~unsure])
     finally:
         session.close()
+
+
+def test_web_export_page_upscales_a_chosen_image_and_shows_the_time(tmp_path: Path) -> None:
+    ort_web_or_skip("wasm")
+    from PIL import Image
+
+    from srbench.web.browser import launch_chromium
+    from srbench.web.bundle import WebConfig, write_web_bundle
+    from srbench.web.server import LocalServer
+
+    model = tmp_path / "tiny.onnx"
+    weight, bias = tiny_sr_onnx(model, scale=2)
+    out = tmp_path / "web"
+    files = write_web_bundle(model, out, WebConfig(name="tiny", arch="tiny", scale=2, input_range=1.0))
+    names = sorted(str(f.relative_to(out)) for f in files)
+    assert names == sorted(
+        [
+            "index.html",
+            "srbench-web.js",
+            "model.onnx",
+            "srbench-web.json",
+            "NOTICE.txt",
+            "ort/ort.wasm.min.js",
+            "ort/ort-wasm-simd-threaded.mjs",
+            "ort/ort-wasm-simd-threaded.wasm",
+        ]
+    )
+    with pytest.raises(SrbenchError, match="not empty"):
+        write_web_bundle(model, out, WebConfig(name="tiny", arch="tiny", scale=2, input_range=1.0))
+
+    lr = np.random.default_rng(3).integers(0, 256, (7, 10, 3), dtype=np.uint8)
+    Image.fromarray(lr).save(tmp_path / "lr.png")
+    with LocalServer({"/": out}) as server, launch_chromium() as browser:
+        page = browser.new_page()
+        page.goto(server.url)
+        page.wait_for_function(
+            "document.getElementById('status').textContent.startsWith('Ready')", timeout=60_000
+        )
+        assert page.text_content("#provider") == "wasm" and page.text_content("#ortversion") == "1.30.0"
+        page.set_input_files("#file", str(tmp_path / "lr.png"))
+        page.wait_for_function("document.getElementById('status').textContent === 'Done.'", timeout=60_000)
+        assert page.text_content("#sizes") == "10×7 → 20×14"
+        assert " ms" in (page.text_content("#time") or "")
+        rgba = page.evaluate(
+            "() => { const c = document.getElementById('out');"
+            " return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data); }"
+        )
+    got = np.array(rgba, dtype=np.int32).reshape(14, 20, 4)[..., :3]
+    x = (lr.astype(np.float32) / np.float32(255.0)).transpose(2, 0, 1)[None]
+    ref = _reference(x, weight, bias, 2)[0].transpose(1, 2, 0)
+    expected = np.clip(np.round(ref * 255.0), 0, 255).astype(np.int32)
+    assert np.abs(got - expected).max() <= 1  # fp32 in the page vs fp64 here: a rounding tie at most
+    assert (got == expected).mean() > 0.99

@@ -16,7 +16,6 @@ tensor.
 from __future__ import annotations
 
 import re
-import shutil
 import statistics
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,10 +25,9 @@ import numpy as np
 
 from srbench.errors import SrbenchError
 from srbench.web.browser import launch_chromium
+from srbench.web.bundle import PAGE_DIR
 from srbench.web.ortweb import PROVIDERS, OrtWeb, find_ort_web
 from srbench.web.server import LocalServer
-
-PAGE_DIR = Path(__file__).resolve().parent / "page"
 
 #: ORT's names for the execution providers behind each browser provider. WASM runs ORT's
 #: CPU provider compiled to WebAssembly; WebGPU is the native WebGPU provider (older
@@ -249,14 +247,3 @@ def _first_line(exc: BaseException) -> str:
     # Playwright prefixes "Page.evaluate: Error: ..." and appends a call log; keep the message.
     line = text.splitlines()[0] if text else type(exc).__name__
     return re.sub(r"^(Page\.evaluate: )?(Error: )?", "", line)
-
-
-def copy_ort_files(ort: OrtWeb, provider: str, dest: Path) -> list[Path]:
-    """Copy the ORT-Web files ``provider`` needs into ``dest`` (for the web export)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for src in ort.files(provider):
-        target = dest / src.name
-        shutil.copyfile(src, target)
-        out.append(target)
-    return out
