@@ -1,4 +1,5 @@
-"""nox sessions: ``lint``, ``tests``, ``regression``, ``quickstart`` and ``bench`` (figures, not pass/fail).
+"""nox sessions: ``lint``, ``tests``, ``regression``, ``quickstart``, ``browser``, ``ray`` and ``bench``
+(figures, not pass/fail).
 
 Every session installs ``torch==2.13.0`` before the project: a looser torch requirement
 would let pip pull a CUDA build with several GB of nvidia-* wheels on a CPU machine.
@@ -26,7 +27,7 @@ def tests(session: nox.Session) -> None:
     """The test suite (the README's test command runs this session)."""
     _install(session)
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
-    session.run("pytest", "-q", "-m", "not ray", *session.posargs, env=env)
+    session.run("pytest", "-q", "-m", "not ray and not browser", *session.posargs, env=env)
 
 
 @nox.session
@@ -35,6 +36,24 @@ def ray(session: nox.Session) -> None:
     _install(session, "test,ray")
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
     session.run("pytest", "-q", "-m", "ray", "tests/test_sweep_ray.py", *session.posargs, env=env)
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """The tests that need a real browser (report.html in Chromium, the browser backend).
+
+    Needs the system Chromium (``apt-get install -y chromium``) and npm: ``srbench browser
+    setup`` installs the pinned onnxruntime-web into srbench's cache. A missing piece fails
+    these tests here (SRBENCH_REQUIRE_BROWSER=1) instead of skipping them.
+    """
+    _install(session, "test,browser,onnx")
+    session.run("srbench", "browser", "setup")
+    env = {
+        "SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights"),
+        "SRBENCH_REQUIRE_BROWSER": "1",
+        "SRBENCH_OFFLINE": "1",
+    }
+    session.run("pytest", "-q", "-m", "browser", *session.posargs, env=env)
 
 
 @nox.session
