@@ -88,7 +88,7 @@ def find_ort_web(provider: str = "wasm", prefix: Path | None = None) -> OrtWeb:
         absent = [p.name for p in ort.files(provider) if not p.is_file()]
         if absent:
             raise SrbenchError(
-                f"ONNX Runtime Web in {dist} lacks {', '.join(absent)} (needed for --browser-provider "
+                f"ONNX Runtime Web in {dist} lacks {', '.join(absent)} (needed for the browser provider "
                 f"{provider}); reinstall it with '{SETUP_COMMAND}'"
             )
         return ort
