@@ -43,6 +43,36 @@ class _Nearest(nn.Module):
         return y
 
 
+class _ShapeCache(nn.Module):
+    """Nearest x`scale` that does heavy, deterministic work the first time it sees an input
+    shape and nothing on later calls: the per-shape warm-up the shape probe must flag."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self.gain = nn.Parameter(torch.ones(1))
+        self.seen: set[tuple[int, ...]] = set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape) not in self.seen:
+            self.seen.add(tuple(x.shape))
+            a = torch.full((256, 256), 1e-3)
+            for _ in range(30):  # ~1 GFLOP: a few hundred ms on a CPU core
+                a = (a @ a).clamp_(max=1e-3)
+        return F.interpolate(x, scale_factor=self.scale, mode="nearest") * self.gain
+
+
+if "test_shapecache" not in list_models(include_test_only=True):
+    register_model(
+        "test_shapecache",
+        scales=(2, 3, 4),
+        input_range=1.0,
+        description="test-only: heavy work on the first forward of each shape",
+        has_trained_weights=False,
+        tags=("test-only",),
+    )(lambda scale=4: _ShapeCache(scale))
+
+
 FAULTS = ("raise", "segfault", "hang", "slow", "memhog", "nan", "wrongsize")
 
 if "test_raise" not in list_models(include_test_only=True):

@@ -26,7 +26,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from srbench.measure.counting import Complexity, profile_model
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import PeakMemory
 from srbench.measure.metrics import image_quality, to_uint8
+from srbench.measure.shapeprobe import ShapeProbe, probe_shape_caching
 from srbench.measure.timing import ForwardTimer, RuntimeStats
 from srbench.models.registry import ModelEntry
 from srbench.reporting.results import (
@@ -100,6 +101,7 @@ class Stages:
     loop: Loop | None = None
     memory: PeakMemory | None = None
     memory_mb: float | None = None
+    shape_probe: ShapeProbe | None = None
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -162,6 +164,8 @@ def run_stages(
         should_stop=should_stop,
     )
     stages.memory_mb = memory_stage(stages.memory)
+    if not any(i.tiled for i in stages.loop.images):  # tiled after OOM: an untiled probe would OOM too
+        stages.shape_probe = shape_probe_stage(backend, images, config, timer)
 
 
 def build_stage(spec: ModelSpec, config: RunConfig) -> Built:
@@ -202,6 +206,30 @@ def warmup_stage(backend: Backend, images: ImageCache, config: RunConfig, timer:
             if i == 0 and config.compile:
                 compile_s = ms / 1e3
     return Warmup(time.perf_counter() - t0, compile_s)
+
+
+def shape_probe_stage(
+    backend: Backend, images: ImageCache, config: RunConfig, timer: ForwardTimer
+) -> ShapeProbe:
+    """After the loop (and the memory reading): does the forward time drop sharply only on
+    shapes already seen? See :mod:`srbench.measure.shapeprobe`."""
+    reason = (
+        "--compile recompiles per shape"
+        if config.compile
+        else "--cudnn-benchmark autotunes per shape"
+        if config.cudnn_benchmark
+        else "--tile"
+        if config.tile is not None
+        else None
+    )
+    if reason:
+        return ShapeProbe(skipped=reason)
+    try:
+        with torch.inference_mode():
+            x = backend.to_input(images.first_lr())
+        return probe_shape_caching(backend.forward, x, timer)
+    except Exception as exc:  # e.g. out of memory untiled: the probe never fails a model
+        return ShapeProbe(skipped=f"probe failed: {type(exc).__name__}: {str(exc)[:200]}")
 
 
 def timed_loop(
@@ -340,6 +368,11 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
     else:
         result.status = STATUS_NO_WEIGHTS
     result.energy_j_per_image = mean_energy(i.energy_j for i in result.images)
+    if stages.shape_probe is not None:
+        result.shape_probe = asdict(stages.shape_probe)
+        note = stages.shape_probe.note()
+        if note:
+            result.notes.append(note)
     return result
 
 

@@ -1,0 +1,84 @@
+"""Detecting warm-up that only pays off on shapes a model has seen before.
+
+The NTIRE challenge times every forward cold (no warm-up), so a model that precomputes or
+warms itself up for the exact image sizes of the validation and test sets (in its
+constructor, say) looks faster than it is, while any other size pays the full cost. The
+probe measures exactly that, after the timed loop:
+
+For each of :data:`PROBE_CROPS` new shapes (the first image's LR cropped by ``d`` pixels
+in height and width, shapes no timed image had unless the data set holds such sizes), it
+times the first forward at that shape (``first_ms``) and then a second forward at the same
+shape (``repeat_ms``). A model is flagged when, on **every** probed
+shape, ``first_ms >= RATIO * repeat_ms`` and ``first_ms - repeat_ms >= GAP_MS``: its forward
+time drops sharply once a shape has been seen. Requiring every shape keeps one load spike on
+a busy machine from flagging an honest model; an honest model (after srbench's warm-up)
+runs a new shape at its usual speed on CPU and on CUDA with ``cudnn.benchmark`` off.
+
+Not probed (``skipped`` says why): ``--compile`` (a new shape recompiles by design),
+``--cudnn-benchmark`` (cuDNN autotunes each new shape by design), ``--tile``, and inputs too
+small to crop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from srbench.measure.timing import ForwardTimer
+
+#: Pixels cropped from the first image's LR height and width, one probed shape each.
+PROBE_CROPS: tuple[int, ...] = (1, 3)
+#: A drop of at least this factor between the first and later forwards at a new shape ...
+RATIO = 10.0
+#: ... and of at least this many milliseconds.
+GAP_MS = 20.0
+
+
+@dataclass
+class ShapeProbe:
+    """What :func:`probe_shape_caching` measured (ms); ``flagged`` per the module rule."""
+
+    shapes: list[list[int]] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)
+    repeat_ms: list[float] = field(default_factory=list)
+    flagged: bool = False
+    skipped: str | None = None
+
+    def note(self) -> str | None:
+        """The results note of a flagged model, else None."""
+        if not self.flagged:
+            return None
+        pairs = ", ".join(
+            f"{h}x{w}: {f:.1f} ms first, {r:.1f} ms after"
+            for (h, w), f, r in zip(self.shapes, self.first_ms, self.repeat_ms, strict=True)
+        )
+        return (
+            "warm-up gaming suspected: the forward time drops sharply only on shapes already seen "
+            f"({pairs}); cold-start (NTIRE-style) times of the data set's own sizes understate "
+            "this model's cost"
+        )
+
+
+def probe_shape_caching(
+    forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, timer: ForwardTimer
+) -> ShapeProbe:
+    """Run the probe on ``forward`` from ``x`` (the first image's model input, (1, C, H, W))."""
+    probe = ShapeProbe()
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if min(h, w) - max(PROBE_CROPS) < 4:
+        probe.skipped = f"input {h}x{w} too small to crop"
+        return probe
+    with torch.inference_mode():
+        for d in PROBE_CROPS:
+            y = x[..., : h - d, : w - d].contiguous()
+            _, first = timer.time(lambda y=y: forward(y))
+            _, repeat = timer.time(lambda y=y: forward(y))
+            probe.shapes.append([h - d, w - d])
+            probe.first_ms.append(first)
+            probe.repeat_ms.append(repeat)
+    probe.flagged = all(
+        f >= RATIO * r and f - r >= GAP_MS for f, r in zip(probe.first_ms, probe.repeat_ms, strict=True)
+    )
+    return probe

@@ -1,0 +1,81 @@
+"""Warm-up that cannot be gamed: a model whose forward time drops sharply only on shapes it
+has seen before is flagged; honest models are not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import srbench_test_models
+import torch
+from torch import nn
+
+from srbench.data.cache import ImageCache
+from srbench.data.datasets import load_dataset
+from srbench.execution.config import RunConfig
+from srbench.execution.isolation import measure_in_worker
+from srbench.execution.protocol import measure_model
+from srbench.execution.specs import ModelSpec
+from srbench.measure.shapeprobe import GAP_MS, RATIO, probe_shape_caching
+from srbench.measure.timing import ForwardTimer
+
+CPU = ForwardTimer(torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> ImageCache:
+    return ImageCache.build(load_dataset("sample-mini", scale=4), tmp_path_factory.mktemp("images"))
+
+
+def test_probe_flags_a_per_shape_cache_and_not_a_plain_model() -> None:
+    x = torch.rand(1, 3, 24, 24)
+    cached = srbench_test_models._ShapeCache(4).eval()
+    cached(x)  # "pre-warmed" for the data set's own shape, as a gaming entry would be
+    probe = probe_shape_caching(cached, x, CPU)
+    assert probe.flagged and probe.shapes == [[23, 23], [21, 21]]
+    assert all(
+        f >= RATIO * r and f - r >= GAP_MS for f, r in zip(probe.first_ms, probe.repeat_ms, strict=True)
+    )
+    assert "warm-up gaming suspected" in (probe.note() or "")
+    plain = nn.Sequential(nn.Conv2d(3, 48, 3, padding=1), nn.PixelShuffle(4)).eval()
+    plain(x)
+    honest = probe_shape_caching(plain, x, CPU)
+    assert not honest.flagged and honest.note() is None and len(honest.first_ms) == 2
+
+
+def test_tiny_inputs_are_skipped_not_flagged() -> None:
+    probe = probe_shape_caching(nn.Identity(), torch.rand(1, 3, 5, 5), CPU)
+    assert probe.skipped and not probe.flagged and probe.first_ms == []
+
+
+def test_measure_model_notes_the_flag(images: ImageCache) -> None:
+    config = RunConfig(profile_input=[1, 3, 32, 32])
+    flagged = measure_model(ModelSpec("test_shapecache", "test_shapecache"), images, config)
+    assert flagged.status != "error", flagged.reason
+    assert flagged.shape_probe is not None and flagged.shape_probe["flagged"] is True
+    assert any("warm-up gaming suspected" in n for n in flagged.notes)
+    plain = measure_model(ModelSpec("bicubic", "bicubic"), images, config)
+    assert plain.shape_probe is not None and plain.shape_probe["flagged"] is False
+    assert not any("gaming" in n for n in plain.notes)
+    skipped = measure_model(
+        ModelSpec("bicubic", "bicubic"),
+        images,
+        RunConfig(profile_input=[1, 3, 32, 32], tile=20, tile_overlap=4),
+    )
+    assert skipped.shape_probe is not None and skipped.shape_probe["skipped"] == "--tile"
+
+
+@pytest.mark.slow
+def test_flag_survives_a_worker_process(images: ImageCache) -> None:
+    spec = ModelSpec("test_shapecache", "test_shapecache")
+    result = measure_in_worker(
+        spec, images, RunConfig(profile_input=[1, 3, 32, 32]), setup=srbench_test_models.register
+    )
+    assert result.shape_probe is not None and result.shape_probe["flagged"] is True
+
+
+def test_shape_probe_round_trips_through_results_json(tmp_path: Path) -> None:
+    from srbench.reporting.results import ModelResult
+
+    m = ModelResult("m", "m", 4, "ok", shape_probe={"shapes": [[23, 23]], "flagged": True})
+    assert ModelResult.from_dict(m.to_dict()).shape_probe == m.shape_probe
