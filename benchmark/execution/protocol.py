@@ -164,8 +164,7 @@ def run_stages(
         should_stop=should_stop,
     )
     stages.memory_mb = memory_stage(stages.memory)
-    if not any(i.tiled for i in stages.loop.images):  # tiled after OOM: an untiled probe would OOM too
-        stages.shape_probe = shape_probe_stage(backend, images, config, timer)
+    stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
 
 
 def build_stage(spec: ModelSpec, config: RunConfig) -> Built:
@@ -209,7 +208,7 @@ def warmup_stage(backend: Backend, images: ImageCache, config: RunConfig, timer:
 
 
 def shape_probe_stage(
-    backend: Backend, images: ImageCache, config: RunConfig, timer: ForwardTimer
+    backend: Backend, images: ImageCache, config: RunConfig, timer: ForwardTimer, loop: Loop
 ) -> ShapeProbe:
     """After the loop (and the memory reading): does the forward time drop sharply only on
     shapes already seen? See :mod:`srbench.measure.shapeprobe`."""
@@ -220,6 +219,8 @@ def shape_probe_stage(
         if config.cudnn_benchmark
         else "--tile"
         if config.tile is not None
+        else "images were tiled after running out of memory (an untiled probe would too)"
+        if any(i.tiled for i in loop.images)
         else None
     )
     if reason:
