@@ -152,9 +152,16 @@ class Upscaler:
         return np.ascontiguousarray(out), ms, tiled
 
 
-def resolve_spec(model: str, weights: dict[str, str] | None = None) -> ModelSpec:
-    """The one :class:`ModelSpec` that ``--model`` names (registry name, ``NAME=PATH`` or a path)."""
-    specs = parse_model_specs(model, weights)
+def resolve_spec(
+    model: str,
+    weights: dict[str, str] | None = None,
+    *,
+    model_args: dict[str, dict] | None = None,
+    input_ranges: dict[str, float] | None = None,
+    scale: int | None = None,
+) -> ModelSpec:
+    """The one :class:`ModelSpec` that ``--model`` names (as one ``--models`` token)."""
+    specs = parse_model_specs(model, weights, model_args=model_args, input_ranges=input_ranges, scale=scale)
     if len(specs) != 1:
         raise SrbenchError(f"--model {model!r} names {len(specs)} models; upscale with one model at a time")
     return specs[0]

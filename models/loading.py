@@ -210,8 +210,14 @@ def load_weights(
         if shapes:
             parts.append(f"shape mismatches: {_few(shapes, 2)}")
         fit = detect_architecture(state)
-        if fit is not None and fit != (entry.name, scale):
-            hint = f"it fits '{fit[0]}' at x{fit[1]}: use --models {fit[0]} --scale {fit[1]}"
+        # Hints keep the user's file: naming the official model instead would measure
+        # another network's weights under the user's row.
+        if fit is not None and fit[0] == entry.name and fit[1] != scale:
+            hint = f"it fits '{fit[0]}' at x{fit[1]}: rerun with --scale {fit[1]}, keeping {source}"
+        elif fit is not None and fit != (entry.name, scale):
+            hint = f"it fits '{fit[0]}' at x{fit[1]}: name the same file as {fit[0]}={source}" + (
+                f" with --scale {fit[1]}" if fit[1] != scale else ""
+            )
         else:
             hint = "no registered model fits it; check the file and the model name"
         raise SrbenchError(f"checkpoint {source} does not fit {what} ({'; '.join(parts)}); {hint}")

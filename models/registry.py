@@ -65,6 +65,10 @@ class ModelEntry:
             columns are then never meaningful).
         default_kwargs: keyword arguments passed to the builder by default.
         tags: free-form labels (``"conv"``, ``"attention"``, ``"test-only"``).
+        origin: where the entry came from, as ``srbench list`` shows it: ``builtin``,
+            ``plugin MODULE`` (``SRBENCH_PLUGINS``), ``entry point NAME (DIST)``,
+            ``module MODULE`` (any other import), ``file``/``ntire`` (user code named on the
+            command line), ``spandrel``.
     """
 
     name: str
@@ -77,6 +81,7 @@ class ModelEntry:
     has_trained_weights: bool = True
     default_kwargs: Mapping[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    origin: str = "builtin"
 
     def weights_for(self, scale: int) -> WeightsSpec | None:
         """The official checkpoint for ``scale``, or None."""
@@ -111,12 +116,24 @@ def register_model(
     has_trained_weights: bool = True,
     default_kwargs: Mapping[str, Any] | None = None,
     tags: tuple[str, ...] = (),
+    origin: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register ``builder`` under ``name``. Re-registering a name is an error."""
+    """Decorator: register ``builder`` under ``name``. Re-registering a name is an error.
+
+    ``origin`` (see :attr:`ModelEntry.origin`) defaults to the plugin or entry point being
+    loaded, else ``builtin`` for srbench's own modules and ``module MODULE`` for others.
+    """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
-            raise ValueError(f"model '{name}' is already registered")
+            existing = _REGISTRY[name].origin
+            raise ValueError(f"model '{name}' is already registered (by {existing})")
+        module = getattr(builder, "__module__", "") or ""
+        where = (
+            origin
+            or _loading_origin
+            or ("builtin" if module.startswith("srbench.models") else f"module {module}")
+        )
         _REGISTRY[name] = ModelEntry(
             name=name,
             builder=builder,
@@ -128,6 +145,7 @@ def register_model(
             has_trained_weights=has_trained_weights,
             default_kwargs=dict(default_kwargs or {}),
             tags=tuple(tags),
+            origin=where,
         )
         return builder
 
@@ -143,24 +161,71 @@ def unregister_model(name: str) -> None:
 #: their own models with :func:`register_model`; worker processes import them too.
 PLUGINS_ENV = "SRBENCH_PLUGINS"
 
+#: The entry-point group through which installed packages register models (as pytest and
+#: timm-style plugins do): each entry point names a module whose import calls
+#: :func:`register_model`, or a function that does when called with no arguments.
+ENTRY_POINT_GROUP = "srbench.models"
+
 _loaded_plugins: set[str] = set()
+_loaded_entry_points: set[tuple[str, str]] = set()
+#: The origin given to models registered while a plugin or entry point loads.
+_loading_origin: str | None = None
 
 
 def _ensure_zoo() -> None:
     # Importing the zoo registers every shipped model; done lazily so that importing the
     # registry alone stays cheap and free of import cycles.
+    global _loading_origin
     from srbench.models import zoo  # noqa: F401
 
     for module in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
         if module in _loaded_plugins:
             continue
         _loaded_plugins.add(module)
+        _loading_origin = f"plugin {module}"
         try:
-            importlib.import_module(module)
+            if module.endswith(".py"):
+                # A file path works too: imported once under a name unique to its path.
+                from srbench.models.usercode import import_file
+
+                import_file(module)
+            else:
+                importlib.import_module(module)
         except ImportError as exc:
             raise SrbenchError(
                 f"{PLUGINS_ENV}: cannot import {module!r} ({exc}); fix the module path"
             ) from None
+        finally:
+            _loading_origin = None
+    _load_entry_points()
+
+
+def _load_entry_points() -> None:
+    """Load every ``srbench.models`` entry point of the installed packages, once per process."""
+    global _loading_origin
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        key = (dist, ep.name)
+        if key in _loaded_entry_points:
+            continue
+        _loaded_entry_points.add(key)
+        _loading_origin = f"entry point {ep.name} ({dist})"
+        try:
+            target = ep.load()
+            if callable(target) and not isinstance(target, type):
+                target()
+        except SrbenchError:
+            raise
+        except Exception as exc:
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            raise SrbenchError(
+                f"entry point {ep.name} = {ep.value} of package {dist} ({ENTRY_POINT_GROUP}) failed: "
+                f"{type(exc).__name__}: {first}; fix or uninstall {dist}"
+            ) from None
+        finally:
+            _loading_origin = None
 
 
 def get_entry(name: str) -> ModelEntry:

@@ -66,5 +66,6 @@ def spandrel_entry(path: Path) -> tuple[str, int] | None:
         # spandrel already mapped the file onto its network; hand back those tensors.
         converter=lambda _state: dict(state),
         tags=("spandrel",),
+        origin="spandrel",
     )(build)
     return name, scale

@@ -1,4 +1,5 @@
-"""``srbench list``: registered models, their scales, params and whether weights are found."""
+"""``srbench list``: registered models, their scales, params, whether weights are found, and
+where each came from (``builtin``, ``plugin MODULE``, ``entry point NAME (DIST)``, ...)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def list_command(args: argparse.Namespace) -> int:
     table = Table(title=f"srbench models (params at x{args.scale})")
-    for col in ("Model", "Scales", "Input", "Params", "Weights", "Description"):
+    for col in ("Model", "Scales", "Input", "Params", "Weights", "From", "Description"):
         table.add_column(col, justify="right" if col == "Params" else "left")
     for name in list_models(args.pattern):
         entry = get_entry(name)
@@ -37,6 +38,7 @@ def list_command(args: argparse.Namespace) -> int:
         else:
             params, weights = "—", "—"
         rng = "[0,255]" if entry.input_range == 255.0 else "[0,1]"
-        table.add_row(name, ",".join(f"x{s}" for s in entry.scales), rng, params, weights, entry.description)
+        scales = ",".join(f"x{s}" for s in entry.scales)
+        table.add_row(name, scales, rng, params, weights, entry.origin, entry.description)
     make_console().print(table)
     return 0

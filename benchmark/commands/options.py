@@ -59,6 +59,66 @@ def add_protocol_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     add_weights_option(p)
     p.add_argument("--offline", action="store_true", help="never download weights")
+    add_model_options(p)
+
+
+def add_models_option(p: argparse.ArgumentParser) -> None:
+    """``--models`` (optional when ``--ntire-repo``/``--teams`` name the rows) and the NTIRE options."""
+    p.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated: registry names, checkpoint paths, FILE.py:Class, module:callable, "
+        "ntire:REPO/models/teamNN_Name.py (NAME=... names a row)",
+    )
+    p.add_argument(
+        "--ntire-repo",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="NTIRE challenge repository (models/teamNN_Name.py, model_zoo/teamNN_*.pth)",
+    )
+    p.add_argument("--teams", default=None, help="with --ntire-repo: team ids, e.g. 0,22,38")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """``--model-args`` and ``--input-range``: per-model options for user code (and any model)."""
+    p.add_argument(
+        "--model-args",
+        action="append",
+        default=[],
+        metavar="NAME=JSON",
+        help="constructor keyword arguments as a JSON object, e.g. mynet='{\"feature_channels\": 32}'",
+    )
+    p.add_argument(
+        "--input-range",
+        action="append",
+        default=[],
+        metavar="NAME=1|255",
+        help="value range the model takes and returns (default: its declared one, else 1)",
+    )
+
+
+def model_tokens(args: argparse.Namespace) -> list[str]:
+    """``--models`` tokens plus one ``ntire:`` token per ``--teams`` id of ``--ntire-repo``."""
+    from srbench.models.usercode import ntire_team_paths
+
+    tokens = [m.strip() for m in (args.models or "").split(",") if m.strip()]
+    repo, teams = getattr(args, "ntire_repo", None), getattr(args, "teams", None)
+    if (repo is None) != (teams is None):
+        raise SrbenchError("--ntire-repo and --teams go together, e.g. --ntire-repo PATH --teams 0,22,38")
+    if repo is not None:
+        try:
+            ids = [int(t) for t in teams.split(",") if t.strip()]
+        except ValueError:
+            raise SrbenchError(
+                f"--teams {teams!r} is not a list of team numbers (e.g. --teams 0,22,38)"
+            ) from None
+        tokens += [f"ntire:{path}" for path in ntire_team_paths(repo, ids)]
+    if not tokens:
+        raise SrbenchError(
+            "name the models: --models rlfn,span (see 'srbench list') or --ntire-repo PATH --teams N"
+        )
+    return tokens
 
 
 def add_tiling_options(p: argparse.ArgumentParser) -> None:

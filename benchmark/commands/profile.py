@@ -8,11 +8,19 @@ from dataclasses import asdict
 
 from rich.table import Table
 
-from srbench.commands.options import add_scale_option, add_weights_option, parse_shape, parse_weights
+from srbench.commands.options import (
+    add_model_options,
+    add_models_option,
+    add_scale_option,
+    add_weights_option,
+    model_tokens,
+    parse_shape,
+    parse_weights,
+)
 from srbench.console import make_console
 from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
-from srbench.execution.specs import ModelSpec, parse_model_specs
+from srbench.execution.specs import ModelSpec
 from srbench.measure.counting import complexity_breakdown, profile_model
 
 
@@ -22,10 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="params, FLOPs, activations and conv calls of models (no data)",
         description="Count complexity at one input shape (NTIRE: 1x3x256x256).",
     )
-    p.add_argument("--models", required=True, help="comma-separated model names or checkpoint paths")
+    add_models_option(p)
     add_scale_option(p)
     p.add_argument("--input", default="1x3x256x256", help="input shape NxCxHxW (default NTIRE's)")
     add_weights_option(p)
+    add_model_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument(
         "--breakdown",
@@ -95,8 +104,15 @@ def breakdown_tables(row: dict) -> list[Table]:
 
 
 def profile_command(args: argparse.Namespace) -> int:
-    weights = parse_weights(args.weights)
-    specs = parse_model_specs(args.models, weights)
+    from srbench.execution.specs import parse_input_ranges, parse_model_args, parse_model_specs
+
+    specs = parse_model_specs(
+        ",".join(model_tokens(args)),
+        parse_weights(args.weights),
+        model_args=parse_model_args(args.model_args),
+        input_ranges=parse_input_ranges(args.input_range),
+        scale=args.scale,
+    )
     if args.depth < 0:
         raise SrbenchError(f"--depth {args.depth} must be 0 or more")
     rows = profile_specs(

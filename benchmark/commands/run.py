@@ -8,9 +8,11 @@ from pathlib import Path
 from srbench.commands.options import (
     add_dataset_options,
     add_dtype_option,
+    add_models_option,
     add_protocol_options,
     add_tiling_options,
     check_tiling,
+    model_tokens,
     parse_shape,
     parse_weights,
 )
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="measure models on a dataset (quality, runtime, complexity, memory)",
         description="Measure models on a dataset and write results.json/.csv/.md.",
     )
-    p.add_argument("--models", required=True, help="comma-separated model names or checkpoint paths")
+    add_models_option(p)
     add_dataset_options(p, positional=False)
     add_protocol_options(p)
     p.add_argument("--output", "-o", type=Path, default=None, help="results folder (default: new one)")
@@ -89,12 +91,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` described by parsed ``run`` arguments."""
+    from srbench.execution.specs import parse_input_ranges, parse_model_args
+
     check_tiling(args)
     if args.model_timeout is not None and args.model_timeout <= 0:
         raise SrbenchError("--model-timeout must be a positive number of seconds")
     warmup = args.warmup if args.warmup is not None else (0 if args.ntire_compat else DEFAULT_WARMUP)
     return RunConfig(
-        models=[m.strip() for m in args.models.split(",") if m.strip()],
+        models=model_tokens(args),
         data=args.data,
         layout=args.layout,
         hr=str(args.hr) if args.hr is not None else None,
@@ -116,6 +120,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         seed=args.seed,
         deterministic=args.deterministic,
         weights=parse_weights(args.weights),
+        model_args=parse_model_args(args.model_args),
+        input_ranges=parse_input_ranges(args.input_range),
         offline=args.offline,
         tile=args.tile,
         tile_overlap=args.tile_overlap,

@@ -38,7 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
-    p.add_argument("--model", "-m", required=True, help="registered model name or checkpoint path")
+    p.add_argument(
+        "--model",
+        "-m",
+        required=True,
+        help="registered model name, checkpoint path, FILE.py:Class or module:callable",
+    )
     add_protocol_options(p)
     p.add_argument(
         "--output",
@@ -71,7 +76,15 @@ def upscale_command(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights)
     # Output names use the model's display name: the registry name, NAME of NAME=PATH, or a
     # checkpoint's stem.
-    spec = resolve_spec(args.model, weights)
+    from srbench.execution.specs import parse_input_ranges, parse_model_args
+
+    spec = resolve_spec(
+        args.model,
+        weights,
+        model_args=parse_model_args(args.model_args),
+        input_ranges=parse_input_ranges(args.input_range),
+        scale=args.scale,
+    )
     model_name = spec.name
     inputs = collect_inputs(args.inputs, scale=args.scale, model=model_name)
     single_file = len(args.inputs) == 1 and Path(args.inputs[0]).is_file()

@@ -40,6 +40,10 @@ class RunConfig:
     seed: int = 0
     deterministic: bool = False
     weights: dict[str, str] = field(default_factory=dict)
+    #: ``--model-args NAME=JSON``: constructor keyword arguments per row (see specs.py).
+    model_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: ``--input-range NAME=1|255``: the value range a row's network takes and returns.
+    input_ranges: dict[str, float] = field(default_factory=dict)
     offline: bool = False
     tile: int | None = None
     tile_overlap: int = DEFAULT_OVERLAP

@@ -27,7 +27,7 @@ from srbench.execution.config import RunConfig
 from srbench.execution.devices import check_config, resolve_device
 from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
 from srbench.execution.protocol import measure_model
-from srbench.execution.specs import ModelSpec, parse_model_specs
+from srbench.execution.specs import ModelSpec, specs_from_config
 from srbench.reporting.environment import collect_environment
 from srbench.reporting.results import (
     STATUS_ERROR,
@@ -70,11 +70,12 @@ def prepare_output_dir(out_dir: Path) -> None:
 def validate_checkpoints(specs: list[ModelSpec], config: RunConfig) -> None:
     """Load every checkpoint the user named, before any model runs.
 
-    A truncated file, another architecture's checkpoint or one for another scale is bad
+    User code (``FILE.py:Class``) is built here too. A truncated file, another
+    architecture's checkpoint, one for another scale, or a class that will not build is bad
     input: a one-line error (exit 2) now beats an error row after an hour of benchmarking.
     """
     for spec in specs:
-        if spec.weights_path is not None:
+        if spec.weights_path is not None or spec.code is not None:
             build_model(spec, scale=config.scale, offline=config.offline)
 
 
@@ -130,7 +131,7 @@ def run_benchmark(
     console = console or Console(stderr=True)
     device = resolve_device(config.device)
     check_config(config, device)
-    specs: list[ModelSpec] = parse_model_specs(",".join(config.models), config.weights)
+    specs: list[ModelSpec] = specs_from_config(config)
     validate_checkpoints(specs, config)
     if config.isolate and measure is None:
         prestart()  # overlaps the worker server's imports with decoding the data
