@@ -161,7 +161,9 @@ def resolve_spec(
     scale: int | None = None,
 ) -> ModelSpec:
     """The one :class:`ModelSpec` that ``--model`` names (as one ``--models`` token)."""
-    specs = parse_model_specs(model, weights, model_args=model_args, input_ranges=input_ranges, scale=scale)
+    specs = parse_model_specs(
+        model, weights, model_args=model_args, input_ranges=input_ranges, scale=scale, option="--model"
+    )
     if len(specs) != 1:
         raise SrbenchError(f"--model {model!r} names {len(specs)} models; upscale with one model at a time")
     return specs[0]

@@ -123,7 +123,7 @@ def import_file(path: Path | str, *, extra_paths: tuple[Path, ...] = ()) -> Modu
     if key in _FILE_MODULES:
         return _FILE_MODULES[key]
     if not path.is_file():
-        raise SrbenchError(f"model file {path} not found; check the path given to --models")
+        raise SrbenchError(f"model file {path} not found; check the path")
     for folder in (path.parent, *extra_paths):
         if str(folder) not in sys.path:
             sys.path.append(str(folder))
@@ -388,7 +388,7 @@ def ntire_team_paths(repo: Path, teams: list[int]) -> list[Path]:
     return out
 
 
-def ntire_team(path: Path, attr: str | None = None) -> NtireTeam:
+def ntire_team(path: Path, attr: str | None = None, *, option: str = "--models") -> NtireTeam:
     """The submission whose model file is ``path`` (``REPO/models/teamNN_Name.py``).
 
     The model class is ``attr`` when given, else the one ``nn.Module`` class of the file
@@ -403,14 +403,14 @@ def ntire_team(path: Path, attr: str | None = None) -> NtireTeam:
     if parsed is None:
         raise SrbenchError(
             f"ntire:{path}: the file name is not teamNN_Name.py or NN_Name.py; "
-            "pass it as --models FILE.py:Class instead"
+            f"pass it as {option} FILE.py:Class instead"
         )
     team, team_name = parsed
     row = f"{team:02d}_{team_name}"
     if not path.is_file():
-        raise SrbenchError(f"ntire:{path}: model file not found; check the path given to --models")
+        raise SrbenchError(f"ntire:{path}: model file not found; check the path given to {option}")
     if attr is None:
-        attr = _find_model_class(path, row, team_name)
+        attr = _find_model_class(path, row, team_name, option)
     ref = CodeRef(attr=attr, path=str(path.resolve()), ntire=True)
     return NtireTeam(row=row, ref=ref, checkpoint=_find_checkpoint(path, team, row))
 
@@ -425,7 +425,7 @@ def root_classes(path: Path, classes: list[type[nn.Module]]) -> list[type[nn.Mod
     return [c for c in classes if c.__name__ not in _used_by_other_classes(used, c.__name__)]
 
 
-def _find_model_class(path: Path, row: str, team_name: str) -> str:
+def _find_model_class(path: Path, row: str, team_name: str, option: str) -> str:
     module = import_file(path.resolve(), extra_paths=(path.resolve().parent.parent,))
     classes = module_classes(module)
     if not classes:
@@ -440,7 +440,7 @@ def _find_model_class(path: Path, row: str, team_name: str) -> str:
     choices = ", ".join(c.__name__ for c in pool)
     raise SrbenchError(
         f"ntire:{path}: several candidate model classes ({choices}) for {row}; "
-        f"name one: --models ntire:{path}:{pool[0].__name__}"
+        f"name one: {option} ntire:{path}:{pool[0].__name__}"
     )
 
 

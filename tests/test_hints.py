@@ -90,8 +90,15 @@ UNREACHABLE = {
     # By name only: sweep never calls run's run_command/challenge_command.
     **{("srbench.commands.run", f, "sweep"): "name collision" for f in ("run_command", "challenge_command")},
     ("srbench.execution.challenge", "resolve_split_data", "sweep"): "name collision",
-    # Issue 19 case 6 (the hint that keeps the user's path) belongs to another change.
-    ("srbench.models.loading", "load_weights", "upscale"): "issue 19 case 6",
+    # sweep configures each cell from run's defaults: --ntire-repo/--teams are always unset there.
+    **{
+        (m, f, "sweep"): "run's defaults"
+        for m, f in (
+            ("srbench.commands.options", "model_tokens"),
+            ("srbench.models.usercode", "team_files"),
+            ("srbench.models.usercode", "ntire_team_paths"),
+        )
+    },
 }
 
 

@@ -63,12 +63,14 @@ def parse_model_specs(
     model_args: Mapping[str, Mapping[str, Any]] | None = None,
     input_ranges: Mapping[str, float] | None = None,
     scale: int | None = None,
+    option: str = "--models",
 ) -> list[ModelSpec]:
     """Parse ``--models`` (see the module docstring) and fold in the per-model options.
 
     ``weights``/``model_args``/``input_ranges`` are keyed by row name or by the token as
     typed; a key that names no model is an error. With ``scale``, a checkpoint recognised
-    at another scale is refused with the command that measures that same file.
+    at another scale is refused with the command that measures that same file. ``option``
+    is the option messages name (``upscale`` takes one model as ``--model``).
     """
     weights, model_args, input_ranges = dict(weights or {}), dict(model_args or {}), dict(input_ranges or {})
     specs: list[ModelSpec] = []
@@ -76,7 +78,7 @@ def parse_model_specs(
     for token in (t.strip() for t in text.split(",")):
         if not token:
             continue
-        spec, typed = _parse_token(token, scale)
+        spec, typed = _parse_token(token, scale, option)
         specs.append(spec)
         aliases[spec.name] = spec.name
         aliases.setdefault(typed, spec.name)
@@ -126,7 +128,7 @@ def specs_from_config(config: Any) -> list[ModelSpec]:
     )
 
 
-def _parse_token(token: str, scale: int | None) -> tuple[ModelSpec, str]:
+def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec, str]:
     """The spec of one ``--models`` token and the token as typed without ``NAME=``."""
     from srbench.models.usercode import ntire_team
 
@@ -135,12 +137,12 @@ def _parse_token(token: str, scale: int | None) -> tuple[ModelSpec, str]:
     if not sep:
         name, rest = None, token
     elif not name:
-        raise SrbenchError(f"--models {token!r}: empty row name before '='")
+        raise SrbenchError(f"{option} {token!r}: empty row name before '='")
     if rest.startswith(NTIRE_PREFIX):
         target = rest[len(NTIRE_PREFIX) :]
         split = split_code_token(target)
         path, attr = split if split is not None and split[0].endswith(".py") else (target, None)
-        team = ntire_team(Path(path), attr)
+        team = ntire_team(Path(path), attr, option=option)
         return (
             ModelSpec(name=name or team.row, arch=rest, weights_path=team.checkpoint, code=team.ref),
             rest,
@@ -151,12 +153,12 @@ def _parse_token(token: str, scale: int | None) -> tuple[ModelSpec, str]:
         if target.endswith(".py"):
             path = Path(target)
             if not path.is_file():
-                raise SrbenchError(f"model file {target} not found; check the path given to --models")
-            attr = attr or _only_model_class(path)
+                raise SrbenchError(f"model file {target} not found; check the path given to {option}")
+            attr = attr or _only_model_class(path, option)
             ref = CodeRef(attr=attr, path=str(path.resolve()))
         else:
             if attr is None:  # pragma: no cover - split_code_token always gives attr for modules
-                raise SrbenchError(f"--models {token!r}: name the callable as module:callable")
+                raise SrbenchError(f"{option} {token!r}: name the callable as module:callable")
             ref = CodeRef(attr=attr, module=target)
         from srbench.models.usercode import resolve_callable
 
@@ -164,12 +166,12 @@ def _parse_token(token: str, scale: int | None) -> tuple[ModelSpec, str]:
         typed = f"{target}:{attr}"
         return ModelSpec(name=name or attr, arch=typed, code=ref), typed
     if sep or _looks_like_checkpoint(rest):
-        return _spec_from_checkpoint(name, Path(rest), token, scale), rest
+        return _spec_from_checkpoint(name, Path(rest), token, scale, option), rest
     entry = get_entry(rest)
     return ModelSpec(name=rest, arch=entry.name), rest
 
 
-def _only_model_class(path: Path) -> str:
+def _only_model_class(path: Path, option: str) -> str:
     """The one ``nn.Module`` class of ``path`` that no other class of it uses."""
     from srbench.models.usercode import import_file, module_classes, root_classes
 
@@ -182,7 +184,7 @@ def _only_model_class(path: Path) -> str:
     pool = roots or classes
     raise SrbenchError(
         f"model file {path} defines several candidate models ({', '.join(c.__name__ for c in pool)}); "
-        f"name one: --models {path}:{pool[0].__name__}"
+        f"name one: {option} {path}:{pool[0].__name__}"
     )
 
 
@@ -190,7 +192,9 @@ def _looks_like_checkpoint(token: str) -> bool:
     return token.endswith((".pth", ".pt", ".safetensors", ".ckpt")) or os.sep in token
 
 
-def _spec_from_checkpoint(name: str | None, path: Path, token: str, scale: int | None) -> ModelSpec:
+def _spec_from_checkpoint(
+    name: str | None, path: Path, token: str, scale: int | None, option: str
+) -> ModelSpec:
     from srbench.models.loading import detect_architecture, read_checkpoint
     from srbench.models.spandrel_adapter import spandrel_entry
 
@@ -205,14 +209,14 @@ def _spec_from_checkpoint(name: str | None, path: Path, token: str, scale: int |
         raise SrbenchError(
             f"{path}: no registered architecture fits this checkpoint's keys (nor spandrel's, "
             "if installed: pip install 'srbench[spandrel]'); name it as ARCH=PATH (see 'srbench list'), "
-            "or measure your own class with --models FILE.py:Class --weights FILE.py:Class=PATH"
+            f"or measure your own class with {option} FILE.py:Class --weights FILE.py:Class=PATH"
         )
     arch, found_scale = detected
     if scale is not None and found_scale != scale:
         # The hint keeps the user's file: the official checkpoint is a different network.
         raise SrbenchError(
             f"checkpoint {path} is '{arch}' at x{found_scale}, not x{scale}: "
-            f"run with --models {token} --scale {found_scale}"
+            f"run with {option} {token} --scale {found_scale}"
         )
     return ModelSpec(name=name or path.stem, arch=arch, weights_path=path, scale=found_scale)
 
