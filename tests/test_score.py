@@ -201,3 +201,14 @@ def test_views_name_the_baseline_source() -> None:
     ranking = score_entries([_row("x", 1, 1, 0.1)], get_edition("ntire2026"))
     assert "published figures of NTIRE 2026" in score.caption(ranking)
     assert score.csv_text(ranking).count("\n") == 2
+
+
+def test_report_with_edition_shows_the_same_ranking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _srbench_run(tmp_path)
+    out = tmp_path / "rep"
+    assert main(["report", str(run), "--edition", "ntire2025", "--output", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "## NTIRE 2025 Efficient SR score" in md and "| 1 | spanf |" in md
+    assert json.loads((out / "score.json").read_text())["baseline"]["name"] == "efdn"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rich.console import Console
+
 from srbench.console import make_console
 from srbench.reporting.report import build_report
 from srbench.reporting.results import check_label
@@ -29,6 +31,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="name of each run (repeat once per run, in order); default: its srbench run --label "
         "or device/dtype",
     )
+    p.add_argument(
+        "--edition",
+        default=None,
+        help="also rank the models by an NTIRE edition's score (ntire2024, ntire2025, ntire2026), "
+        "as 'srbench score' does; written to report.md and score.json/.md/.csv",
+    )
+    p.add_argument("--baseline", default=None, metavar="ROW", help="with --edition: the baseline row")
     p.set_defaults(func=report_command)
 
 
@@ -40,4 +49,22 @@ def report_command(args: argparse.Namespace) -> int:
     console.print(f"wrote {files.html}", markup=False)
     for path in files.plots.values():
         console.print(f"wrote {path}", markup=False)
+    if args.edition is not None or args.baseline is not None:
+        _score_section(args, files.markdown, console)
     return 0
+
+
+def _score_section(args: argparse.Namespace, report_md: Path, console: Console) -> None:
+    """The NTIRE ranking of the same inputs: printed, appended to report.md, score.* beside it."""
+    from srbench.files import atomic_write_text
+    from srbench.reporting import score
+    from srbench.reporting.editions import get_edition
+
+    edition = get_edition(args.edition)
+    entries = score.load_all(args.inputs)
+    ranking = score.score_entries(entries, edition, args.baseline, inputs=[str(i) for i in args.inputs])
+    console.print(score.rich_table(ranking))
+    section = f"\n## {edition.title} score\n\n" + score.markdown(ranking)
+    atomic_write_text(report_md, report_md.read_text().rstrip("\n") + "\n" + section)
+    paths = score.write_ranking(ranking, report_md.parent)
+    console.print(f"wrote {paths['json']}", markup=False)
