@@ -44,6 +44,30 @@ def test_numpy_round_trip_is_flagged_with_the_gap() -> None:
     assert c.flops_thop == conv1 + conv2  # module hooks see both
 
 
+class _HiddenByResize(nn.Module):
+    """As above, but fvcore's bilinear-resize count (4 per output element) outweighs the lost
+    conv, so only the conv part of its count shows the gap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.from_numpy(self.conv1(x).detach().cpu().numpy()).to(x.device)
+        return torch.nn.functional.interpolate(self.conv2(y), scale_factor=4, mode="bilinear")
+
+
+def test_dropped_conv_hidden_in_the_total_is_still_flagged() -> None:
+    hw = 16 * 16
+    c = profile_model(_HiddenByResize().eval(), (1, 3, 16, 16))
+    conv = 4 * 3 * 9 * hw  # each conv: 108 MACs per pixel
+    assert c.flops == conv + 4 * 3 * 16 * hw  # conv2 + bilinear, above the floor ...
+    assert c.flops_lower_bound == 2 * conv and c.flops > c.flops_lower_bound
+    assert c.flops_undercount is True  # ... but fvcore's conv part is below it
+    assert c.flops_note is not None and "convolutions total" in c.flops_note
+
+
 class _Plain(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -212,3 +212,18 @@ def test_report_with_edition_shows_the_same_ranking(
     md = (out / "report.md").read_text()
     assert "## NTIRE 2025 Efficient SR score" in md and "| 1 | spanf |" in md
     assert json.loads((out / "score.json").read_text())["baseline"]["name"] == "efdn"
+
+
+def test_undercounted_flops_are_marked_in_the_score(tmp_path: Path) -> None:
+    m = ModelResult("cheat", "cheat", 4, "ok", params=100000, flops=1_590_000_000, psnr_y=30.0, psnr_rgb=27.0)
+    m.flops_undercount, m.flops_lower_bound = True, 9_100_000_000
+    from srbench.measure.timing import RuntimeStats
+
+    m.runtime_ms = RuntimeStats(5.0, 5.0, 0, 0, 0, 1)
+    run = RunResult(environment={}, config={}, dataset={"name": "x"}, models=[m])
+    (tmp_path / "results.json").write_text(results_json(run))
+    ranking = score_entries(load_entries(tmp_path / "results.json"), get_edition("ntire2026"))
+    (row,) = ranking.rows
+    assert row.flops_undercount and any("conv lower bound 9.10 G" in n for n in row.notes)
+    assert "⚠" in score.markdown(ranking) and "undercounted" in score.markdown(ranking)
+    assert "true" in score.csv_text(ranking).splitlines()[1]
