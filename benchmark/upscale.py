@@ -49,6 +49,7 @@ from srbench.execution.backend import Tiling, TorchBackend, timed_forward, to_un
 from srbench.execution.building import build_model
 from srbench.execution.config import DTYPES
 from srbench.execution.devices import check_dtype, resolve_device
+from srbench.execution.failures import model_call
 from srbench.execution.specs import ModelSpec, parse_model_specs
 from srbench.execution.tiling import DEFAULT_OVERLAP
 from srbench.measure.metrics import to_uint8
@@ -126,11 +127,16 @@ class Upscaler:
 
         ``sr`` is float32 (3, H*scale, W*scale) on [0, 1] (not yet clamped) on the device.
         """
-        with torch.inference_mode():
+        size = (rgb.shape[1], rgb.shape[0])
+        with torch.inference_mode(), model_call(self.name, f"image {name}", size=size, probe=self._probe):
             x = self._backend.to_input(np.ascontiguousarray(rgb))
             out, ms, tiled = timed_forward(self._backend.forward, x, self._timer, self._tiling)
             sr = to_unit_range(out, x, self.scale, name, self.input_range)
         return sr, ms, tiled
+
+    def _probe(self, side: int) -> torch.Tensor:
+        """One forward of a black ``side``×``side`` image (for the smallest-input search)."""
+        return self._backend.forward(self._backend.to_input(np.zeros((side, side, 3), np.uint8)))
 
     def upscale(self, src: SourceImage, *, name: str = "image") -> tuple[np.ndarray, float, bool]:
         """Upscale a decoded image; returns ``(array, forward_ms, tiled)``.

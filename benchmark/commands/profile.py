@@ -53,15 +53,28 @@ def profile_specs(
     breakdown under ``"breakdown"``."""
     rows = []
     for spec in specs:
+        import torch
+
+        from srbench.execution.failures import model_call
+
         entry, loaded = build_model(spec, scale=scale, offline=True)
         shape = tuple(input_shape)
-        c = profile_model(loaded.model, shape, input_range=entry.input_range)
-        row = {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c)}
-        if breakdown_depth is not None:
-            b = complexity_breakdown(
-                loaded.model, shape, input_range=entry.input_range, depth=breakdown_depth
-            )
-            row["breakdown"] = asdict(b)
+        n, ch = shape[0], shape[1]
+
+        def probe(side: int, model=loaded.model, n=n, ch=ch) -> object:
+            with torch.inference_mode():
+                return model(torch.zeros(n, ch, side, side))
+
+        what = "the profile input " + "x".join(map(str, shape))
+        side_fix = "pass a larger --input (NxCxHxW)"
+        with model_call(spec.name, what, size=(shape[3], shape[2]), probe=probe, fix=side_fix):
+            c = profile_model(loaded.model, shape, input_range=entry.input_range)
+            row = {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c)}
+            if breakdown_depth is not None:
+                b = complexity_breakdown(
+                    loaded.model, shape, input_range=entry.input_range, depth=breakdown_depth
+                )
+                row["breakdown"] = asdict(b)
         rows.append(row)
     return rows
 

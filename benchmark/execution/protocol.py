@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from srbench.data.cache import ImageCache
@@ -38,6 +39,7 @@ from srbench.execution.backend import Backend, Tiling, TorchBackend, timed_forwa
 from srbench.execution.building import LoadedModel, build_model
 from srbench.execution.config import DTYPES, RunConfig
 from srbench.execution.devices import apply_backend_settings, check_config, resolve_device
+from srbench.execution.failures import cause, describe_failure
 from srbench.execution.specs import ModelSpec
 from srbench.measure.counting import Complexity, profile_model
 from srbench.measure.energy import EnergyMeter, mean_energy
@@ -89,6 +91,8 @@ class Loop:
     images: list[ImageResult] = field(default_factory=list)
     seconds: float | None = None
     interrupted: str | None = None
+    #: The image being run, ``(name, (width, height))`` of its LR: named if the model raises.
+    current: tuple[str, tuple[int, int]] | None = None
 
 
 @dataclass
@@ -102,6 +106,9 @@ class Stages:
     memory: PeakMemory | None = None
     memory_mb: float | None = None
     shape_probe: ShapeProbe | None = None
+    #: The placed model and the warm-up image ``(name, (width, height))``, for error messages.
+    backend: Backend | None = None
+    current: tuple[str, tuple[int, int]] | None = None
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -127,8 +134,29 @@ def measure_model(
     except SrbenchError as exc:
         return summarise(spec, config, stages, error=str(exc))
     except Exception as exc:  # a broken model must not take the run down
-        return summarise(spec, config, stages, error=f"{type(exc).__name__}: {exc}")
+        return summarise(spec, config, stages, error=failure_reason(spec, stages, len(images), exc))
     return summarise(spec, config, stages)
+
+
+def failure_reason(spec: ModelSpec, stages: Stages, total: int, exc: Exception) -> str:
+    """The error row's reason for a model that raised: the image it raised on (name, LR size),
+    the smallest input it accepts when the image was too small, and how many images it had
+    measured (see :mod:`srbench.execution.failures`)."""
+    loop = stages.loop
+    current = loop.current if loop is not None and loop.current is not None else stages.current
+    if current is None or stages.backend is None:  # building or counting failed
+        return f"{type(exc).__name__}: {cause(exc)}"
+    backend = stages.backend
+
+    def probe(side: int) -> object:
+        with torch.inference_mode():
+            return backend.forward(backend.to_input(np.zeros((side, side, 3), np.uint8)))
+
+    name, size = current
+    done = len(loop.images) if loop is not None else 0
+    phase = "" if loop is not None and loop.current is not None else " (warm-up)"
+    reason = str(describe_failure(spec.name, f"image {name}{phase}", exc, size=size, probe=probe))
+    return f"{reason} [{done} of {total} images measured before it]"
 
 
 def run_stages(
@@ -149,6 +177,10 @@ def run_stages(
     stages.memory = PeakMemory(device)
     stages.memory.start()
     backend = place_stage(stages.built, config, device)
+    stages.backend = backend
+    if len(images):
+        first = images.first_lr()
+        stages.current = (images.names[0], (first.shape[1], first.shape[0]))
     timer = ForwardTimer(device)
     stages.warmup = warmup_stage(backend, images, config, timer)
     stages.loop = Loop()
@@ -163,6 +195,7 @@ def run_stages(
         progress=progress,
         should_stop=should_stop,
     )
+    stages.loop.current = stages.current = None  # past the images: a later error names none
     stages.memory_mb = memory_stage(stages.memory)
     stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
 
@@ -252,6 +285,7 @@ def timed_loop(
     total = len(images)
     with torch.inference_mode():
         for done, (name, lr, hr) in enumerate(images, start=1):
+            loop.current = (name, (lr.shape[1], lr.shape[0]))
             x = backend.to_input(lr)
             energy.begin()
             out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
