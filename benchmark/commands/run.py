@@ -167,7 +167,7 @@ def challenge_command(args: argparse.Namespace) -> int:
     from srbench.reporting.score import footnotes as score_footnotes
     from srbench.reporting.score import rich_table
 
-    edition = get_edition(args.protocol)
+    edition = get_edition(args.protocol, option="--protocol")
     if args.resume is not None:
         raise SrbenchError(f"--resume is not available with --protocol {edition.name}; start a new run")
     split_data = resolve_split_data(edition, args.data)

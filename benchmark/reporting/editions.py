@@ -155,9 +155,10 @@ EDITIONS: dict[str, Edition] = {
 DEFAULT_EDITION = max(EDITIONS)
 
 
-def get_edition(name: str | None) -> Edition:
-    """The edition called ``name`` (``None``: the newest); unknown names are a one-line error."""
+def get_edition(name: str | None, option: str = "--edition") -> Edition:
+    """The edition called ``name`` (``None``: the newest); unknown names are a one-line error
+    naming ``option``."""
     key = (name or DEFAULT_EDITION).lower().replace("-", "").replace("_", "")
     if key not in EDITIONS:
-        raise SrbenchError(f"--edition {name!r} is not known; use one of {', '.join(sorted(EDITIONS))}")
+        raise SrbenchError(f"{option} {name!r} is not known; use one of {', '.join(sorted(EDITIONS))}")
     return EDITIONS[key]
