@@ -479,3 +479,36 @@ def test_entry_point_model_runs_in_a_worker(tmp_path: Path) -> None:
     (row,) = json.loads((out / "results.json").read_text())["models"]
     assert (row["name"], row["params"]) == ("demo_nearest", 0)
     _assert_nearest(row)  # parameter-free: its output means something without a checkpoint
+
+
+# --------------------------------------------------------------------------- new-model
+
+
+def test_new_model_writes_a_file_that_measures_and_a_test_that_passes(tmp_path: Path, capsys) -> None:
+    code, out, err = _run(["new-model", "tmpl_net", "--dir", str(tmp_path)], capsys)
+    assert code == 0, err
+    model, test = tmp_path / "tmpl_net.py", tmp_path / "test_tmpl_net.py"
+    assert model.is_file() and test.is_file()
+    # The generated test passes as written (its own closed forms against srbench's counters).
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The file measures as user code; its declared input_range and --scale are honoured.
+    code, out, _ = _run(["profile", "--models", f"{model}:TmplNet", "--scale", "2", "--json"], capsys)
+    assert code == 0
+    (row,) = json.loads(out)["models"]
+    c, s = 16, 2  # params: head 27C + C, tail 9*C*3s² + 3s²
+    assert row["params"] == 27 * c + c + 9 * c * 3 * s * s + 3 * s * s
+    # Existing files, a registered name and a non-identifier are one-line errors.
+    for args, expect in (
+        (["new-model", "tmpl_net", "--dir", str(tmp_path)], "--force"),
+        (["new-model", "rlfn", "--dir", str(tmp_path)], "already registered"),
+        (["new-model", "9net", "--dir", str(tmp_path)], "lowercase Python identifier"),
+    ):
+        code, _, err = _run(args, capsys)
+        assert code == 2 and expect in _one_line_error(err)

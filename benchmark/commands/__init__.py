@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "score",
     "sweep",
     "browser",
+    "new_model",
 )
 
 #: ``module: (command name, one-line summary)``; the summary is the subcommand's ``help``.
@@ -42,4 +43,8 @@ COMMAND_SUMMARIES: dict[str, tuple[str, str]] = {
     ),
     "sweep": ("sweep", "measure a grid (models x data x backends x dtypes x runs) locally or on Ray"),
     "browser": ("browser", "set up and check the browser backend (Chromium, ORT-Web); serve a web export"),
+    "new_model": (
+        "new-model",
+        "write a minimal documented model file and its test (a new architecture in one file)",
+    ),
 }
