@@ -499,7 +499,12 @@ def test_new_model_writes_a_file_that_measures_and_a_test_that_passes(tmp_path: 
     )
     assert done.returncode == 0, done.stdout + done.stderr
     # The file measures as user code; its declared input_range and --scale are honoured.
-    code, out, _ = _run(["profile", "--models", f"{model}:TmplNet", "--scale", "2", "--json"], capsys)
+    from srbench.models.registry import unregister_model
+
+    try:
+        code, out, _ = _run(["profile", "--models", f"{model}:TmplNet", "--scale", "2", "--json"], capsys)
+    finally:
+        unregister_model("tmpl_net")  # the file registers itself on import; keep the registry clean
     assert code == 0
     (row,) = json.loads(out)["models"]
     c, s = 16, 2  # params: head 27C + C, tail 9*C*3s² + 3s²
@@ -507,7 +512,7 @@ def test_new_model_writes_a_file_that_measures_and_a_test_that_passes(tmp_path: 
     # Existing files, a registered name and a non-identifier are one-line errors.
     for args, expect in (
         (["new-model", "tmpl_net", "--dir", str(tmp_path)], "--force"),
-        (["new-model", "rlfn", "--dir", str(tmp_path)], "already registered"),
+        (["new-model", "rlfn", "--dir", str(tmp_path / "b")], "already registered"),
         (["new-model", "9net", "--dir", str(tmp_path)], "lowercase Python identifier"),
     ):
         code, _, err = _run(args, capsys)
