@@ -17,3 +17,18 @@ class SrbenchError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+#: Longest cause quoted from an exception in a message (cut at a word boundary, with "…").
+CAUSE_CHARS = 160
+
+
+def cause(exc: BaseException, limit: int = CAUSE_CHARS) -> str:
+    """The first non-empty line of ``exc``'s message (or its type name), at most ``limit``
+    characters, cut between words (never mid-word) with an ellipsis: the part of a foreign
+    exception that goes into a one-line :class:`SrbenchError`."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "") or type(exc).__name__
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:") or text[:limit]
+    return cut + "…"

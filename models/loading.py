@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from srbench.errors import SrbenchError
+from srbench.errors import SrbenchError, cause
 from srbench.models.registry import ModelEntry, all_entries
 
 #: Wrapper keys unwrapped by :func:`canonicalize_state_dict`, in priority order
@@ -72,17 +73,78 @@ def canonicalize_state_dict(obj: Any, *, source: str) -> StateDict:
     return state
 
 
+#: What to do instead, for every file srbench refuses as a checkpoint.
+_RESAVE = "re-save the weights with torch.save(model.state_dict(), PATH) or as .safetensors"
+
+
+def identify_checkpoint(path: Path) -> str | None:
+    """What ``path`` is when it is plainly not a loadable checkpoint, from its first bytes and
+    (for zips) its member names; None when it looks like a PyTorch or safetensors file.
+
+    The answer is a phrase for :func:`read_checkpoint`'s one-line error: an empty file, an
+    HTML page or a Git LFS pointer (a download that saved the wrong thing), an ONNX model, a
+    TorchScript archive, a zip that is not a checkpoint.
+    """
+    size = path.stat().st_size
+    if size == 0:
+        return "an empty file (0 bytes): re-download or re-save it"
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html")):
+        return (
+            "an HTML page, not a checkpoint (a download that saved an error or login page?): "
+            "download it again"
+        )
+    if text.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer, not the checkpoint itself: run 'git lfs pull' in its repository"
+    if path.suffix.lower() == ".onnx" or (head[:1] == b"\x08" and b"onnx" in head.lower()):
+        return (
+            "an ONNX model, not a PyTorch/safetensors checkpoint: srbench measures PyTorch models; "
+            "pass the .pth/.safetensors the ONNX file was exported from"
+        )
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                names = zf.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return None
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            return (
+                "a TorchScript archive (torch.jit.save), which holds code as well as weights: load it "
+                "with torch.jit.load and " + _RESAVE
+            )
+        if not any(n.endswith("data.pkl") for n in names):
+            shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+            return (
+                f"a zip archive that is not a PyTorch checkpoint (it holds: {shown or 'nothing'}): unpack it"
+            )
+    return None
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    # 8-byte little-endian header length, then a JSON object.
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    return len(head) == 9 and head[8:9] == b"{"
+
+
 def read_checkpoint(path: Path) -> StateDict:
     """Read a ``.pth``/``.pt`` or ``.safetensors`` checkpoint onto the CPU.
 
     PyTorch files are read with ``weights_only=True``; a file that needs arbitrary
-    unpickling is refused. A missing, truncated or corrupt file raises
-    :class:`SrbenchError` naming it.
+    unpickling is refused. Anything else is refused with a one-line :class:`SrbenchError`
+    that names the file, says what it is (:func:`identify_checkpoint`: empty, HTML, ONNX,
+    TorchScript, another zip; a pickled full model; a safetensors header error; a truncated
+    file) and what to do instead. torch's own warnings while reading are not shown.
     """
     path = Path(path)
     if not path.is_file():
         raise SrbenchError(f"checkpoint {path} does not exist; check its path")
-    if path.suffix.lower() == ".safetensors":
+    what = identify_checkpoint(path)
+    if what is not None:
+        raise SrbenchError(f"checkpoint {path} is {what}")
+    if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(path):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
@@ -90,32 +152,50 @@ def read_checkpoint(path: Path) -> StateDict:
             raw: Any = load_file(str(path), device="cpu")
         except (SafetensorError, OSError, ValueError) as exc:
             raise SrbenchError(
-                f"checkpoint {path} is truncated or corrupt ({_first_line(exc)}); re-download or re-export it"
+                f"checkpoint {path} is a .safetensors file whose header or data is broken ({cause(exc)}); "
+                "it is truncated or corrupt: re-download or re-export it"
             ) from None
         return canonicalize_state_dict(raw, source=str(path))
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's FutureWarnings/TorchScript notes are not for users
+            raw = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc) or "Unsupported operand" in str(exc):
+        text = str(exc)
+        if "Unsupported global" in text or "Unsupported operand" in text or "not an allowed global" in text:
+            if "torch.nn.modules" in text or _mentions_module_class(path):
+                raise SrbenchError(
+                    f"checkpoint {path} is a pickled full model (torch.save(model)), which srbench will "
+                    f"not unpickle (it runs code); {_RESAVE}"
+                ) from None
             raise SrbenchError(
                 f"checkpoint {path} contains pickled Python objects that srbench will not unpickle "
-                "(torch.load weights_only=True refused it); re-save only the tensors with "
-                "torch.save(model.state_dict(), ...) or as .safetensors"
+                f"(torch.load weights_only=True refused: {cause(exc, 100)}); {_RESAVE}"
             ) from None
         raise SrbenchError(
-            f"checkpoint {path} is truncated or corrupt ({_first_line(exc)}); re-download it"
+            f"checkpoint {path} is not a readable PyTorch checkpoint ({cause(exc)}); "
+            "it is truncated or corrupt: re-download it"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise SrbenchError(
-            f"checkpoint {path} is truncated or corrupt ({_first_line(exc)}); re-download it"
+            f"checkpoint {path} is not a readable PyTorch checkpoint ({cause(exc)}); "
+            "it is truncated or corrupt: re-download it"
         ) from None
     return canonicalize_state_dict(raw, source=str(path))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
-    return first[:120] or type(exc).__name__
+def _mentions_module_class(path: Path) -> bool:
+    """True when the pickle inside ``path`` names ``torch.nn`` module classes (a full model)."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                pkl = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                data = zf.read(pkl) if pkl else b""
+        else:
+            data = path.read_bytes()[: 1 << 20]
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return b"torch.nn.modules" in data
 
 
 # --------------------------------------------------------------------------- matching

@@ -35,7 +35,7 @@ from typing import Any
 
 from torch import nn
 
-from srbench.errors import SrbenchError
+from srbench.errors import SrbenchError, cause
 from srbench.models.registry import ModelEntry
 
 #: Constructor parameter names that mean "the upscaling factor"; srbench passes ``--scale``
@@ -162,8 +162,7 @@ def import_module(name: str) -> ModuleType:
 
 
 def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return (lines[0] if lines else type(exc).__name__)[:200]
+    return cause(exc, 200)  # first line, cut between words
 
 
 def load_module(ref: CodeRef) -> ModuleType:

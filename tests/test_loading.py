@@ -319,3 +319,75 @@ def test_missing_explicit_file(tmp_path: Path, fake_entry) -> None:
     entry, _ = fake_entry
     with pytest.raises(SrbenchError, match="--weights fake="):
         resolve_weights(entry, 4, explicit=tmp_path / "missing.pth")
+
+
+# --------------------------------------------------------------------------- refused formats (issue 19)
+
+
+def _refusal(path: Path, recwarn: pytest.WarningsRecorder) -> str:
+    recwarn.clear()  # making the files may warn; reading them must not
+    with pytest.raises(SrbenchError) as info:
+        read_checkpoint(path)
+    text = str(info.value)
+    assert str(path) in text and "\n" not in text
+    assert [str(w.message) for w in recwarn] == []
+    return text
+
+
+def test_every_refused_checkpoint_format_is_named(
+    tmp_path: Path, small_state: dict[str, torch.Tensor], recwarn: pytest.WarningsRecorder
+) -> None:
+    """Each file srbench cannot use is called what it is, with what to do instead, and torch's
+    warnings while reading it stay out of the console."""
+    import zipfile
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 3))
+    cases: dict[str, tuple[Path, str]] = {}
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    cases["empty"] = (empty, r"an empty file \(0 bytes\)")
+    script = tmp_path / "scripted.pt"
+    torch.jit.save(torch.jit.script(net), script)
+    cases["torchscript"] = (script, r"a TorchScript archive .*torch\.jit\.load.*state_dict")
+    full = tmp_path / "full.pth"
+    torch.save(net, full)
+    cases["full model"] = (full, r"a pickled full model \(torch\.save\(model\)\).*state_dict")
+    other_zip = tmp_path / "weights.pth"
+    with zipfile.ZipFile(other_zip, "w") as zf:
+        zf.writestr("readme.txt", "hello")
+    cases["other zip"] = (
+        other_zip,
+        r"a zip archive that is not a PyTorch checkpoint \(it holds: readme\.txt\)",
+    )
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(b"\x08\x07\x12\x07pytorch")
+    cases["onnx"] = (onnx_file, r"an ONNX model.*\.pth/\.safetensors")
+    bad_header = tmp_path / "bad.safetensors"
+    bad_header.write_bytes((10**9).to_bytes(8, "little") + b'{"a": 1}')
+    cases["safetensors header"] = (bad_header, r"a \.safetensors file whose header or data is broken")
+    html = tmp_path / "span.pth"
+    html.write_bytes(b"<!DOCTYPE html><html><body>rate limited</body></html>")
+    cases["html"] = (html, r"an HTML page")
+    lfs = tmp_path / "lfs.pth"
+    lfs.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 12\n")
+    cases["lfs"] = (lfs, r"a Git LFS pointer.*git lfs pull")
+    for kind, (path, pattern) in cases.items():
+        import re
+
+        assert re.search(pattern, _refusal(path, recwarn)), kind
+    # A safetensors file named .pth is read as what it is.
+    st_as_pth = tmp_path / "really_safetensors.pth"
+    save_file(small_state, str(st_as_pth))
+    assert set(read_checkpoint(st_as_pth)) == set(small_state)
+
+
+def test_truncated_message_is_not_cut_mid_word(tmp_path: Path, small_state: dict[str, torch.Tensor]) -> None:
+    whole = tmp_path / "whole.pth"
+    torch.save(small_state, whole)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(SrbenchError) as info:
+        read_checkpoint(cut)
+    inside = str(info.value).split("(", 1)[1].split(")", 1)[0]
+    # Either the whole first line of torch's message, or cut at a space and marked with "…".
+    assert not inside.endswith("…") or (inside[:-1] == inside[:-1].rstrip() and " " in inside)

@@ -8,6 +8,7 @@ import argparse
 from rich.table import Table
 
 from srbench.console import make_console
+from srbench.errors import SrbenchError
 from srbench.execution.weights import resolve_weights
 from srbench.measure.counting import count_params
 from srbench.models.registry import get_entry, list_models
@@ -24,7 +25,13 @@ def list_command(args: argparse.Namespace) -> int:
     table = Table(title=f"srbench models (params at x{args.scale})")
     for col in ("Model", "Scales", "Input", "Params", "Weights", "From", "Description"):
         table.add_column(col, justify="right" if col == "Params" else "left")
-    for name in list_models(args.pattern):
+    names = list_models(args.pattern)
+    if not names:
+        raise SrbenchError(
+            f"no registered model matches {args.pattern!r}; run 'srbench list' to see them all "
+            "(patterns are shell wildcards, e.g. 'span*')"
+        )
+    for name in names:
         entry = get_entry(name)
         if args.scale in entry.scales:
             params = f"{count_params(entry.build(scale=args.scale)):,}"

@@ -48,6 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--force", action="store_true", help="with --resume: accept a changed config")
     p.add_argument(
+        "--require-weights",
+        action="store_true",
+        help="exit 1 when a model that has official weights ran without them (for CI)",
+    )
+    p.add_argument(
         "--save-images", action="store_true", help="keep SR outputs as PNG in OUTPUT/images/MODEL/"
     )
     p.add_argument("--no-isolate", action="store_true", help="measure in-process (debugging)")
@@ -157,7 +162,31 @@ def run_command(args: argparse.Namespace) -> int:
     if interrupted:
         console.print(f"interrupted: resume with 'srbench run ... --resume {out_dir}'")
         return 130
+    if args.require_weights and (lacking := models_lacking_official_weights(run.models)):
+        console.print(
+            f"--require-weights: {', '.join(lacking)} ran without the official weights they have "
+            "(each row's reason says where srbench looked and what to run)",
+            soft_wrap=True,
+        )
+        return 1
     return 1 if any(m.status == "error" for m in run.models) else 0
+
+
+def models_lacking_official_weights(models: list) -> list[str]:
+    """Names of ``no-weights`` rows whose architecture has official weights at their scale."""
+    from srbench.models.registry import get_entry
+
+    lacking = []
+    for m in models:
+        if m.status != "no-weights":
+            continue
+        try:
+            entry = get_entry(m.arch)
+        except SrbenchError:
+            continue  # a user architecture: no official weights to require
+        if entry.weights_for(m.scale) is not None:
+            lacking.append(m.name)
+    return lacking
 
 
 def challenge_command(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from srbench.errors import SrbenchError
+from srbench.errors import SrbenchError, cause
 from srbench.files import atomic_open
 
 #: File suffixes srbench treats as images when it scans a folder (lower case).
@@ -112,8 +112,7 @@ def probe_image(path: Path) -> ImageInfo:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text[:160]
+    return cause(exc)  # first line, cut between words
 
 
 def read_image(path: Path, *, allow_16bit: bool = False) -> np.ndarray:

@@ -59,7 +59,7 @@ def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[
 
     Missing official weights are downloaded unless ``offline`` (or ``SRBENCH_OFFLINE``).
     """
-    from srbench.execution.weights import fetch_weights, offline_mode, resolve_weights
+    from srbench.execution.weights import fetch_weights, missing_weights_reason, offline_mode, resolve_weights
     from srbench.models.loading import load_weights, read_checkpoint
 
     entry, model = build_architecture(spec, scale)
@@ -79,9 +79,7 @@ def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[
         elif spec.code is not None:
             reason = f"no checkpoint given; pass --weights {spec.name}=PATH (efficiency figures only)"
         else:
-            reason = (
-                f"no official x{scale} weights; pass --weights {spec.name}=PATH (efficiency figures only)"
-            )
+            reason = missing_weights_reason(entry, scale, offline=offline_mode(offline), name=spec.name)
         return entry, LoadedModel(model.eval(), None, reason)
     load_weights(model, entry, read_checkpoint(found.path), source=str(found.path))
     info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source)

@@ -20,12 +20,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from srbench.errors import SrbenchError
+from srbench.errors import SrbenchError, cause
 
 #: The largest square side :func:`smallest_input` tries (LR pixels).
 PROBE_LIMIT = 256
-#: Longest cause quoted from the exception (cut at a word boundary, with "…").
-CAUSE_CHARS = 160
 
 
 class ModelInputError(SrbenchError):
@@ -34,16 +32,6 @@ class ModelInputError(SrbenchError):
     def __init__(self, message: str, *, min_side: int | None = None) -> None:
         super().__init__(message)
         self.min_side = min_side
-
-
-def cause(exc: BaseException, limit: int = CAUSE_CHARS) -> str:
-    """The first line of ``exc``'s message (or its type), at most ``limit`` characters, cut
-    between words (never mid-word) with an ellipsis."""
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "") or type(exc).__name__
-    if len(text) <= limit:
-        return text
-    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:") or text[:limit]
-    return cut + "…"
 
 
 def smallest_input(probe: Callable[[int], object], *, limit: int = PROBE_LIMIT) -> int | None:

@@ -34,12 +34,12 @@ import numpy as np
 import torch
 
 from srbench.data.cache import ImageCache
-from srbench.errors import SrbenchError
+from srbench.errors import SrbenchError, cause
 from srbench.execution.backend import Backend, Tiling, TorchBackend, timed_forward, to_unit_range
 from srbench.execution.building import LoadedModel, build_model
 from srbench.execution.config import DTYPES, RunConfig
 from srbench.execution.devices import apply_backend_settings, check_config, resolve_device
-from srbench.execution.failures import cause, describe_failure
+from srbench.execution.failures import describe_failure
 from srbench.execution.specs import ModelSpec
 from srbench.measure.counting import Complexity, profile_model
 from srbench.measure.energy import EnergyMeter, mean_energy
@@ -263,7 +263,7 @@ def shape_probe_stage(
             x = backend.to_input(images.first_lr())
         return probe_shape_caching(backend.forward, x, timer)
     except Exception as exc:  # e.g. out of memory untiled: the probe never fails a model
-        return ShapeProbe(skipped=f"probe failed: {type(exc).__name__}: {str(exc)[:200]}")
+        return ShapeProbe(skipped=f"probe failed: {type(exc).__name__}: {cause(exc, 200)}")
 
 
 def timed_loop(

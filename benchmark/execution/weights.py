@@ -102,6 +102,46 @@ def fetch_weights(entry: ModelEntry, scale: int, *, progress: bool = True) -> We
     return WeightsFile(dest, spec.sha256, dest.stat().st_size, "cache")
 
 
+def weights_dir_problem() -> str | None:
+    """What is wrong with ``$SRBENCH_WEIGHTS_DIR`` (set but missing, or not a folder), else None."""
+    value = os.environ.get("SRBENCH_WEIGHTS_DIR")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.exists():
+        return f"SRBENCH_WEIGHTS_DIR={value} does not exist (mistyped?)"
+    if not path.is_dir():
+        return f"SRBENCH_WEIGHTS_DIR={value} is not a folder"
+    return None
+
+
+def missing_weights_reason(entry: ModelEntry, scale: int, *, offline: bool, name: str | None = None) -> str:
+    """Why ``entry`` runs without weights at ``scale``: what was looked for, where, and the
+    exact next command (a row's ``reason``; see :func:`resolve_weights` for the order)."""
+    name = name or entry.name
+    spec = entry.weights_for(scale)
+    if spec is None:
+        official = ", ".join(f"x{s}" for s in sorted(w.scale for w in entry.weights)) or "none"
+        return (
+            f"'{name}' has no official x{scale} checkpoint (official: {official}); "
+            f"pass --weights {name}=PATH (efficiency figures only)"
+        )
+    places = []
+    env_dir = os.environ.get("SRBENCH_WEIGHTS_DIR")
+    problem = weights_dir_problem()
+    if env_dir:
+        places.append(problem or f"SRBENCH_WEIGHTS_DIR={env_dir}")
+    else:
+        places.append("SRBENCH_WEIGHTS_DIR (not set)")
+    places.append(f"the cache {weights_cache_dir()}")
+    why = "downloads are off (--offline or SRBENCH_OFFLINE=1)" if offline else "it was not downloaded"
+    return (
+        f"official x{scale} weights {spec.file_name} not found in {'; '.join(places)}, and {why}; "
+        f"run 'srbench weights fetch {entry.name}', point SRBENCH_WEIGHTS_DIR at the folder holding "
+        f"{spec.file_name}, or pass --weights {name}=PATH (efficiency figures only)"
+    )
+
+
 def resolve_weights(
     entry: ModelEntry, scale: int, explicit: Path | None = None, *, fetch: bool = False
 ) -> WeightsFile | None:
