@@ -39,11 +39,15 @@ class WeightsFile:
     source: WeightsSource
 
 
+def cache_root() -> Path:
+    """srbench's cache folder: ``$SRBENCH_CACHE_DIR`` when set, else ``~/.cache/srbench``."""
+    root = os.environ.get("SRBENCH_CACHE_DIR")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "srbench"
+
+
 def weights_cache_dir() -> Path:
     """``$SRBENCH_CACHE_DIR/weights`` when set, else ``~/.cache/srbench/weights``."""
-    root = os.environ.get("SRBENCH_CACHE_DIR")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "srbench"
-    return base / "weights"
+    return cache_root() / "weights"
 
 
 @functools.lru_cache(maxsize=64)

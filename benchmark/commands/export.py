@@ -1,0 +1,64 @@
+"""``srbench export``: write a model's deployed form for deployment (``--format onnx``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from srbench.console import make_console
+from srbench.errors import SrbenchError
+
+#: ``--format`` choices; kept here so ``srbench --help`` imports nothing heavy. Each has a
+#: writer in :data:`srbench.export.FORMATS`.
+FORMAT_CHOICES = ("onnx",)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a model's deployed (fused) form, e.g. to ONNX",
+        description=(
+            "Export the deployed form of a model (re-parameterised branches fused) with its "
+            "weights. ONNX: one self-contained file, dynamic height/width, DepthToSpace in CRD "
+            "mode, srbench metadata (input range, scale, architecture, weights sha256)."
+        ),
+    )
+    p.add_argument("--model", "-m", required=True, help="registered model name or checkpoint path")
+    p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (default: as 'srbench run')")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default="onnx", help="output format (default onnx)")
+    p.add_argument("--output", "-o", type=Path, required=True, help="file to write (e.g. span_x4.onnx)")
+    p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
+    p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32", help="float type of the graph")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; 17 or newer)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--offline", action="store_true", help="never download weights")
+    p.set_defaults(func=export_command)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from srbench.export import FORMATS, ExportRequest, load_for_export
+
+    if args.output.exists() and not args.overwrite:
+        raise SrbenchError(f"{args.output} exists; add --overwrite or choose another -o")
+    if args.output.is_dir():
+        raise SrbenchError(f"-o {args.output} is a folder; name the file to write (e.g. model.onnx)")
+    spec, entry, model, sha = load_for_export(
+        args.model, scale=args.scale, weights=args.weights, offline=args.offline
+    )
+    console = make_console(stderr=True)
+    console.print(f"exporting {spec.name} (x{args.scale}, {args.dtype}) to {args.format}...")
+    request = ExportRequest(
+        spec=spec,
+        entry=entry,
+        model=model,
+        scale=args.scale,
+        weights_sha256=sha,
+        output=args.output,
+        dtype=args.dtype,
+        opset=args.opset,
+    )
+    result = FORMATS[args.format](request)
+    for line in result.lines:
+        console.print(line)
+    make_console().print(f"{result.path} ({result.size_bytes / 2**20:.2f} MB, {result.seconds:.1f} s)")
+    return 0

@@ -1,0 +1,105 @@
+"""``srbench export``: write a model's deployed form in a deployment format.
+
+Formats are dispatched through :data:`FORMATS` (format name → writer), so a new target
+(e.g. a browser bundle) is one more entry. Every writer receives the built, strictly loaded
+model (:func:`load_for_export`) and returns an :class:`ExportResult`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from srbench.errors import SrbenchError
+from srbench.execution.specs import ModelSpec
+from srbench.models.registry import ModelEntry
+
+
+@dataclass
+class ExportRequest:
+    """What to export: the model (built and loaded), where, and how."""
+
+    spec: ModelSpec
+    entry: ModelEntry
+    model: nn.Module
+    scale: int
+    weights_sha256: str
+    output: Path
+    dtype: str = "fp32"
+    opset: int | None = None
+
+
+@dataclass
+class ExportResult:
+    """What was written: the file, its size in bytes, and lines to show the user."""
+
+    path: Path
+    size_bytes: int
+    seconds: float
+    lines: list[str] = field(default_factory=list)
+
+
+ExportWriter = Callable[[ExportRequest], ExportResult]
+
+
+def load_for_export(
+    model: str, *, scale: int, weights: str | None, offline: bool
+) -> tuple[ModelSpec, ModelEntry, nn.Module, str]:
+    """``(spec, entry, model, weights_sha256)`` for ``--model``; refuses random weights.
+
+    ``weights_sha256`` is "" for a parameter-free model (``bicubic``).
+    """
+    from srbench.execution.building import build_model
+    from srbench.execution.config import RunConfig
+    from srbench.upscale import resolve_spec
+
+    spec = resolve_spec(model)
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise SrbenchError(f"--weights {weights}: file not found")
+        spec = ModelSpec(name=spec.name, arch=spec.arch, weights_path=Path(weights))
+    config = RunConfig(models=[spec.name], scale=scale, device="cpu", offline=offline)
+    entry, loaded = build_model(spec, config)
+    has_params = any(p.numel() > 0 for p in loaded.model.parameters())
+    if loaded.weights is None and has_params:
+        raise SrbenchError(
+            f"no x{scale} weights for model '{spec.name}' ({loaded.reason}); pass --weights PATH "
+            "(exporting random weights is meaningless)"
+        )
+    return spec, entry, loaded.model, loaded.weights.sha256 if loaded.weights else ""
+
+
+def export_onnx_file(req: ExportRequest) -> ExportResult:
+    """Write ``req``'s model as one ONNX file and check it against PyTorch on a random input."""
+    from srbench.deploy.onnx_export import DEFAULT_OPSET, ExportMetadata, export_onnx, write_onnx
+    from srbench.deploy.verify import verify_against_torch
+
+    meta = ExportMetadata(
+        model=req.spec.name,
+        arch=req.entry.name,
+        scale=req.scale,
+        input_range=req.entry.input_range,
+        weights_sha256=req.weights_sha256,
+        dtype=req.dtype,
+    )
+    opset = req.opset or DEFAULT_OPSET
+    t0 = time.perf_counter()
+    data = export_onnx(req.model, meta, opset=opset)
+    write_onnx(req.output, data)
+    seconds = time.perf_counter() - t0
+    diff = verify_against_torch(req.output, req.model, meta)
+    lines = [
+        f"opset {opset}, input 'input' 1x3xHxW {req.dtype} on [0, {meta.input_range:g}], "
+        f"output x{req.scale}, weights sha256 {req.weights_sha256[:12] or '(none)'}",
+        f"onnxruntime vs PyTorch on a random 1x3x64x64 input: max |diff| {diff:.2e} "
+        f"(of the output range {meta.input_range:g})",
+    ]
+    return ExportResult(req.output, len(data), seconds, lines)
+
+
+#: ``--format`` values and their writers.
+FORMATS: dict[str, ExportWriter] = {"onnx": export_onnx_file}
