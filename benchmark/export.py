@@ -46,6 +46,22 @@ class ExportResult:
 ExportWriter = Callable[[ExportRequest], ExportResult]
 
 
+@dataclass(frozen=True)
+class ExportFormat:
+    """A ``--format``: its writer and the optional packages it needs (checked up front)."""
+
+    write: ExportWriter
+    requires: tuple[str, ...] = ()
+    purpose: str = "export"
+
+    def check_installed(self) -> None:
+        """One-line SrbenchError naming the extra when a required package is missing."""
+        from srbench.deploy.extra import require
+
+        for module in self.requires:
+            require(module, purpose=self.purpose)
+
+
 def load_for_export(
     model: str, *, scale: int, weights: str | None, offline: bool
 ) -> tuple[ModelSpec, ModelEntry, nn.Module, str]:
@@ -101,5 +117,7 @@ def export_onnx_file(req: ExportRequest) -> ExportResult:
     return ExportResult(req.output, len(data), seconds, lines)
 
 
-#: ``--format`` values and their writers.
-FORMATS: dict[str, ExportWriter] = {"onnx": export_onnx_file}
+#: ``--format`` values and how to write them.
+FORMATS: dict[str, ExportFormat] = {
+    "onnx": ExportFormat(export_onnx_file, ("onnx", "onnxscript", "onnxruntime"), "ONNX export"),
+}

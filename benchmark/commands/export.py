@@ -38,10 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def export_command(args: argparse.Namespace) -> int:
     from srbench.export import FORMATS, ExportRequest, load_for_export
 
-    if args.output.exists() and not args.overwrite:
-        raise SrbenchError(f"{args.output} exists; add --overwrite or choose another -o")
     if args.output.is_dir():
         raise SrbenchError(f"-o {args.output} is a folder; name the file to write (e.g. model.onnx)")
+    if args.output.exists() and not args.overwrite:
+        raise SrbenchError(f"{args.output} exists; add --overwrite or choose another -o")
+    fmt = FORMATS[args.format]
+    fmt.check_installed()
     spec, entry, model, sha = load_for_export(
         args.model, scale=args.scale, weights=args.weights, offline=args.offline
     )
@@ -57,7 +59,7 @@ def export_command(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         opset=args.opset,
     )
-    result = FORMATS[args.format](request)
+    result = fmt.write(request)
     for line in result.lines:
         console.print(line)
     make_console().print(f"{result.path} ({result.size_bytes / 2**20:.2f} MB, {result.seconds:.1f} s)")

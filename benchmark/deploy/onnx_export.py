@@ -195,9 +195,7 @@ def export_error(exc: BaseException, name: str, opset: int) -> SrbenchError:
     )
 
 
-def export_onnx(
-    model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_OPSET
-) -> bytes:
+def export_onnx(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_OPSET) -> bytes:
     """The ONNX file (bytes) of ``model``'s deployed form; see the module docstring.
 
     Args:
@@ -272,12 +270,10 @@ def check_graph(proto: Any, name: str) -> None:
 
 def write_onnx(path: Path, data: bytes) -> None:
     """Write ``data`` atomically to ``path`` (folders created); an unwritable path is one line."""
-    from srbench.reporting.results import atomic_write_bytes
+    from srbench.files import atomic_write_bytes
 
-    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data)
+        atomic_write_bytes(path, data, mkdir=True)
     except OSError as exc:
         raise SrbenchError(f"cannot write {path} ({exc.strerror or exc}); choose another -o") from None
 

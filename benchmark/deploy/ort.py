@@ -61,7 +61,7 @@ _PURPOSE = "--backend onnxruntime"
 
 def onnx_cache_dir() -> Path:
     """``<cache>/onnx``: where exported files are kept, keyed by content."""
-    from srbench.models.weights import cache_root
+    from srbench.execution.weights import cache_root
 
     return cache_root() / "onnx"
 

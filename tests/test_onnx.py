@@ -1,0 +1,236 @@
+"""ONNX export (``srbench export --format onnx``) and the onnxruntime backend.
+
+The exported files are pinned to PyTorch itself (a second implementation of the same
+network): on a real image the ONNX Runtime output must equal PyTorch's within the fp32
+tolerance, and the graph must carry the properties the browser and other runtimes rely on
+(DepthToSpace in CRD mode, symbolic height/width, one file, srbench metadata).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+import onnx
+from torch import nn
+
+from srbench.cli import main
+from srbench.data.datasets import load_dataset
+from srbench.deploy.onnx_export import (
+    ExportMetadata,
+    check_graph,
+    read_metadata,
+)
+from srbench.deploy.ort import OrtBackend, cached_export
+from srbench.errors import SrbenchError
+from srbench.execution.building import build_model
+from srbench.execution.config import RunConfig
+from srbench.execution.runner import to_model_input
+from srbench.execution.specs import ModelSpec
+from srbench.models.bicubic import Bicubic, BicubicPolyphase
+from srbench.models.registry import register_model, unregister_model
+
+#: The models the issue names; all but bicubic need their official checkpoints.
+EXPORTED = ("span", "span_tiny", "spanf", "rlfn", "efdn", "bicubic")
+#: fp32 tolerance on |ONNX Runtime - PyTorch| in [0, 1] output units.
+FP32_TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One SRBENCH_CACHE_DIR for the module: each model is exported once, then reused."""
+    path = tmp_path_factory.mktemp("srbench-cache")
+    old = os.environ.get("SRBENCH_CACHE_DIR")
+    os.environ["SRBENCH_CACHE_DIR"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("SRBENCH_CACHE_DIR", None)
+    else:
+        os.environ["SRBENCH_CACHE_DIR"] = old
+
+
+def _built(name: str) -> tuple[nn.Module, ExportMetadata]:
+    if name != "bicubic":
+        from tests_support import require_weights
+
+        require_weights()
+    entry, loaded = build_model(ModelSpec(name, name), RunConfig(offline=True))
+    assert loaded.reason is None, loaded.reason
+    sha = loaded.weights.sha256 if loaded.weights else ""
+    return loaded.model, ExportMetadata(name, entry.name, 4, entry.input_range, sha)
+
+
+@pytest.fixture(scope="module")
+def exported(cache_dir: Path) -> dict[str, tuple[Path, nn.Module, ExportMetadata]]:
+    """name -> (cached .onnx, the PyTorch model, its metadata), exported lazily."""
+    return {}
+
+
+def _get(exported: dict, name: str) -> tuple[Path, nn.Module, ExportMetadata]:
+    if name not in exported:
+        model, meta = _built(name)
+        exported[name] = (cached_export(model, meta).path, model, meta)
+    return exported[name]
+
+
+# --------------------------------------------------------------------------- the graph
+
+
+def test_bicubic_polyphase_equals_matlab_imresize() -> None:
+    # The export form of bicubic against imresize (the MATLAB reference implementation).
+    gen = torch.Generator().manual_seed(1)
+    for scale in (2, 3, 4):
+        for shape in [(1, 3, 2, 2), (1, 3, 7, 11), (2, 3, 16, 5)]:
+            x = torch.rand(*shape, generator=gen, dtype=torch.float64)
+            diff = (BicubicPolyphase(scale)(x) - Bicubic(scale)(x)).abs().max().item()
+            assert diff < 1e-13, (scale, shape, diff)
+
+
+@pytest.mark.slow
+def test_span_graph_crd_single_file_metadata(exported: dict, tmp_path: Path) -> None:
+    path, _, meta = _get(exported, "span")
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto, full_check=True)
+    d2s = [n for n in proto.graph.node if n.op_type == "DepthToSpace"]
+    assert len(d2s) == 1
+    attrs = {a.name: a for a in d2s[0].attribute}
+    assert attrs["mode"].s == b"CRD" and attrs["blocksize"].i == 4
+    assert proto.opset_import[0].version >= 17
+    dims = [d.dim_param or d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, "height", "width"]
+    # One self-contained file: no tensor refers to external data.
+    assert not any(t.data_location == onnx.TensorProto.EXTERNAL for t in proto.graph.initializer)
+    assert list(path.parent.glob("*.data")) == []
+    # Metadata round trip, with the official checkpoint's sha256.
+    from srbench.models.registry import get_entry
+
+    back = read_metadata(path)
+    assert back == meta
+    assert back.weights_sha256 == get_entry("span").weights_for(4).sha256
+    assert (back.scale, back.input_range, back.arch) == (4, 1.0, "span")
+
+
+def test_dcr_depth_to_space_is_refused() -> None:
+    # ONNX's default DepthToSpace mode (DCR) scrambles pixel-shuffle channels.
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 48, "height", "width"])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, None, None])
+    for mode in ("DCR", None):
+        kwargs = {"blocksize": 4} if mode is None else {"blocksize": 4, "mode": mode}
+        node = helper.make_node("DepthToSpace", ["input"], ["output"], name="d2s", **kwargs)
+        proto = helper.make_model(helper.make_graph([node], "g", [x], [y]))
+        with pytest.raises(SrbenchError, match="DCR mode"):
+            check_graph(proto, "toy")
+
+
+def test_depth_to_space_crd_is_pixel_shuffle() -> None:
+    # The property the mode check protects, checked numerically on ONNX Runtime itself.
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 12, 3, 5])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, 6, 10])
+    t = torch.rand(1, 12, 3, 5)
+    for mode, same in (("CRD", True), ("DCR", False)):
+        node = helper.make_node("DepthToSpace", ["input"], ["output"], blocksize=2, mode=mode)
+        graph = helper.make_graph([node], "g", [x], [y])
+        proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        out = torch.from_numpy(sess.run(None, {"input": t.numpy()})[0])
+        assert torch.equal(out, nn.functional.pixel_shuffle(t, 2)) is same
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPORTED)
+def test_export_matches_pytorch_on_a_real_image(exported: dict, name: str) -> None:
+    path, model, meta = _get(exported, name)
+    dataset = load_dataset("sample-mini", scale=4)
+    pair = next(iter(dataset))
+    x = to_model_input(pair.lr, meta.input_range, torch.device("cpu"), torch.float32)
+    backend = OrtBackend(path, provider="cpu", scale=4)
+    with torch.inference_mode():
+        ref = model(x) / meta.input_range
+        out = backend(x) / meta.input_range
+    assert out.shape == ref.shape == (1, 3, *pair.hr.shape[:2])
+    diff = (out.clamp(0, 1) - ref.clamp(0, 1)).abs().max().item()
+    assert diff <= FP32_TOL, diff
+    # Another size runs through the same file: height and width are dynamic.
+    with torch.inference_mode():
+        y = backend(x[..., :20, :14].contiguous())
+    assert y.shape == (1, 3, 80, 56)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class _NoOnnx(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.special.i0(x)  # Bessel I0: no ONNX translation exists
+
+
+class _Unexportable(nn.Module):
+    def __init__(self, scale: int = 4) -> None:
+        super().__init__()
+        self.up = nn.Upsample(scale_factor=scale, mode="nearest")
+        self.tail = nn.Sequential(nn.Identity(), _NoOnnx())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tail(self.up(x))
+
+
+@pytest.fixture
+def unexportable() -> Iterator[str]:
+    name = "test_noonnx"
+    register_model(name, scales=(4,), input_range=1.0, description="test-only", tags=("test-only",))(
+        lambda scale=4: _Unexportable(scale)
+    )
+    yield name
+    unregister_model(name)
+
+
+def test_unsupported_op_is_one_line_naming_op_and_module(
+    unexportable: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.onnx"
+    code = main(["export", "--model", unexportable, "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("srbench: error:")]
+    assert len(lines) == 1 and lines[0].startswith("srbench: error: cannot export test_noonnx"), err
+    assert "bessel_i0" in lines[0] and "module 'tail.1' (_NoOnnx)" in lines[0], err
+    assert err.strip().endswith(lines[0])  # the error is the last thing printed
+    assert not out.exists()
+
+
+def test_missing_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    # A None entry in sys.modules makes `import onnx` raise ImportError, as on a bare install.
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    code = main(["export", "--model", "bicubic", "-o", str(tmp_path / "b.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == (
+        "srbench: error: onnx is not installed; ONNX export needs the optional extra: "
+        "pip install 'srbench[onnx]'"
+    )
+
+
+@pytest.mark.slow
+def test_export_cli_opset17_bicubic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bicubic.onnx"
+    assert main(["export", "--model", "bicubic", "-o", str(out), "--opset", "17"]) == 0
+    proto = onnx.load(str(out))
+    assert proto.opset_import[0].version == 17
+    assert read_metadata(out).weights_sha256 == ""
+    assert main(["export", "--model", "bicubic", "-o", str(out)]) == 2  # exists: no overwrite
+    assert "--overwrite" in capsys.readouterr().err
