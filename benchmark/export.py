@@ -70,7 +70,6 @@ def load_for_export(
     ``weights_sha256`` is "" for a parameter-free model (``bicubic``).
     """
     from srbench.execution.building import build_model
-    from srbench.execution.config import RunConfig
     from srbench.upscale import resolve_spec
 
     spec = resolve_spec(model)
@@ -78,8 +77,7 @@ def load_for_export(
         if not Path(weights).is_file():
             raise SrbenchError(f"--weights {weights}: file not found")
         spec = ModelSpec(name=spec.name, arch=spec.arch, weights_path=Path(weights))
-    config = RunConfig(models=[spec.name], scale=scale, device="cpu", offline=offline)
-    entry, loaded = build_model(spec, config)
+    entry, loaded = build_model(spec, scale=scale, offline=offline)
     has_params = any(p.numel() > 0 for p in loaded.model.parameters())
     if loaded.weights is None and has_params:
         raise SrbenchError(

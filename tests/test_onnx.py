@@ -32,9 +32,8 @@ from srbench.deploy.onnx_export import (
 )
 from srbench.deploy.ort import OrtBackend, cached_export
 from srbench.errors import SrbenchError
+from srbench.execution.backend import to_model_input
 from srbench.execution.building import build_model
-from srbench.execution.config import RunConfig
-from srbench.execution.runner import to_model_input
 from srbench.execution.specs import ModelSpec
 from srbench.models.bicubic import Bicubic, BicubicPolyphase
 from srbench.models.registry import register_model, unregister_model
@@ -63,7 +62,7 @@ def _built(name: str) -> tuple[nn.Module, ExportMetadata]:
         from tests_support import require_weights
 
         require_weights()
-    entry, loaded = build_model(ModelSpec(name, name), RunConfig(offline=True))
+    entry, loaded = build_model(ModelSpec(name, name), scale=4, offline=True)
     assert loaded.reason is None, loaded.reason
     sha = loaded.weights.sha256 if loaded.weights else ""
     return loaded.model, ExportMetadata(name, entry.name, 4, entry.input_range, sha)

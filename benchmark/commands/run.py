@@ -18,7 +18,7 @@ from srbench.commands.options import (
 )
 from srbench.console import make_console
 from srbench.errors import SrbenchError
-from srbench.execution.config import DEFAULT_WARMUP, RunConfig
+from srbench.execution.config import BACKENDS, DEFAULT_WARMUP, ORT_PROVIDERS, RunConfig
 from srbench.execution.orchestrator import default_output_dir, run_benchmark
 from srbench.reporting.results import check_label
 from srbench.reporting.tables import console_table, footnotes
@@ -66,6 +66,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--repeat", type=int, default=1, help="timed forwards per image; the median is kept")
     add_dtype_option(p)
+    p.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        default="torch",
+        help="what runs the network: torch (default) or onnxruntime (the ONNX export; srbench[onnx])",
+    )
+    p.add_argument(
+        "--ort-provider",
+        choices=list(ORT_PROVIDERS),
+        default="cpu",
+        help="ONNX Runtime execution provider with --backend onnxruntime (default cpu)",
+    )
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile (compile time reported apart)")
     p.add_argument("--cudnn-benchmark", action="store_true")
@@ -133,6 +145,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         isolate=not args.no_isolate,
         model_timeout=args.model_timeout,
         label=check_label(args.label),
+        backend=args.backend,
+        ort_provider=args.ort_provider,
     )
 
 

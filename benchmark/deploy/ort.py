@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,108 @@ class OrtBackend:
         )
         self.session.run_with_iobinding(binding)
         return out
+
+
+# --------------------------------------------------------------------------- in a run
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The exported file a run's backend loads: the cache entry, opset and seconds spent."""
+
+    export: CachedExport
+    opset: int
+    seconds: float
+
+    def describe(self) -> dict[str, Any]:
+        """``ModelResult.deployed``: format, file name, sha256, opset, cached."""
+        return {
+            "format": "onnx",
+            "file": self.export.path.name,
+            "sha256": self.export.sha256,
+            "opset": self.opset,
+            "cached": self.export.cached,
+        }
+
+
+def deploy(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_OPSET) -> Deployment:
+    """Export ``model`` (or find it in the cache) for a run; not part of any measured figure."""
+    require("onnxruntime", purpose=_PURPOSE)
+    t0 = time.perf_counter()
+    export = cached_export(model, meta, opset=opset)
+    return Deployment(export, opset, time.perf_counter() - t0)
+
+
+def max_lr_hw(images: Any) -> tuple[int, int]:
+    """The largest LR height and width of an :class:`~srbench.data.cache.ImageCache`."""
+    h = w = 2
+    for i in range(len(images)):
+        shape = np.load(images.root / f"{i:05d}_lr.npy", mmap_mode="r").shape
+        h, w = max(h, int(shape[0])), max(w, int(shape[1]))
+    return h, w
+
+
+@dataclass
+class OrtModel:
+    """A :class:`srbench.execution.backend.Backend` over an :class:`OrtBackend` session."""
+
+    session: OrtBackend
+    input_range: float
+    device: torch.device
+    dtype: torch.dtype
+
+    def to_input(self, lr: np.ndarray) -> torch.Tensor:
+        from srbench.execution.backend import to_model_input
+
+        return to_model_input(lr, self.input_range, self.device, self.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.session(x)
+
+
+def place(
+    deployment: Deployment,
+    *,
+    provider: str,
+    dtype: str,
+    scale: int,
+    input_range: float,
+    device: torch.device,
+    max_hw: tuple[int, int] | None = None,
+) -> OrtModel:
+    """The session on ``provider`` as a backend the protocol times."""
+    session = OrtBackend(deployment.export.path, provider=provider, dtype=dtype, scale=scale, max_hw=max_hw)
+    torch_dtype = torch.float16 if dtype == "fp16" else torch.float32
+    return OrtModel(session, input_range, device, torch_dtype)
+
+
+MIB = 2**20
+
+
+@dataclass
+class DeviceUsedMemory:
+    """Memory of an ONNX Runtime session on a GPU (``memory_kind: ort_cuda_device_used_delta``).
+
+    ONNX Runtime's CUDA arena is invisible to PyTorch's allocator counters. This reads the
+    device's used memory (``cudaMemGetInfo``: total − free, device-wide) when the meter
+    starts (before the session is created) and after the image loop; ORT's arena never
+    returns memory, so the difference is the session's peak reservation: weights, arena
+    peak and provider workspaces. Meaningful on a GPU no other process is using.
+    """
+
+    device: torch.device
+    kind: str = "ort_cuda_device_used_delta"
+    _used0: int = 0
+
+    def _used(self) -> int:
+        torch.cuda.synchronize(self.device)
+        free, total = torch.cuda.mem_get_info(self.device)
+        return total - free
+
+    def start(self) -> None:
+        """Record the device's used bytes."""
+        self._used0 = self._used()
+
+    def stop(self) -> float | None:
+        """MB (2**20 bytes) the device gained since :meth:`start`."""
+        return max(0, self._used() - self._used0) / MIB

@@ -18,6 +18,11 @@ DEFAULT_WARMUP = 3
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
+#: ``--backend`` values: PyTorch eager (the default) or the ONNX export run by ONNX Runtime.
+BACKENDS = ("torch", "onnxruntime")
+#: ``--ort-provider`` values (see :mod:`srbench.deploy.ort`).
+ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")
+
 
 @dataclass
 class RunConfig:
@@ -59,6 +64,19 @@ class RunConfig:
     split: str = "valid"
     degradation: str = "bicubic"
     allow_16bit: bool = False
+    #: What runs the network: ``torch`` or ``onnxruntime`` (:mod:`srbench.deploy.ort`).
+    backend: str = "torch"
+    #: ONNX Runtime execution provider (``--backend onnxruntime`` only).
+    ort_provider: str = "cpu"
+
+    def row_name(self, model: str) -> str:
+        """The results row of ``model`` under this backend: ``model`` for torch, else
+        ``model@onnxruntime`` (CPU provider) or ``model@onnxruntime-<provider>``, so rows
+        of several backends of one model sit side by side in tables, reports and checks."""
+        if self.backend == "torch":
+            return model
+        suffix = self.backend if self.ort_provider == "cpu" else f"{self.backend}-{self.ort_provider}"
+        return f"{model}@{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from srbench.errors import SrbenchError
-from srbench.execution.config import DTYPES, RunConfig
+from srbench.execution.config import BACKENDS, DTYPES, ORT_PROVIDERS, RunConfig
 
 
 def resolve_device(name: str) -> torch.device:
@@ -35,9 +35,42 @@ def check_dtype(dtype: str, device: torch.device) -> None:
         raise SrbenchError("--dtype fp16 needs a CUDA device; use --dtype bf16 or fp32 on CPU")
 
 
+def run_device(config: RunConfig) -> torch.device:
+    """The device a run's inputs live on and its forwards are timed on.
+
+    ``--backend torch``: ``--device`` (:func:`resolve_device`). ``--backend onnxruntime``:
+    the execution provider's device (CPU for ``cpu``, CUDA for ``cuda``/``tensorrt``); an
+    explicit ``--device`` that contradicts the provider is refused.
+    """
+    if config.backend == "torch":
+        return resolve_device(config.device)
+    if config.backend not in BACKENDS:
+        raise SrbenchError(f"--backend {config.backend!r} is not one of {', '.join(BACKENDS)}")
+    if config.ort_provider not in ORT_PROVIDERS:
+        raise SrbenchError(f"--ort-provider {config.ort_provider!r} is not one of {', '.join(ORT_PROVIDERS)}")
+    device = torch.device("cpu" if config.ort_provider == "cpu" else "cuda")
+    if config.device != "auto":
+        asked = resolve_device(config.device)
+        if asked.type != device.type:
+            raise SrbenchError(
+                f"--device {config.device} contradicts --ort-provider {config.ort_provider} "
+                f"(it runs on {device.type}); drop --device or choose another provider"
+            )
+        device = asked
+    elif device.type == "cuda" and not torch.cuda.is_available():
+        raise SrbenchError(
+            f"--ort-provider {config.ort_provider} needs a CUDA device and none is available; "
+            "use --ort-provider cpu"
+        )
+    return device
+
+
 def check_config(config: RunConfig, device: torch.device) -> None:
     """Refuse option combinations that cannot run on ``device``, with one line each."""
-    check_dtype(config.dtype, device)
+    if config.backend != "torch":
+        _check_ort_config(config)
+    else:
+        check_dtype(config.dtype, device)
     if device.type != "cuda":
         if config.cudnn_benchmark:
             raise SrbenchError("--cudnn-benchmark needs a CUDA device; drop it on CPU")
@@ -45,6 +78,28 @@ def check_config(config: RunConfig, device: torch.device) -> None:
             raise SrbenchError("--tf32 needs a CUDA device; drop it on CPU")
     if config.warmup < 0 or config.repeat < 1:
         raise SrbenchError("--warmup must be >= 0 and --repeat >= 1")
+
+
+def _check_ort_config(config: RunConfig) -> None:
+    """Options that only mean something to PyTorch are refused with ``--backend onnxruntime``."""
+    from srbench.deploy.extra import EXTRA_PACKAGES, require
+    from srbench.deploy.ort import check_provider
+
+    for module in EXTRA_PACKAGES:
+        require(module, purpose=f"--backend {config.backend}")
+    check_provider(config.ort_provider, config.dtype)
+    torch_only = [
+        ("--compile", config.compile),
+        ("--channels-last", config.channels_last),
+        ("--cudnn-benchmark", config.cudnn_benchmark),
+        ("--tf32", config.tf32 is not None),
+        ("--deterministic", config.deterministic),
+    ]
+    for flag, given in torch_only:
+        if given:
+            raise SrbenchError(
+                f"{flag} applies to --backend torch only; drop it with --backend {config.backend}"
+            )
 
 
 def apply_backend_settings(config: RunConfig, device: torch.device) -> None:

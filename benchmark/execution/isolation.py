@@ -153,7 +153,15 @@ def _death_reason(code: int | None) -> str:
 
 
 def _error(spec: ModelSpec, config: RunConfig, reason: str) -> ModelResult:
-    return ModelResult(name=spec.name, arch=spec.arch, scale=config.scale, status=STATUS_ERROR, reason=reason)
+    return ModelResult(
+        name=config.row_name(spec.name),
+        arch=spec.arch,
+        scale=config.scale,
+        status=STATUS_ERROR,
+        reason=reason,
+        backend=config.backend,
+        dtype=config.dtype,
+    )
 
 
 def prestart() -> threading.Thread | None:

@@ -24,7 +24,7 @@ from srbench.data.datasets import dataset_options, load_dataset
 from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
 from srbench.execution.config import RunConfig
-from srbench.execution.devices import check_config, resolve_device
+from srbench.execution.devices import check_config, run_device
 from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
 from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec, specs_from_config
@@ -129,7 +129,7 @@ def run_benchmark(
     measured in ``out_dir`` under the same config hash are kept and skipped.
     """
     console = console or Console(stderr=True)
-    device = resolve_device(config.device)
+    device = run_device(config)
     check_config(config, device)
     specs: list[ModelSpec] = specs_from_config(config)
     validate_checkpoints(specs, config)
@@ -139,7 +139,7 @@ def run_benchmark(
         config.data, scale=config.scale, layout=config.layout, **dataset_options(config.to_dict())
     )
     run = RunResult(
-        environment=collect_environment(device),
+        environment=collect_environment(device, backend=config.backend),
         config=config.to_dict(),
         dataset=dataset.describe(),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -147,9 +147,10 @@ def run_benchmark(
     if resume:
         run = _resume_base(out_dir, run, force)
     prepare_output_dir(out_dir)
+    # Rows are named per backend (span, span@onnxruntime): match them by row name.
     done = {m.name for m in run.models}
-    todo = [s for s in specs if s.name not in done]
-    for name in sorted(done & {s.name for s in specs}):
+    todo = [s for s in specs if config.row_name(s.name) not in done]
+    for name in sorted(done & {config.row_name(s.name) for s in specs}):
         console.print(f"{name}: already measured in {out_dir}, skipped")
 
     stop = StopFlag(new_stop_event() if config.isolate else None)
@@ -179,7 +180,7 @@ def run_benchmark(
                 run.upsert(result)
                 write_results(run, out_dir)
                 if result.status == STATUS_ERROR and not stop.requested:
-                    bar.console.print(f"[red]{spec.name}: error: {result.reason}")
+                    bar.console.print(f"[red]{result.name}: error: {result.reason}")
                 if stop.requested:
                     break
         if not todo:
@@ -190,7 +191,7 @@ def run_benchmark(
         signal.signal(signal.SIGINT, previous_handler)
         shutil.rmtree(cache_dir, ignore_errors=True)
     # Keep the requested order in the report.
-    order = {s.name: i for i, s in enumerate(specs)}
+    order = {config.row_name(s.name): i for i, s in enumerate(specs)}
     run.models.sort(key=lambda m: order.get(m.name, len(order)))
     write_results(run, out_dir)
     return run, stop.requested

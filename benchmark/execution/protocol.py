@@ -8,12 +8,17 @@ model's :class:`~srbench.reporting.results.ModelResult`.
    weights (or mark the model ``no-weights``: efficiency figures only);
 2. :func:`count_stage`: complexity on the CPU copy at ``profile_input`` (:mod:`srbench.measure.counting`);
 3. :func:`place_stage`: move the model to the device (dtype, channels-last, ``torch.compile``
-   as configured) as a :class:`~srbench.execution.backend.Backend`: ``forward(x) -> y``;
+   as configured) as a :class:`~srbench.execution.backend.Backend`: ``forward(x) -> y``.
+   With ``--backend onnxruntime``, :func:`deploy_stage` first exports the deployed form to
+   ONNX (or finds it in the content-hashed cache; outside every figure) and the backend is an
+   ONNX Runtime session on the chosen provider (:mod:`srbench.deploy.ort`);
 4. :func:`warmup_stage`: ``warmup`` forwards on the first image (excluded from every figure);
 5. :func:`timed_loop`: for each image, copy LR to the device (not timed), time the forward
    (:mod:`srbench.measure.timing`), then score it (:func:`score_image`: output to [0,1] fp32,
    uint8, fingerprint, PSNR-Y, SSIM-Y and PSNR-RGB against the HR on the device);
 6. :func:`memory_stage`: the peak memory (:mod:`srbench.measure.memory`);
+   deployment backends then compare their outputs with PyTorch's on the first images
+   (:func:`agreement_stage`, :mod:`srbench.deploy.agreement`);
 7. :func:`summarise`: statistics over images, status, notes.
 
 The dataset is decoded once per run into an :class:`ImageCache` shared by all models.
@@ -38,7 +43,7 @@ from srbench.errors import SrbenchError, cause
 from srbench.execution.backend import Backend, Tiling, TorchBackend, timed_forward, to_unit_range
 from srbench.execution.building import LoadedModel, build_model
 from srbench.execution.config import DTYPES, RunConfig
-from srbench.execution.devices import apply_backend_settings, check_config, resolve_device
+from srbench.execution.devices import apply_backend_settings, check_config, run_device
 from srbench.execution.failures import describe_failure
 from srbench.execution.specs import ModelSpec
 from srbench.measure.counting import Complexity, profile_model
@@ -52,6 +57,7 @@ from srbench.reporting.results import (
     STATUS_ERROR,
     STATUS_NO_WEIGHTS,
     STATUS_OK,
+    BackendAgreement,
     ImageResult,
     ModelResult,
 )
@@ -109,6 +115,12 @@ class Stages:
     #: The placed model and the warm-up image ``(name, (width, height))``, for error messages.
     backend: Backend | None = None
     current: tuple[str, tuple[int, int]] | None = None
+    #: Deployment backends only: the exported file (``srbench.deploy.ort.Deployment``) and
+    #: the session's provider, then the agreement with PyTorch.
+    deployment: Any = None
+    provider: str | None = None
+    session_s: float | None = None
+    agreement: BackendAgreement | None = None
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -169,14 +181,23 @@ def run_stages(
     should_stop: Callable[[], bool] | None = None,
 ) -> None:
     """Stages 1-6 in order, each record stored in ``stages`` as soon as it exists."""
-    device = resolve_device(config.device)
+    device = run_device(config)
     check_config(config, device)
     apply_backend_settings(config, device)
     stages.built = build_stage(spec, config)
     stages.complexity = count_stage(stages.built, config)
-    stages.memory = PeakMemory(device)
+    if config.backend != "torch":
+        stages.deployment = deploy_stage(stages.built, spec, config)
+    stages.memory = memory_meter(config, device)
     stages.memory.start()
-    backend = place_stage(stages.built, config, device)
+    if stages.deployment is not None:
+        t0 = time.perf_counter()
+        backend = place_deployed(stages.built, stages.deployment, config, device, images)
+        stages.session_s = time.perf_counter() - t0
+        stages.provider = backend.session.provider_name
+    else:
+        backend = place_stage(stages.built, config, device)
+        stages.provider = str(device)
     stages.backend = backend
     if len(images):
         first = images.first_lr()
@@ -198,6 +219,8 @@ def run_stages(
     stages.loop.current = stages.current = None  # past the images: a later error names none
     stages.memory_mb = memory_stage(stages.memory)
     stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
+    if stages.deployment is not None and stages.loop.interrupted is None:
+        stages.agreement = agreement_stage(stages.built, backend, images, config, device)
 
 
 def build_stage(spec: ModelSpec, config: RunConfig) -> Built:
@@ -221,6 +244,78 @@ def place_stage(built: Built, config: RunConfig, device: torch.device) -> Backen
         dtype=DTYPES[config.dtype],
         channels_last=config.channels_last,
         compile=config.compile,
+    )
+
+
+def deploy_stage(built: Built, spec: ModelSpec, config: RunConfig) -> Any:
+    """Stage 3a (deployment backends): the ONNX file of the deployed model, from the cache or
+    exported now (:func:`srbench.deploy.ort.deploy`); its seconds are ``phases_s.export``."""
+    from srbench.deploy.onnx_export import ExportMetadata
+    from srbench.deploy.ort import deploy
+
+    weights = built.loaded.weights
+    meta = ExportMetadata(
+        model=spec.name,
+        arch=built.entry.name,
+        scale=config.scale,
+        input_range=built.entry.input_range,
+        weights_sha256=weights.sha256 if weights else "",
+        dtype=config.dtype,
+    )
+    return deploy(built.loaded.model, meta)
+
+
+def memory_meter(config: RunConfig, device: torch.device) -> Any:
+    """The memory meter of the run's backend: :class:`PeakMemory` (torch, and ONNX Runtime on
+    the CPU: the process's peak RSS delta), or the device's used-memory delta for ONNX
+    Runtime on a GPU, whose arena PyTorch's counters cannot see."""
+    if config.backend != "torch" and device.type == "cuda":
+        from srbench.deploy.ort import DeviceUsedMemory
+
+        return DeviceUsedMemory(device)
+    return PeakMemory(device)
+
+
+def place_deployed(
+    built: Built, deployment: Any, config: RunConfig, device: torch.device, images: ImageCache
+) -> Any:
+    """Stage 3 (deployment backends): an ONNX Runtime session on ``--ort-provider`` as the
+    Backend (:class:`srbench.deploy.ort.OrtModel`)."""
+    from srbench.deploy.ort import max_lr_hw, place
+
+    return place(
+        deployment,
+        provider=config.ort_provider,
+        dtype=config.dtype,
+        scale=config.scale,
+        input_range=built.entry.input_range,
+        device=device,
+        max_hw=max_lr_hw(images) if config.ort_provider == "tensorrt" else None,
+    )
+
+
+def agreement_stage(
+    built: Built, backend: Backend, images: ImageCache, config: RunConfig, device: torch.device
+) -> BackendAgreement:
+    """Stage 6a (deployment backends): outputs vs PyTorch fp32 on the run's device, on the first
+    images (:func:`srbench.deploy.agreement.measure_agreement`); untimed."""
+    from srbench.deploy.agreement import measure_agreement
+
+    reference = TorchBackend.prepare(built.loaded.model, input_range=built.entry.input_range, device=device)
+
+    def upscale(b: Backend) -> Callable[[Any], torch.Tensor]:
+        def run(lr: Any) -> torch.Tensor:
+            x = b.to_input(lr)
+            return to_unit_range(b.forward(x), x, config.scale, "agreement", b.input_range)
+
+        return run
+
+    return measure_agreement(
+        images,
+        upscale(backend),
+        upscale(reference),
+        dtype=config.dtype,
+        reference_label=f"torch fp32 on {device}",
     )
 
 
@@ -350,8 +445,14 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
     With ``error`` the status is ``error`` and the reason is ``error``; the figures of the
     stages that completed are kept.
     """
-    result = ModelResult(name=spec.name, arch=spec.arch, scale=config.scale, status=STATUS_ERROR)
+    name = config.row_name(spec.name)
+    result = ModelResult(name=name, arch=spec.arch, scale=config.scale, status=STATUS_ERROR)
+    result.backend, result.dtype = config.backend, config.dtype
+    result.provider = stages.provider
     phases = result.phases_s
+    if stages.deployment is not None:
+        result.deployed = stages.deployment.describe()
+        phases["export"] = stages.deployment.seconds
     built = stages.built
     if built is not None:
         phases["build_and_load"] = built.seconds
@@ -377,6 +478,8 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
                 f"{c.functional_convs} functional convolution call(s) are invisible to the "
                 "NTIRE activation/conv counters"
             )
+    if stages.session_s is not None:
+        phases["session"] = stages.session_s
     if stages.warmup is not None:
         if stages.warmup.compile_s is not None:
             phases["compile"] = stages.warmup.compile_s
@@ -408,6 +511,13 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
         note = stages.shape_probe.note()
         if note:
             result.notes.append(note)
+    result.backend_agreement = stages.agreement
+    if stages.agreement is not None and not stages.agreement.within_tolerance:
+        a = stages.agreement
+        result.notes.append(
+            f"output drifts from PyTorch: max |diff| {a.max_abs_diff:.2e} > tolerance {a.tolerance:g} "
+            f"({a.psnr_vs_torch_db:.2f} dB vs PyTorch); its quality is not ranked"
+        )
     return result
 
 

@@ -219,6 +219,9 @@ PLATFORM_KEYS = (
     ("environment", "torch"),
     ("environment", "torch_threads"),
     ("config", "dtype"),
+    # ONNX Runtime runs: another ORT version has other kernels (absent from torch runs; the
+    # provider is part of each row's name).
+    ("environment", "onnxruntime"),
 )
 
 

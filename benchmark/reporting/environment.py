@@ -54,8 +54,12 @@ def _str(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def collect_environment(device: torch.device) -> dict[str, Any]:
-    """srbench/torch/python versions, device, CPU, threads and (on GPU) CUDA/cuDNN/TF32 facts."""
+def collect_environment(device: torch.device, *, backend: str = "torch") -> dict[str, Any]:
+    """srbench/torch/python versions, device, CPU, threads and (on GPU) CUDA/cuDNN/TF32 facts.
+
+    With a deployment ``backend`` (``onnxruntime``) also the versions of ``onnx``,
+    ``onnxruntime`` and ``onnxscript`` and ONNX Runtime's available execution providers.
+    """
     env: dict[str, Any] = {
         "srbench": __version__,
         "torch": torch.__version__,
@@ -81,4 +85,14 @@ def collect_environment(device: torch.device) -> dict[str, Any]:
         )
     else:
         env["device_name"] = env["cpu_model"]
+    if backend != "torch":
+        from srbench.deploy.extra import versions
+
+        env.update(versions())
+        try:
+            import onnxruntime
+
+            env["ort_providers"] = list(onnxruntime.get_available_providers())
+        except ImportError:
+            pass
     return env

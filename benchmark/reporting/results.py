@@ -60,6 +60,32 @@ class WeightsInfo:
 
 
 @dataclass
+class BackendAgreement:
+    """How far a deployment backend's outputs are from PyTorch's on the first images.
+
+    Attributes:
+        reference: what the backend was compared with (``"torch fp32 on cpu"``).
+        images: the images compared (the dataset's first ones).
+        max_abs_diff: max |backend − PyTorch| over every value of the float outputs clamped
+            to [0, 1] (before quantisation), in [0, 1] output units.
+        max_abs_diff_u8: the same on the uint8 outputs, in grey levels (0-255).
+        psnr_vs_torch_db: PSNR between the two uint8 outputs (RGB, all pixels, no border
+            crop, peak 255), the worst (lowest) over ``images``; ``inf`` when identical.
+        tolerance: the largest ``max_abs_diff`` accepted for this dtype.
+        within_tolerance: ``max_abs_diff <= tolerance``. A row outside it keeps its figures
+            in the JSON but is not ranked (tables show no quality for it, with a footnote).
+    """
+
+    reference: str
+    images: list[str]
+    max_abs_diff: float
+    max_abs_diff_u8: int
+    psnr_vs_torch_db: float
+    tolerance: float
+    within_tolerance: bool
+
+
+@dataclass
 class ModelResult:
     """Everything measured for one model (see the README for each field's definition)."""
 
@@ -101,18 +127,37 @@ class ModelResult:
     #: node and device that measured it and, per run, its key, node, device and headline time.
     #: Absent from the JSON of ``srbench run`` results.
     cell: dict[str, Any] | None = None
+    #: What ran the network: ``torch`` or ``onnxruntime`` (the row name says so when not torch).
+    backend: str = "torch"
+    #: Where it ran: the torch device (``cpu``, ``cuda:0``) or the ONNX Runtime execution
+    #: provider (``CPUExecutionProvider``, ...).
+    provider: str | None = None
+    #: Float type of the forwards (``fp32``, ``fp16``, ``bf16``).
+    dtype: str | None = None
+    #: Deployment backends: the exported file run (``format``, ``file``, ``sha256``, ``opset``,
+    #: ``cached``: whether the content-hashed cache already held it). Absent for torch rows.
+    deployed: dict[str, Any] | None = None
+    #: Deployment backends: agreement with PyTorch (:class:`BackendAgreement`). Absent for torch.
+    backend_agreement: BackendAgreement | None = None
+
+    @property
+    def drifted(self) -> bool:
+        """True when a deployment backend's output is outside its tolerance of PyTorch's."""
+        return self.backend_agreement is not None and not self.backend_agreement.within_tolerance
 
     @property
     def has_quality(self) -> bool:
-        """True when the quality columns mean something (trained weights, measured)."""
-        return self.status == STATUS_OK and self.psnr_y is not None
+        """True when the quality columns mean something (trained weights, measured, and, for a
+        deployment backend, agreeing with PyTorch within tolerance)."""
+        return self.status == STATUS_OK and self.psnr_y is not None and not self.drifted
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (``srbench/1``)."""
         d = asdict(self)
         d["runtime_ms"] = self.runtime_ms.to_dict() if self.runtime_ms else None
-        if d["cell"] is None:
-            del d["cell"]  # run results keep their exact srbench/1 shape
+        for key in ("cell", "deployed", "backend_agreement"):
+            if d[key] is None:
+                del d[key]  # torch run results keep their srbench/1 shape
         return d
 
     @classmethod
@@ -124,6 +169,9 @@ class ModelResult:
             kwargs["weights"] = WeightsInfo(**kwargs["weights"])
         if kwargs.get("runtime_ms"):
             kwargs["runtime_ms"] = RuntimeStats(**kwargs["runtime_ms"])
+        if kwargs.get("backend_agreement"):
+            agreement = {k: _restore_float(v) for k, v in kwargs["backend_agreement"].items()}
+            kwargs["backend_agreement"] = BackendAgreement(**agreement)
         image_fields = set(ImageResult.__dataclass_fields__)
         kwargs["images"] = [
             ImageResult(**{k: _restore_float(v) for k, v in i.items() if k in image_fields})
@@ -204,6 +252,8 @@ NEW_CONFIG_DEFAULTS: dict[str, Any] = {
     "split": "valid",
     "degradation": "bicubic",
     "allow_16bit": False,
+    "backend": "torch",
+    "ort_provider": "cpu",
 }
 
 _UNHASHED_CONFIG = frozenset(
@@ -301,6 +351,11 @@ CSV_COLUMNS = [
     "weights_file",
     "weights_sha256",
     "reason",
+    "backend",
+    "provider",
+    "dtype",
+    "max_abs_diff_vs_torch",
+    "psnr_vs_torch_db",
 ]
 
 
@@ -311,6 +366,7 @@ def results_csv(run: RunResult) -> str:
     writer.writeheader()
     for m in run.models:
         rt = m.runtime_ms
+        agree = m.backend_agreement
         writer.writerow(
             {
                 "model": m.name,
@@ -332,6 +388,11 @@ def results_csv(run: RunResult) -> str:
                 "weights_file": m.weights.file if m.weights else "",
                 "weights_sha256": m.weights.sha256 if m.weights else "",
                 "reason": m.reason or "",
+                "backend": m.backend,
+                "provider": m.provider or "",
+                "dtype": m.dtype or "",
+                "max_abs_diff_vs_torch": _csv(agree.max_abs_diff if agree else None),
+                "psnr_vs_torch_db": _csv(agree.psnr_vs_torch_db if agree else None),
             }
         )
     return buf.getvalue()

@@ -363,6 +363,12 @@ def entries_from_run(data: dict[str, Any], source: str) -> list[Entry]:
         )
         if m.status == "error":
             e.error = f"error: {m.reason}"
+        elif m.drifted:
+            # A deployment backend whose output left PyTorch's tolerance is never ranked.
+            a = m.backend_agreement
+            e.error = (
+                f"{m.backend} output drifts from PyTorch (max |diff| {a.max_abs_diff:.2e} > {a.tolerance:g})"
+            )
         entries.append(e)
     return entries
 
