@@ -233,3 +233,144 @@ def test_export_cli_opset17_bicubic(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert read_metadata(out).weights_sha256 == ""
     assert main(["export", "--model", "bicubic", "-o", str(out)]) == 2  # exists: no overwrite
     assert "--overwrite" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- srbench run
+
+RUN_FAST = ["--data", "sample-mini", "--profile-input", "1x3x64x64", "--no-isolate"]
+
+
+@pytest.fixture(scope="module")
+def runs(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A torch run and an onnxruntime run of the six models on sample-mini."""
+    from tests_support import require_weights
+
+    require_weights()
+    models = ",".join(EXPORTED)
+    out = {}
+    for backend in ("torch", "onnxruntime"):
+        folder = tmp_path_factory.mktemp(backend)
+        args = ["run", "--models", models, "--backend", backend, "--output", str(folder), *RUN_FAST]
+        assert main(args) == 0
+        out[backend] = folder
+    return out
+
+
+def _rows(folder: Path) -> dict:
+    import json
+
+    data = json.loads((folder / "results.json").read_text())
+    return data, {m["name"]: m for m in data["models"]}
+
+
+@pytest.mark.slow
+def test_onnxruntime_rows_match_pytorch(runs: dict[str, Path]) -> None:
+    torch_run, torch_rows = _rows(runs["torch"])
+    ort_run, ort_rows = _rows(runs["onnxruntime"])
+    assert list(ort_rows) == [f"{m}@onnxruntime" for m in EXPORTED]
+    assert ort_run["environment"]["onnxruntime"] == __import__("onnxruntime").__version__
+    assert ort_run["environment"]["onnx"] == onnx.__version__
+    assert "onnxruntime" not in torch_run["environment"]
+    for name in EXPORTED:
+        t, o = torch_rows[name], ort_rows[f"{name}@onnxruntime"]
+        assert (t["backend"], t["provider"], t["dtype"]) == ("torch", "cpu", "fp32")
+        assert "backend_agreement" not in t and "deployed" not in t
+        assert (o["backend"], o["provider"], o["dtype"]) == ("onnxruntime", "CPUExecutionProvider", "fp32")
+        assert o["status"] == "ok", o["reason"]
+        # Complexity is the network's, whatever runs it.
+        assert (o["params"], o["flops"], o["convs"]) == (t["params"], t["flops"], t["convs"])
+        assert abs(o["psnr_y"] - t["psnr_y"]) <= 0.01, name
+        for ti, oi in zip(t["images"], o["images"]):
+            assert abs(oi["psnr_y"] - ti["psnr_y"]) <= 0.01, (name, ti["name"])
+        a = o["backend_agreement"]
+        assert a["images"] == [i["name"] for i in t["images"][:2]]
+        assert a["within_tolerance"] is True and 0 <= a["max_abs_diff"] <= 1e-3, (name, a)
+        assert a["max_abs_diff_u8"] <= 1
+        assert a["psnr_vs_torch_db"] == "inf" or a["psnr_vs_torch_db"] > 60
+        assert o["deployed"]["format"] == "onnx" and o["deployed"]["opset"] >= 17
+        assert o["memory_kind"] == "cpu_peak_rss_delta" and o["runtime_ms"]["n"] == 4
+
+
+@pytest.mark.slow
+def test_second_run_reuses_the_cached_file(
+    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, first = _rows(runs["onnxruntime"])
+
+    def no_export(*_a: object, **_k: object) -> bytes:
+        raise AssertionError("exported again instead of reusing the cached file")
+
+    monkeypatch.setattr("srbench.deploy.ort.export_onnx", no_export)
+    out = tmp_path / "again"
+    assert main(["run", "--models", "span", "--backend", "onnxruntime", "--output", str(out), *RUN_FAST]) == 0
+    _, again = _rows(out)
+    row = again["span@onnxruntime"]
+    assert row["deployed"]["cached"] is True
+    assert row["deployed"]["sha256"] == first["span@onnxruntime"]["deployed"]["sha256"]
+    assert "export" in row["phases_s"] and row["phases_s"]["export"] < 5
+
+
+@pytest.mark.slow
+def test_report_check_and_score_side_by_side(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
+    assert main(["report", str(runs["torch"]), str(runs["onnxruntime"]), "--output", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "| span |" in md and "| span@onnxruntime |" in md
+    # A run checked against itself passes, fingerprints included (same platform).
+    assert (
+        main(["check", str(runs["onnxruntime"] / "results.json"), "--baseline", str(runs["onnxruntime"])])
+        == 0
+    )
+    capsys.readouterr()
+    assert main(["score", str(runs["torch"]), str(runs["onnxruntime"]), "--edition", "ntire2025"]) == 0
+    out = capsys.readouterr().out
+    assert "span@onnxruntime" in out and "rlfn@onnxruntime" in out
+
+
+def test_drifted_backend_row_is_flagged_not_ranked() -> None:
+    from srbench.reporting.results import BackendAgreement, ModelResult, RunResult
+    from srbench.reporting.score import entries_from_run
+    from srbench.reporting.tables import footnotes, results_markdown
+
+    agreement = BackendAgreement("torch fp32 on cpu", ["a"], 0.02, 5, 41.0, 1e-3, False)
+    row = ModelResult(
+        name="span@onnxruntime",
+        arch="span",
+        scale=4,
+        status="ok",
+        psnr_y=30.0,
+        ssim_y=0.9,
+        psnr_rgb=28.0,
+        backend="onnxruntime",
+        backend_agreement=agreement,
+        notes=["output drifts from PyTorch: ..."],
+    )
+    assert row.drifted and not row.has_quality
+    run = RunResult(environment={}, config={}, dataset={"name": "x"}, models=[row])
+    assert "| span@onnxruntime | — | — |" in results_markdown(run)
+    assert any("drifts" in n for n in footnotes(run))
+    entry = entries_from_run(run.to_dict(), "r")[0]
+    assert entry.error and "drifts" in entry.error
+    back = RunResult.from_dict(run.to_dict()).models[0]
+    assert back.backend_agreement == agreement and back.drifted
+
+
+def test_onnxruntime_option_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    base = ["run", "--models", "bicubic", "--backend", "onnxruntime", "--output", str(tmp_path), *RUN_FAST]
+    cases = [
+        (["--compile"], "--compile applies to --backend torch only"),
+        (["--dtype", "fp16"], "--dtype fp16 with --ort-provider cpu"),
+        (["--dtype", "bf16"], "--dtype bf16 with --ort-provider cpu"),
+    ]
+    if not torch.cuda.is_available():
+        cases.append((["--ort-provider", "cuda"], "--ort-provider cuda needs a CUDA device"))
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("srbench: error: ") and message in err and "\n" not in err, err
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert main(base) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "srbench: error: onnxruntime is not installed; --backend onnxruntime needs the optional "
+        "extra: pip install 'srbench[onnx]'"
+    )
