@@ -20,6 +20,7 @@ from srbench.reporting.compare import (
     MSE_FLOOR,
     Crop,
     auto_crop,
+    crop_candidates,
     default_zoom,
     grid_size,
     load_comparison,
@@ -74,7 +75,7 @@ def fake_run(tmp_path: Path) -> Path:
 def test_load_comparison_panels_and_psnrs(fake_run: Path) -> None:
     comp = load_comparison(fake_run, "face")
     assert [p.label for p in comp.panels] == ["HR", "bicubic", "a", "b"]
-    assert comp.skipped == ["c"]
+    assert comp.left_out == ["c"] and comp.skipped == []  # a failed model is never a panel
     assert [p.psnr_y for p in comp.panels[2:]] == [31.25, math.inf]
     hr = comp.hr
     assert hr.shape == (64, 80, 3)
@@ -157,3 +158,40 @@ def test_luma_helper_agrees_with_metrics() -> None:
 
     img = np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8)
     assert np.allclose(_y(img), rgb_to_y(torch.tensor(img).permute(2, 0, 1)).numpy(), atol=1e-12)
+
+
+def test_models_without_weights_are_left_out_and_bicubic_appears_once(fake_run: Path, capsys) -> None:
+    """Issue 19 case 8: a random-init output saved under images/ (as older runs did) is not a
+    panel, --auto-crop ignores it, and the run's own bicubic row is not a second bicubic panel."""
+    from srbench.reporting.results import load_results
+
+    run = load_results(fake_run)
+    hr = load_comparison(fake_run, "face").hr
+    flat = np.full_like(hr, 128)  # "random" output: disagrees most on a flat background
+    for name, arch, status, img in (
+        ("rand", "span_ca", "no-weights", flat),
+        ("bicubic", "bicubic", "ok", hr),
+    ):
+        (fake_run / "images" / name).mkdir(parents=True)
+        Image.fromarray(img).save(fake_run / "images" / name / "face.png")
+        run.models.append(ModelResult(name, arch, 4, status, images=[ImageResult("face", 1.0)]))
+    write_results(run, fake_run)
+    comp = load_comparison(fake_run, "face")
+    assert [p.label for p in comp.panels] == ["HR", "bicubic", "a", "b"]
+    assert comp.left_out == ["c", "rand"]
+    crop = auto_crop(comp.hr, crop_candidates(comp), size=BAD, stride=4, border=4)
+    assert crop == Crop(BAD_X, BAD_Y, BAD, BAD)
+    assert main(["compare", "face", "--run", str(fake_run), "--auto-crop", "--crop-size", "16"]) == 0
+    assert "left out (no trained weights, or failed" in capsys.readouterr().err
+
+
+def test_save_images_skips_models_without_weights(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    monkeypatch.setenv("SRBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    args = ["run", "--models", "span_ca,bicubic", "--data", "sample-mini", "--no-isolate", "--save-images"]
+    assert main([*args, "--offline", "--output", str(out)]) == 0
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["bicubic"]
+    rows = {m["name"]: m for m in json.loads((out / "results.json").read_text())["models"]}
+    assert any("SR images not saved" in n for n in rows["span_ca"]["notes"])

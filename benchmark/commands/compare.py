@@ -72,6 +72,12 @@ def compare_command(args: argparse.Namespace) -> int:
         raise SrbenchError(f"--output {out}: the grid is written as PNG; name the file .png")
     write_grid(out, grid)
     console = make_console(stderr=True)
+    if comparison.left_out:
+        console.print(
+            f"[dim]left out (no trained weights, or failed: their output is not a result): "
+            f"{', '.join(comparison.left_out)}",
+            soft_wrap=True,
+        )
     if comparison.skipped:
         console.print(
             f"[dim]no saved SR of {args.image} for: {', '.join(comparison.skipped)} (skipped)", soft_wrap=True

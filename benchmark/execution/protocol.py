@@ -212,7 +212,10 @@ def run_stages(
         config,
         timer=timer,
         quality=stages.built.quality,
-        save_dir=Path(config.save_images) / spec.name if config.save_images else None,
+        # Random-init output is never kept as a result image (the note says so in summarise).
+        save_dir=Path(config.save_images) / spec.name
+        if config.save_images and stages.built.quality
+        else None,
         progress=progress,
         should_stop=should_stop,
     )
@@ -459,6 +462,8 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
         result.input_range = built.entry.input_range
         result.weights = built.loaded.weights
         result.reason = built.loaded.reason
+        if config.save_images and not built.quality:
+            result.notes.append("SR images not saved: without trained weights the output is not a result")
     c = stages.complexity
     if c is not None:
         phases["count"] = c.seconds

@@ -34,7 +34,7 @@ from srbench.data.imageio import read_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8
 from srbench.errors import SrbenchError
 from srbench.measure.metrics import image_quality, rgb_to_y
-from srbench.reporting.results import RunResult, load_results
+from srbench.reporting.results import STATUS_OK, RunResult, load_results
 
 #: Default automatic crop: a 96x96 HR window searched on a 16-pixel grid.
 DEFAULT_CROP_SIZE = 96
@@ -80,14 +80,17 @@ class Panel:
 class Comparison:
     """Everything a grid shows for one image of one run.
 
-    ``panels`` are HR, bicubic, then the models in results.json order; ``skipped`` names the
-    run's models that have no saved SR of this image (e.g. they failed).
+    ``panels`` are HR, bicubic, then the models in results.json order, each method once;
+    ``skipped`` names the run's models that have no saved SR of this image (e.g. they failed);
+    ``left_out`` the models whose output is not a result (no trained weights: status
+    ``no-weights``, or ``error``), which are never shown nor compared by ``--auto-crop``.
     """
 
     image_name: str
     scale: int
     panels: list[Panel]
     skipped: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def hr(self) -> np.ndarray:
@@ -224,7 +227,16 @@ def load_comparison(run_dir: Path, image_name: str) -> Comparison:
     )
     panels = [Panel("HR", None, hr), Panel("bicubic", quality.psnr_y, bicubic)]
     skipped: list[str] = []
+    left_out: list[str] = []
+    bicubic_row = False
     for model in run.models:
+        if model.arch == "bicubic":
+            bicubic_row = True
+            continue  # the bicubic panel is already there: each method appears once
+        if model.status != STATUS_OK:
+            # Random-init output (no-weights) or a failed model: never shown as a result.
+            left_out.append(model.name)
+            continue
         path = images_dir / model.name / f"{image_name}.png"
         if not path.is_file():
             skipped.append(model.name)
@@ -238,12 +250,17 @@ def load_comparison(run_dir: Path, image_name: str) -> Comparison:
             )
         psnr_y = next((i.psnr_y for i in model.images if i.name == image_name), None)
         panels.append(Panel(model.name, psnr_y, sr))
-    if len(panels) == 2:
+    if len(panels) == 2 and not bicubic_row:
+        if left_out and not skipped:
+            raise SrbenchError(
+                f"run {run_dir} has no model with trained weights to compare ({', '.join(left_out)} "
+                "ran without them); give them weights (see each row's reason) and rerun 'srbench run'"
+            )
         raise SrbenchError(
             f"run {run_dir} has no saved SR of {image_name!r} under {images_dir}/<model>/; "
             "rerun 'srbench run' with --save-images"
         )
-    return Comparison(image_name=image_name, scale=scale, panels=panels, skipped=skipped)
+    return Comparison(image_name=image_name, scale=scale, panels=panels, skipped=skipped, left_out=left_out)
 
 
 # --------------------------------------------------------------------------- drawing
