@@ -227,3 +227,13 @@ def test_undercounted_flops_are_marked_in_the_score(tmp_path: Path) -> None:
     assert row.flops_undercount and any("conv lower bound 9.10 G" in n for n in row.notes)
     assert "⚠" in score.markdown(ranking) and "undercounted" in score.markdown(ranking)
     assert "true" in score.csv_text(ranking).splitlines()[1]
+
+
+def test_a_failed_default_baseline_row_falls_back_to_published_figures() -> None:
+    ed = get_edition("ntire2025")
+    failed = Entry("efdn", psnr={}, params_m=0.276, flops_g=16.7, error="error: too small")
+    ranking = score_entries([failed, _row("x", 16.69, 16.70, 0.276)], ed)
+    assert ranking.baseline.kind == "published"
+    assert ranking.baseline.source.startswith("row 'efdn' unusable (error: too small), so the published")
+    with pytest.raises(SrbenchError, match="cannot be used"):
+        score_entries([failed], ed, "efdn")

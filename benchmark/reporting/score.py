@@ -158,15 +158,20 @@ def resolve_baseline(entries: list[Entry], edition: Edition, name: str | None = 
             "name one of them or drop --baseline to use the edition's published figures"
         )
     candidates = [name] if name else [edition.baseline_row, edition.baseline_model]
+    unusable = ""
     for cand in candidates:
         e = by_name.get(cand)
         if e is None:
             continue
         missing = [k for k in ("runtime_ms", "flops_g", "params_m") if getattr(e, k) in (None, 0)]
         if missing:
-            raise SrbenchError(
-                f"baseline row {cand!r} has no {', '.join(missing)}; pass another row with --baseline"
-            )
+            why = e.error or f"no {', '.join(missing)}"
+            if name:
+                raise SrbenchError(
+                    f"baseline row {cand!r} cannot be used ({why}); pass another row with --baseline"
+                )
+            unusable = f"row {cand!r} unusable ({why}), so the "
+            continue
         assert e.runtime_ms is not None and e.flops_g is not None and e.params_m is not None
         return Baseline(cand, e.runtime_ms, e.flops_g, e.params_m, "row", f"row {cand!r} of the input")
     pub = edition.baseline
@@ -176,7 +181,7 @@ def resolve_baseline(entries: list[Entry], edition: Edition, name: str | None = 
         pub.flops_g,
         pub.params_m,
         "published",
-        f"published figures of {edition.title} ({pub.source}; runtime on {pub.gpu})",
+        f"{unusable}published figures of {edition.title} ({pub.source}; runtime on {pub.gpu})",
     )
 
 
