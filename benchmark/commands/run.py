@@ -169,7 +169,8 @@ def run_command(args: argparse.Namespace) -> int:
     run, interrupted = run_benchmark(
         config, out_dir, console=console, resume=args.resume is not None, force=args.force
     )
-    make_console().print(console_table(run))
+    out = make_console()
+    out.print(console_table(run, width=out.width))
     for note in footnotes(run):
         console.print(f"[dim]{note}")
     console.print(f"results: {out_dir}")

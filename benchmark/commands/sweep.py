@@ -224,7 +224,8 @@ def sweep_command(args: argparse.Namespace) -> int:
     finally:
         if hasattr(engine, "shutdown"):
             engine.shutdown()
-    make_console().print(console_table(summary.run))
+    out = make_console()
+    out.print(console_table(summary.run, width=out.width))
     for note in footnotes(summary.run):
         console.print(f"[dim]{note}", markup=True)
     for warning in summary.warnings:

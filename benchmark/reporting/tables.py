@@ -75,31 +75,79 @@ def caption(run: RunResult) -> str:
     )
 
 
-def console_table(run: RunResult) -> Table:
-    """The run as a rich table (columns of the issue's main table)."""
+#: Columns :func:`console_table` drops first when the terminal is too narrow (the files keep them).
+DROP_ORDER = ("Convs", "Memory", "Activations", "PSNR-RGB", "Energy", "SSIM-Y")
+
+
+def _columns(run: RunResult) -> list[tuple[str, str, str, Callable[[ModelResult], str]]]:
+    """``(short header, long header, unit, cell)`` of every console column, in order."""
     stat = _time_stat(run)
-    title = f"srbench results: {run.config['label']}" if run.config.get("label") else "srbench results"
-    table = Table(title=title, caption=caption(run), caption_justify="left")
-    columns: list[tuple[str, Callable[[ModelResult], str]]] = [
-        ("Model", lambda m: m.name),
-        ("PSNR-Y (dB)", lambda m: _fmt(_quality(m, "psnr_y"), 1, 2)),
-        ("SSIM-Y", lambda m: _fmt(_quality(m, "ssim_y"), 1, 4)),
-        ("PSNR-RGB (dB)", lambda m: _fmt(_quality(m, "psnr_rgb"), 1, 2)),
-        (f"Time (ms, {stat})", lambda m: _fmt(_time(m, stat), 1, 2)),
-        ("Params (M)", lambda m: _fmt(m.params, 1e6, 3)),
-        ("FLOPs (G)", flops_cell),
-        ("Activations (M)", lambda m: _fmt(m.activations, 1e6, 2)),
-        ("Memory (MB)", lambda m: _fmt(m.memory_mb, 1, 2)),
-        ("Convs", lambda m: DASH if m.convs is None else str(m.convs)),
+    columns: list[tuple[str, str, str, Callable[[ModelResult], str]]] = [
+        ("Model", "Model", "", lambda m: m.name),
+        ("PSNR-Y", "PSNR-Y (dB)", "dB", lambda m: _fmt(_quality(m, "psnr_y"), 1, 2)),
+        ("SSIM-Y", "SSIM-Y", "", lambda m: _fmt(_quality(m, "ssim_y"), 1, 4)),
+        ("PSNR-RGB", "PSNR-RGB (dB)", "dB", lambda m: _fmt(_quality(m, "psnr_rgb"), 1, 2)),
+        ("Time", f"Time (ms, {stat})", f"ms, {stat}", lambda m: _fmt(_time(m, stat), 1, 2)),
+        ("Params", "Params (M)", "M", lambda m: _fmt(m.params, 1e6, 3)),
+        ("FLOPs", "FLOPs (G)", "G", flops_cell),
+        ("Activations", "Activations (M)", "M", lambda m: _fmt(m.activations, 1e6, 2)),
+        ("Memory", "Memory (MB)", "MB", lambda m: _fmt(m.memory_mb, 1, 2)),
+        ("Convs", "Convs", "", lambda m: DASH if m.convs is None else str(m.convs)),
     ]
     if any(m.energy_j_per_image is not None for m in run.models):
         # Only GPUs with an NVML energy counter have this figure; CPU runs never show it.
-        columns.append(("Energy (J/img)", lambda m: _fmt(m.energy_j_per_image, 1, 3)))
-    for title, _ in columns:
-        table.add_column(title, justify="left" if title == "Model" else "right")
-    for m in run.models:
+        columns.append(("Energy", "Energy (J/img)", "J/img", lambda m: _fmt(m.energy_j_per_image, 1, 3)))
+    return columns
+
+
+def _table_width(widths: list[int]) -> int:
+    # rich's default box: one space of padding each side of a cell, one rule between and around.
+    return sum(w + 2 for w in widths) + len(widths) + 1
+
+
+def console_table(run: RunResult, width: int | None = None) -> Table:
+    """The run as a rich table that fits ``width`` columns without cutting anything.
+
+    No header and no model name is ever shortened with "…": when the full headers (units
+    in them) do not fit, the headers become single words with the units in the caption; when
+    that is still too wide, columns are dropped in :data:`DROP_ORDER` and the caption says
+    they are in results.csv/results.md. ``width=None``: the full table.
+    """
+    columns = _columns(run)
+    rows = [[fn(m) for *_, fn in columns] for m in run.models]
+
+    def widths(headers: list[str], keep: list[int]) -> list[int]:
+        return [max([len(headers[i])] + [len(r[i]) for r in rows]) for i in keep]
+
+    everything = list(range(len(columns)))
+    long_headers = [c[1] for c in columns]
+    short_headers = [c[0] for c in columns]
+    headers, keep, dropped = long_headers, everything, []
+    if width is not None and _table_width(widths(long_headers, everything)) > width:
+        headers = short_headers
+        for name in DROP_ORDER:
+            if _table_width(widths(headers, keep)) <= width:
+                break
+            index = next((i for i in keep if columns[i][0] == name), None)
+            if index is not None:
+                keep = [i for i in keep if i != index]
+                dropped.append(columns[index][1])
+    title = f"srbench results: {run.config['label']}" if run.config.get("label") else "srbench results"
+    text = caption(run)
+    if headers is short_headers:
+        units = ", ".join(f"{columns[i][0]} {columns[i][2]}" for i in keep if columns[i][2])
+        text += f"; units: {units}"
+    if dropped:
+        text += f"; not shown at this width (see results.csv/results.md): {', '.join(dropped)}"
+    table = Table(title=title, caption=text, caption_justify="left")
+    for i, w in zip(keep, widths(headers, keep), strict=True):
+        # no_wrap + min_width: rich never folds or ellipsises a header or a model name.
+        table.add_column(
+            headers[i], justify="left" if i == 0 else "right", no_wrap=True, min_width=w, overflow="fold"
+        )
+    for m, r in zip(run.models, rows, strict=True):
         style = "red" if m.status == "error" else None
-        table.add_row(*(fn(m) for _, fn in columns), style=style)
+        table.add_row(*(r[i] for i in keep), style=style)
     return table
 
 
