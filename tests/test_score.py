@@ -237,3 +237,13 @@ def test_a_failed_default_baseline_row_falls_back_to_published_figures() -> None
     assert ranking.baseline.source.startswith("row 'efdn' unusable (error: too small), so the published")
     with pytest.raises(SrbenchError, match="cannot be used"):
         score_entries([failed], ed, "efdn")
+
+
+def test_warnings_name_other_datasets_and_a_published_runtime_baseline(tmp_path: Path) -> None:
+    run = _srbench_run(tmp_path)
+    ed = get_edition("ntire2024")  # no rlfn row: published RTX 3090 figures
+    ranking = score_entries(load_entries(run), ed)
+    assert ranking.baseline.kind == "published"
+    assert any("measured on valid: sample" in w for w in ranking.warnings)
+    assert any("RTX 3090" in w for w in ranking.warnings)
+    assert score_entries([_row("00_RLFN_baseline", 1, 1, 1)], ed).warnings == []  # challenge rows

@@ -61,6 +61,10 @@ class Entry:
     #: Why the row cannot be scored at all (e.g. the model failed), else None.
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: Dataset names the PSNR was measured on, per split, when srbench measured it.
+    datasets: dict[str, str] = field(default_factory=dict)
+    #: True when srbench measured the row (its runtime is from this machine, not the organisers').
+    measured_here: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class Ranking:
     baseline: Baseline
     rows: list[ScoreRow]
     inputs: list[str] = field(default_factory=list)
+    #: Caveats that apply to the whole ranking (data sets, devices), one sentence each.
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (schema ``srbench/score-1``); non-finite floats become strings."""
@@ -116,6 +122,7 @@ class Ranking:
                 "gates": self.edition.gates,
                 "baseline": asdict(self.baseline),
                 "inputs": self.inputs,
+                "warnings": self.warnings,
                 "rows": [asdict(r) for r in self.rows],
             }
         )
@@ -234,7 +241,32 @@ def score_entries(
             same = prev is not None and _track_score(prev, track) == _track_score(r, track)
             r.rank[track] = prev.rank[track] if same and prev is not None else i + 1
     rows.sort(key=lambda r: (r.rank["final"] is None, r.rank["final"] or 0, r.name))
-    return Ranking(edition=edition, baseline=base, rows=rows, inputs=list(inputs or []))
+    return Ranking(
+        edition=edition,
+        baseline=base,
+        rows=rows,
+        inputs=list(inputs or []),
+        warnings=_warnings(entries, edition, base),
+    )
+
+
+def _warnings(entries: list[Entry], edition: Edition, base: Baseline) -> list[str]:
+    out = []
+    expected = {s: hr[: -len("_HR")] for s, (hr, _lr) in edition.layout.items()}
+    other = sorted(
+        {f"{s}: {name}" for e in entries for s, name in e.datasets.items() if name != expected.get(s)}
+    )
+    if other:
+        out.append(
+            f"PSNR measured on {', '.join(other)}, not the challenge's "
+            f"{', '.join(expected.values())}: the gates are thresholds for those sets only"
+        )
+    if base.kind == "published" and any(e.measured_here for e in entries):
+        out.append(
+            f"runtimes measured here are scored against the baseline's {edition.baseline.gpu} figure; "
+            "they are comparable only on that GPU (measure the baseline in the same run instead)"
+        )
+    return out
 
 
 def _track_score(row: ScoreRow, track: str) -> float | None:
@@ -365,6 +397,8 @@ def entries_from_run(data: dict[str, Any], source: str) -> list[Entry]:
             flops_lower_bound_g=_g(getattr(m, "flops_lower_bound", None)),
             source=source,
             notes=[f"one split ({ds}); runtime = {stat} forward ms"],
+            datasets={"valid": ds},
+            measured_here=True,
         )
         if m.status == "error":
             e.error = f"error: {m.reason}"
@@ -395,6 +429,8 @@ def entries_from_challenge_run(data: dict[str, Any], source: str) -> list[Entry]
                 source=source,
                 error=m.get("error"),
                 notes=list(m.get("notes", [])),
+                datasets={s: str(d.get("name", "?")) for s, d in data.get("datasets", {}).items()},
+                measured_here=True,
             )
         )
     return entries
@@ -523,8 +559,8 @@ def _cells(r: ScoreRow) -> list[str]:
 
 
 def footnotes(ranking: Ranking) -> list[str]:
-    """Why each row is not eligible (or unchecked), and flagged FLOPs."""
-    out = []
+    """The ranking's caveats, why each row is not eligible (or unchecked), and flagged FLOPs."""
+    out = list(ranking.warnings)
     for r in ranking.rows:
         out.extend(f"{r.name}: {w}" for w in r.why_not)
         out.extend(f"{r.name}: {n}" for n in r.notes if "undercount" in n)
