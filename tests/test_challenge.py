@@ -153,3 +153,20 @@ def test_runs_without_protocol_and_unknown_protocols_are_refused(capsys: pytest.
         "--protocol 'ntire1999' is not known; use one of ntire2024, ntire2025, ntire2026"
         in capsys.readouterr().err
     )
+
+
+def test_edition_layout_paths_load_as_the_ntire_layout_per_split(tmp_path: Path) -> None:
+    from srbench.data.datasets import load_dataset
+    from srbench.data.imresize import imresize_uint8
+
+    for split, n in (("valid", 2), ("test", 1)):
+        hr_dir = _images(tmp_path / f"DIV2K_LSDIR_{split}_HR", n, 0)
+        lr_dir = tmp_path / f"DIV2K_LSDIR_{split}_LR"
+        lr_dir.mkdir()
+        for p in hr_dir.iterdir():
+            lr = imresize_uint8(np.asarray(Image.open(p)), 0.25)
+            Image.fromarray(lr).save(lr_dir / f"{p.stem}x4.png")
+    paths = resolve_split_data(ED, str(tmp_path))
+    for split, n in (("valid", 2), ("test", 1)):
+        ds = load_dataset(paths[split], scale=4)
+        assert ds.layout == "ntire-esr" and len(ds) == n and ds.name == f"DIV2K_LSDIR_{split}"
