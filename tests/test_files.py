@@ -139,3 +139,21 @@ def test_every_command_output_follows_umask_002(tmp_path: Path) -> None:
         assert wrong == {}
     finally:
         os.umask(old)
+
+
+def test_weights_hash_memo_sees_new_content_with_the_same_size_and_mtime(tmp_path: Path) -> None:
+    """The in-process sha256 memo of checkpoints is not keyed by mtime/size alone (issue 19 kind 2)."""
+    import hashlib
+
+    from srbench.execution.weights import sha256_file
+
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"A" * 64)
+    first = sha256_file(path)
+    stat = path.stat()
+    replacement = tmp_path / "new.pth"
+    replacement.write_bytes(b"B" * 64)  # same size
+    os.utime(replacement, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime, as cp -p leaves it
+    os.replace(replacement, path)
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns and path.stat().st_size == stat.st_size
+    assert sha256_file(path) == hashlib.sha256(b"B" * 64).hexdigest() != first

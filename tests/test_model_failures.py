@@ -104,3 +104,22 @@ def test_run_error_row_names_the_image(tmp_path: Path, monkeypatch) -> None:
     assert "[1 of 2 images measured before it]" in reason
     assert [i["name"] for i in rows["rlfn"]["images"]] == ["a_big"]  # kept, not dropped
     assert rows["bicubic"]["status"] == "ok"  # other models survive
+
+
+@pytest.mark.slow
+def test_export_of_a_model_that_raises_is_one_line(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("onnx")
+    import srbench_test_models
+    import torch
+
+    from srbench.models.registry import get_entry
+
+    srbench_test_models.register()
+    ckpt = tmp_path / "raise.pth"
+    torch.save(get_entry("test_raise").build(scale=4).state_dict(), ckpt)
+    args = ["export", "--model", "test_raise", "--weights", str(ckpt), "--format", "onnx"]
+    code = main([*args, "-o", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    line = _one_error_line(err)
+    assert "test_raise" in line  # the export's own one-line error, or model_call's

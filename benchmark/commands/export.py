@@ -59,7 +59,11 @@ def export_command(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         opset=args.opset,
     )
-    result = fmt.write(request)
+    from srbench.execution.failures import model_call
+
+    # A model that raises while being traced/exported is one line naming it (issue 19 kind 3).
+    with model_call(spec.name, f"the {args.format} export (x{args.scale}, {args.dtype})"):
+        result = fmt.write(request)
     for line in result.lines:
         console.print(line)
     make_console().print(f"{result.path} ({result.size_bytes / 2**20:.2f} MB, {result.seconds:.1f} s)")
