@@ -260,7 +260,9 @@ class RayEngine:
             "retry_exceptions": False,
         }
         if self.use_gpu:
-            options["num_gpus"] = 1
+            # A fresh Ray worker per GPU cell: a reused one keeps the CUDA context (and its
+            # forkserver the CUDA_VISIBLE_DEVICES) of the GPU its first cell ran on.
+            options.update(num_gpus=1, max_calls=1)
         task = ray.remote(_ray_cell).options(**options)
         threads = None if self.use_gpu else self.cpus_per_cell
         pending = {task.remote(c, self.sweep_id, threads, self.use_gpu): c for c in cells}
