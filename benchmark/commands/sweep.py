@@ -13,7 +13,7 @@ _AXES = ("models", "data", "backend", "dtype")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from srbench.commands.run import add_protocol_options, add_tiling_options
+    from srbench.commands.options import add_allow_16bit_option, add_protocol_options, add_tiling_options
 
     p = sub.add_parser(
         "sweep",
@@ -68,6 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     for flag in ("--scale", "--device", "--tile-overlap", "--offline"):
         p.set_defaults(**{flag.lstrip("-").replace("-", "_"): None})
     p.add_argument("--layout", default=None, help="force a dataset layout instead of auto-detection")
+    add_allow_16bit_option(p)
+    p.set_defaults(allow_16bit=None)  # None: not given, so a sweep file's value stands
     p.add_argument("--warmup", type=int, default=None, help="warm-up forwards (as 'srbench run')")
     p.add_argument("--repeat", type=int, default=None, help="timed forwards per image (median kept)")
     p.add_argument("--profile-input", default=None, help="complexity input NxCxHxW")
@@ -112,7 +114,7 @@ def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 def build_sweep_plan(options: dict[str, Any]) -> Any:
     """The :class:`~srbench.execution.sweep.SweepPlan` of merged options (one-line errors)."""
     from srbench.commands.run import config_from_args
-    from srbench.data.datasets import load_dataset
+    from srbench.data.datasets import dataset_options, load_dataset
     from srbench.execution.config import DTYPES
     from srbench.execution.orchestrator import validate_checkpoints
     from srbench.execution.specs import parse_model_specs
@@ -156,7 +158,8 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
         return config_from_args(table)
 
     def describe_data(config: Any) -> dict[str, Any]:
-        return load_dataset(config.data, scale=config.scale, layout=config.layout).describe()
+        options = dataset_options(config.to_dict())
+        return load_dataset(config.data, scale=config.scale, layout=config.layout, **options).describe()
 
     first = table_config(data[0], backends[0], dtypes[0])
     specs = parse_model_specs(",".join(models), first.weights)

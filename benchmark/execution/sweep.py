@@ -288,9 +288,11 @@ def node_images(config: RunConfig, cache_root: Path) -> Any:
     every later cell (any worker, any engine) reopens it.
     """
     from srbench.data.cache import ImageCache
-    from srbench.data.datasets import load_dataset
+    from srbench.data.datasets import dataset_options, load_dataset
 
-    dataset = load_dataset(config.data, scale=config.scale, layout=config.layout)
+    dataset = load_dataset(
+        config.data, scale=config.scale, layout=config.layout, **dataset_options(config.to_dict())
+    )
     ident = json.dumps(
         {
             "data": config.data,
