@@ -228,3 +228,15 @@ def test_ctrl_c_keeps_finished_cells_and_resume_measures_the_rest(tmp_path: Path
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(kept)} of 4 cells already measured" in resumed.stderr
     assert len(list(cells.glob("*.json"))) == 4
+
+
+def test_score_reads_a_merged_sweep_and_shows_the_run_spread(tmp_path: Path, capsys) -> None:
+    plan = _plan(models="bicubic,test_raise", runs=3)
+    medians = [10.0, 4.0, 12.0, 4.0, 17.0, 4.0]  # run-major: bicubic, test_raise per run
+    records = {c.key: cell_record(c, _outcome(c, m)) for c, m in zip(plan.cells, medians)}
+    write_results(merged_run(plan, records, {}), tmp_path / "sweep")
+    assert main(["score", str(tmp_path / "sweep"), "--markdown", "--baseline", "test_raise"]) == 0
+    out = capsys.readouterr().out
+    # bicubic: median of the runs' medians 12.000, population std over the runs.
+    assert f"12.000 ± {statistics.pstdev([10.0, 12.0, 17.0]):.3f}" in out
+    assert "4.000 ± 0.000" in out

@@ -65,6 +65,9 @@ class Entry:
     datasets: dict[str, str] = field(default_factory=dict)
     #: True when srbench measured the row (its runtime is from this machine, not the organisers').
     measured_here: bool = False
+    #: Run-to-run spread of ``runtime_ms`` (population std over runs, ms) when the row
+    #: summarises several runs (``srbench sweep --runs``, ``run --protocol --runs``), else None.
+    runtime_std_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ class ScoreRow:
     rank: dict[str, int | None]
     is_baseline: bool = False
     flops_undercount: bool = False
+    #: See ``Entry.runtime_std_ms``; the table shows ``runtime ± std``.
+    runtime_std_ms: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -221,6 +226,7 @@ def score_entries(
                 why_not=why,
                 psnr=dict(e.psnr),
                 runtime_ms=e.runtime_ms,
+                runtime_std_ms=e.runtime_std_ms,
                 flops_g=e.flops_g,
                 params_m=e.params_m,
                 score_runtime=s_rt,
@@ -400,6 +406,13 @@ def entries_from_run(data: dict[str, Any], source: str) -> list[Entry]:
             datasets={"valid": ds},
             measured_here=True,
         )
+        runs = len((m.cell or {}).get("runs") or [])
+        if runs > 1 and m.runtime_ms is not None:
+            # A sweep row: runtime_ms summarises the runs' headline times (see execution/sweep.py).
+            e.runtime_std_ms = m.runtime_ms.std
+            e.notes[0] = (
+                f"one split ({ds}); runtime = {stat} over {runs} runs of each run's {stat} forward ms"
+            )
         if m.status == "error":
             e.error = f"error: {m.reason}"
         elif m.drifted:
@@ -421,6 +434,7 @@ def entries_from_challenge_run(data: dict[str, Any], source: str) -> list[Entry]
                 name=m["name"],
                 psnr={s: m.get("psnr", {}).get(s) for s in data.get("splits", ("valid", "test"))},
                 runtime_ms=m.get("runtime_ms"),
+                runtime_std_ms=_runs_std(m.get("runtime_spread_ms")),
                 split_runtime_ms=m.get("split_runtime_ms", {}),
                 params_m=_m(m.get("params")),
                 flops_g=_g(m.get("flops")),
@@ -434,6 +448,11 @@ def entries_from_challenge_run(data: dict[str, Any], source: str) -> list[Entry]
             )
         )
     return entries
+
+
+def _runs_std(spread: dict[str, Any] | None) -> float | None:
+    # The spread is shown only when there were several runs to spread over.
+    return spread.get("std") if spread and int(spread.get("n", 0)) > 1 else None
 
 
 def _g(v: int | None) -> float | None:
@@ -547,7 +566,7 @@ def _cells(r: ScoreRow) -> list[str]:
         _elig(r),
         _f(r.psnr.get("valid"), 3),
         _f(r.psnr.get("test"), 3),
-        _f(r.runtime_ms, 3),
+        _f(r.runtime_ms, 3) + (f" ± {r.runtime_std_ms:.3f}" if r.runtime_std_ms is not None else ""),
         _f(r.params_m, 4),
         _f(r.flops_g, 4),
         _f(r.score_runtime),
