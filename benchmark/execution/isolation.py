@@ -49,6 +49,7 @@ def _context() -> Any:
                     "srbench.models.loading",
                     "srbench.execution.weights",
                     "fvcore.nn",
+                    "thop",
                     "torch.utils.flop_counter",
                 ]
             )
