@@ -39,7 +39,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from srbench.errors import SrbenchError
-from srbench.files import apply_umask_to_dir
+from srbench.files import apply_umask_to_dir, current_umask
 
 #: Environment variable that replaces every dataset's base URL (e.g. a local mirror).
 MIRROR_ENV = "SRBENCH_DATA_MIRROR"
@@ -172,9 +172,7 @@ def download(
             bar.close()
     # pooch writes through a private temporary file (mode 0600); a downloaded file is the
     # user's, so it gets the permissions their umask gives a new file.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(dest, 0o666 & ~umask)
+    os.chmod(dest, 0o666 & ~current_umask())
     if known is None:
         got = dest.stat().st_size
         if size is not None and got != size:
