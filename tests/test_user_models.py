@@ -470,6 +470,24 @@ def test_entry_point_registers_a_model(tmp_path: Path) -> None:
     assert "builtin" in next(line for line in builtin.stdout.splitlines() if "rlfn " in line)
 
 
+def test_srbench_plugins_takes_a_module_or_a_file(tmp_path: Path) -> None:
+    site = _plugin_package(tmp_path / "site")
+    (site / "srbench_demo_plugin-0.1.dist-info" / "entry_points.txt").unlink()  # plugin route only
+    plugin_file = site / "srbench_demo_plugin" / "__init__.py"
+    for value, origin in (
+        ("srbench_demo_plugin", "plugin srbench_demo_plugin"),
+        (str(plugin_file), f"plugin {plugin_file}"),
+    ):
+        env_site = site if value == "srbench_demo_plugin" else tmp_path  # the file needs no PYTHONPATH
+        os.environ["SRBENCH_PLUGINS"] = value
+        try:
+            listed = _srbench(["list", "demo*"], env_site, tmp_path)
+        finally:
+            del os.environ["SRBENCH_PLUGINS"]
+        assert listed.returncode == 0, listed.stderr
+        assert "demo_nearest" in listed.stdout and origin in listed.stdout.replace("\n", "")
+
+
 @pytest.mark.slow
 def test_entry_point_model_runs_in_a_worker(tmp_path: Path) -> None:
     site = _plugin_package(tmp_path / "site")
