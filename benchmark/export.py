@@ -63,20 +63,30 @@ class ExportFormat:
 
 
 def load_for_export(
-    model: str, *, scale: int, weights: str | None, offline: bool
+    model: str,
+    *,
+    scale: int,
+    weights: str | None,
+    offline: bool,
+    model_args: dict[str, dict] | None = None,
+    input_ranges: dict[str, float] | None = None,
 ) -> tuple[ModelSpec, ModelEntry, nn.Module, str]:
     """``(spec, entry, model, weights_sha256)`` for ``--model``; refuses random weights.
 
-    ``weights_sha256`` is "" for a parameter-free model (``bicubic``).
+    ``weights_sha256`` is "" for a parameter-free model (``bicubic``). ``model_args`` and
+    ``input_ranges`` are ``--model-args``/``--input-range`` (user code, see specs.py).
     """
+    from dataclasses import replace
+
     from srbench.execution.building import build_model
     from srbench.upscale import resolve_spec
 
-    spec = resolve_spec(model)
+    spec = resolve_spec(model, model_args=model_args, input_ranges=input_ranges, scale=scale)
     if weights is not None:
         if not Path(weights).is_file():
             raise SrbenchError(f"--weights {weights}: file not found")
-        spec = ModelSpec(name=spec.name, arch=spec.arch, weights_path=Path(weights))
+        # replace() keeps the rest of the spec (a user file's class, its arguments).
+        spec = replace(spec, weights_path=Path(weights))
     entry, loaded = build_model(spec, scale=scale, offline=offline)
     has_params = any(p.numel() > 0 for p in loaded.model.parameters())
     if loaded.weights is None and has_params:

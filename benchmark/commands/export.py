@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from srbench.commands.options import add_model_options
 from srbench.console import make_console
 from srbench.errors import SrbenchError
 
@@ -23,7 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "mode, srbench metadata (input range, scale, architecture, weights sha256)."
         ),
     )
-    p.add_argument("--model", "-m", required=True, help="registered model name or checkpoint path")
+    p.add_argument(
+        "--model",
+        "-m",
+        required=True,
+        help="registered model name, checkpoint path, FILE.py:Class or module:callable",
+    )
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (default: as 'srbench run')")
     p.add_argument("--format", choices=FORMAT_CHOICES, default="onnx", help="output format (default onnx)")
     p.add_argument("--output", "-o", type=Path, required=True, help="file to write (e.g. span_x4.onnx)")
@@ -32,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; 17 or newer)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--offline", action="store_true", help="never download weights")
+    add_model_options(p)
     p.set_defaults(func=export_command)
 
 
@@ -44,8 +51,15 @@ def export_command(args: argparse.Namespace) -> int:
         raise SrbenchError(f"{args.output} exists; add --overwrite or choose another -o")
     fmt = FORMATS[args.format]
     fmt.check_installed()
+    from srbench.execution.specs import parse_input_ranges, parse_model_args
+
     spec, entry, model, sha = load_for_export(
-        args.model, scale=args.scale, weights=args.weights, offline=args.offline
+        args.model,
+        scale=args.scale,
+        weights=args.weights,
+        offline=args.offline,
+        model_args=parse_model_args(args.model_args),
+        input_ranges=parse_input_ranges(args.input_range),
     )
     console = make_console(stderr=True)
     console.print(f"exporting {spec.name} (x{args.scale}, {args.dtype}) to {args.format}...")
