@@ -139,3 +139,23 @@ def test_old_results_load_and_flagged_models_are_marked() -> None:
     run = RunResult(environment={}, config={}, dataset={}, models=[m])
     assert "1.59 ⚠" in results_markdown(run)
     assert any("1.59 ⚠" in str(c) for c in console_table(run).columns[6]._cells)
+
+
+def test_profile_breakdown_cli_totals_for_span(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from srbench.cli import main
+
+    assert main(["profile", "--models", "span", "--breakdown", "--depth", "1", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["models"]
+    total = row["breakdown"]["modules"][0]
+    assert (total["params"], total["flops"], total["activations"], total["convs"]) == (
+        150_688,
+        9_833_807_872,
+        41_680_896,
+        22,
+    )
+    assert row["flops_lower_bound"] == row["flops_thop"] == 9_833_807_872 and row["flops_undercount"] is False
+    assert main(["profile", "--models", "span", "--breakdown"]) == 0
+    out = capsys.readouterr().out
+    assert "span (total)" in out and "per operator" in out and "9,833,807,872" in out
