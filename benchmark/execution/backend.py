@@ -169,8 +169,12 @@ def timed_forward(
         tile //= 2
 
 
-def check_output(out: torch.Tensor, x: torch.Tensor, scale: int, name: str) -> torch.Tensor:
-    """``out[0]`` after checking its shape is ``x``'s × ``scale`` and every value is finite.
+def check_output(
+    out: torch.Tensor, x: torch.Tensor, scale: int, name: str, *, finite: bool = True
+) -> torch.Tensor:
+    """``out[0]`` after checking its shape is ``x``'s × ``scale`` and, with ``finite``, that
+    every value is finite (the protocol leaves that to :func:`srbench.measure.quality.score_image`,
+    which checks it during quantisation instead of in a second pass).
 
     Raises :class:`SrbenchError` naming the image otherwise.
     """
@@ -180,7 +184,7 @@ def check_output(out: torch.Tensor, x: torch.Tensor, scale: int, name: str) -> t
             f"image {name}: output shape {tuple(out.shape)} is not {expected} "
             f"(input {tuple(x.shape)} x{scale}); the model does not upscale by --scale {scale}"
         )
-    if not torch.isfinite(out).all():
+    if finite and not torch.isfinite(out).all():
         raise SrbenchError(f"image {name}: the model's output contains NaN or Inf")
     return out[0]
 

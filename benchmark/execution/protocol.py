@@ -13,9 +13,10 @@ model's :class:`~srbench.reporting.results.ModelResult`.
    ONNX (or finds it in the content-hashed cache; outside every figure) and the backend is an
    ONNX Runtime session on the chosen provider (:mod:`srbench.deploy.ort`);
 4. :func:`warmup_stage`: ``warmup`` forwards on the first image (excluded from every figure);
-5. :func:`timed_loop`: for each image, copy LR to the device (not timed), time the forward
-   (:mod:`srbench.measure.timing`), then score it (:func:`score_image`: output to [0,1] fp32,
-   uint8, fingerprint, PSNR-Y, SSIM-Y and PSNR-RGB against the HR on the device);
+5. :func:`timed_loop`: for each image, copy LR to the device (not timed; on CUDA read ahead
+   on a loader thread into pinned memory), time the forward (:mod:`srbench.measure.timing`),
+   then score it (:func:`score_image`: finite check, uint8, fingerprint, PSNR-Y, SSIM-Y and
+   PSNR-RGB against the HR on the device, in one lean pass: :mod:`srbench.measure.quality`);
 6. :func:`memory_stage`: the peak memory (:mod:`srbench.measure.memory`);
    deployment backends then compare their outputs with PyTorch's on the first images
    (:func:`agreement_stage`, :mod:`srbench.deploy.agreement`);
@@ -26,7 +27,6 @@ The dataset is decoded once per run into an :class:`ImageCache` shared by all mo
 
 from __future__ import annotations
 
-import hashlib
 import math
 import statistics
 import time
@@ -40,16 +40,23 @@ import torch
 
 from srbench.data.cache import ImageCache
 from srbench.errors import SrbenchError, cause
-from srbench.execution.backend import Backend, Tiling, TorchBackend, timed_forward, to_unit_range
+from srbench.execution.backend import (
+    Backend,
+    Tiling,
+    TorchBackend,
+    check_output,
+    timed_forward,
+    to_unit_range,
+)
 from srbench.execution.building import LoadedModel, build_model
 from srbench.execution.config import DTYPES, RunConfig
 from srbench.execution.devices import apply_backend_settings, check_config, run_device
 from srbench.execution.failures import describe_failure
 from srbench.execution.specs import ModelSpec
+from srbench.measure import quality
 from srbench.measure.counting import Complexity, profile_model
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import PeakMemory
-from srbench.measure.metrics import image_quality, to_uint8
 from srbench.measure.shapeprobe import ShapeProbe, probe_shape_caching
 from srbench.measure.timing import ForwardTimer, RuntimeStats
 from srbench.models.registry import ModelEntry
@@ -382,15 +389,26 @@ def timed_loop(
     t0 = time.perf_counter()
     total = len(images)
     with torch.inference_mode():
-        for done, (name, lr, hr) in enumerate(images, start=1):
+        # On CUDA a loader thread reads the next pair into pinned memory during this forward,
+        # so the LR and HR copies to the device do not block; on the CPU a thread would
+        # compete with the timed forward for the cores.
+        pairs = images.prefetched(pin_memory=True) if backend.device.type == "cuda" else iter(images)
+        for done, (name, lr, hr) in enumerate(pairs, start=1):
             loop.current = (name, (lr.shape[1], lr.shape[0]))
             x = backend.to_input(lr)
             energy.begin()
             out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
             joules = energy.end(config.repeat)
-            sr = to_unit_range(out, x, config.scale, name, backend.input_range)
+            check_output(out, x, config.scale, name, finite=False)  # finite: checked while scoring
             img = ImageResult(name=name, runtime_ms=ms, tiled=tiled, energy_j=joules)
-            score_image(img, sr, hr if quality else None, crop_border=config.scale, save_dir=save_dir)
+            score_image(
+                img,
+                out,
+                hr if quality else None,
+                crop_border=config.scale,
+                input_range=backend.input_range,
+                save_dir=save_dir,
+            )
             loop.images.append(img)
             if progress:
                 progress(done, total)
@@ -403,23 +421,22 @@ def timed_loop(
 
 def score_image(
     img: ImageResult,
-    sr: torch.Tensor,
+    out: torch.Tensor,
     hr: Any | None,
     *,
     crop_border: int,
+    input_range: float = 1.0,
     save_dir: Path | None = None,
 ) -> None:
-    """Stage 5, per image: quantise ``sr`` (float32 (3, H, W) on [0, 1], on the device) to
-    uint8, fingerprint it, save it if asked, and score it against ``hr`` (uint8 (H, W, 3);
-    None: no quality figures) into ``img``."""
-    sr_u8 = to_uint8(sr)
-    img.sr_sha256 = _fingerprint(sr_u8)
+    """Stage 5, per image: quantise the model's output ``out`` ((1, 3, H, W) on
+    ``[0, input_range]``, on the device) to uint8, fingerprint it, save it if asked, and score
+    it against ``hr`` (uint8 (H, W, 3); None: no quality figures) into ``img``, in one lean pass
+    (:func:`srbench.measure.quality.score_image`; raises :class:`SrbenchError` for NaN/Inf)."""
+    score = quality.score_image(out, hr, crop_border=crop_border, input_range=input_range, name=img.name)
+    img.sr_sha256 = score.sr_sha256
+    img.psnr_y, img.ssim_y, img.psnr_rgb = score.psnr_y, score.ssim_y, score.psnr_rgb
     if save_dir is not None:
-        _save_sr(save_dir / f"{img.name}.png", sr_u8)
-    if hr is not None:
-        hr_t = torch.from_numpy(hr).permute(2, 0, 1).to(sr.device)
-        q = image_quality(sr_u8, hr_t, crop_border=crop_border)
-        img.psnr_y, img.ssim_y, img.psnr_rgb = q.psnr_y, q.ssim_y, q.psnr_rgb
+        _save_sr(save_dir / f"{img.name}.png", score.sr_u8)
 
 
 def memory_stage(memory: PeakMemory) -> float | None:
@@ -427,16 +444,12 @@ def memory_stage(memory: PeakMemory) -> float | None:
     return memory.stop()
 
 
-def _fingerprint(sr_u8: torch.Tensor) -> str:
-    """SHA-256 of the uint8 SR image as H×W×3 RGB bytes (see ``ImageResult.sr_sha256``)."""
-    return hashlib.sha256(sr_u8.permute(1, 2, 0).contiguous().cpu().numpy().tobytes()).hexdigest()
-
-
 def _save_sr(path: Path, sr_u8: torch.Tensor) -> None:
+    """Write the quantised uint8 (H, W, 3) SR image as a PNG."""
     from srbench.data.imageio import write_png_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_png_atomic(path, sr_u8.permute(1, 2, 0).cpu().numpy())
+    write_png_atomic(path, sr_u8.numpy())
 
 
 # --------------------------------------------------------------------------- summary
