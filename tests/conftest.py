@@ -17,6 +17,13 @@ def weights_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own SRBENCH_CACHE_DIR (complexity counts, downloads): nothing is
+    read from or written to the user's ~/.cache/srbench, and no test sees another's entries."""
+    monkeypatch.setenv("SRBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("srbench-cache")))
+
+
 @pytest.fixture
 def official_weights() -> Path:
     """The official checkpoints folder; skips the test when it is not available."""

@@ -121,6 +121,15 @@ def model_tokens(args: argparse.Namespace) -> list[str]:
     return tokens
 
 
+def add_recount_option(p: argparse.ArgumentParser) -> None:
+    """``--recount``: count complexity afresh instead of reading the complexity cache."""
+    p.add_argument(
+        "--recount",
+        action="store_true",
+        help="count complexity afresh instead of reading the complexity cache ($SRBENCH_CACHE_DIR)",
+    )
+
+
 def add_tiling_options(p: argparse.ArgumentParser) -> None:
     """``--tile`` and ``--tile-overlap`` (LR pixels), shared by ``run`` and ``upscale``."""
     p.add_argument(

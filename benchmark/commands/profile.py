@@ -11,6 +11,7 @@ from rich.table import Table
 from srbench.commands.options import (
     add_model_options,
     add_models_option,
+    add_recount_option,
     add_scale_option,
     add_weights_option,
     model_tokens,
@@ -21,7 +22,7 @@ from srbench.console import make_console
 from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
 from srbench.execution.specs import ModelSpec
-from srbench.measure.counting import complexity_breakdown, profile_model
+from srbench.measure.counting import complexity_breakdown
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,40 +43,77 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also print where the counts come from: per module (to --depth) and per operator",
     )
     p.add_argument("--depth", type=int, default=2, help="module nesting shown by --breakdown (default 2)")
+    add_recount_option(p)
     p.set_defaults(func=profile_command)
 
 
 def profile_specs(
-    specs: list[ModelSpec], *, scale: int, input_shape: list[int], breakdown_depth: int | None = None
+    specs: list[ModelSpec],
+    *,
+    scale: int,
+    input_shape: list[int],
+    breakdown_depth: int | None = None,
+    recount: bool = False,
+    progress: bool = False,
 ) -> list[dict]:
     """Complexity of each spec at ``input_shape`` as a JSON-ready dict (weights do not change
     counts, so none is downloaded); with ``breakdown_depth`` also its per-module/per-operator
-    breakdown under ``"breakdown"``."""
+    breakdown under ``"breakdown"``.
+
+    Counts come from the complexity cache when present (``"from_cache": true``), else are
+    counted and cached; ``recount`` counts afresh. ``progress`` shows a bar on stderr naming
+    the model being counted (an attention model takes tens of seconds on a CPU).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from srbench.measure.complexity_cache import build_arguments, cached_profile
+
     rows = []
-    for spec in specs:
-        import torch
+    bar = Progress(
+        TextColumn("counting {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=make_console(stderr=True),
+        transient=True,
+        disable=not progress,
+    )
+    with bar:
+        task = bar.add_task("", total=len(specs))
+        for spec in specs:
+            import torch
 
-        from srbench.execution.failures import model_call
+            from srbench.execution.failures import model_call
 
-        entry, loaded = build_model(spec, scale=scale, offline=True)
-        shape = tuple(input_shape)
-        n, ch = shape[0], shape[1]
+            bar.update(task, description=spec.name)
+            entry, loaded = build_model(spec, scale=scale, offline=True)
+            shape = tuple(input_shape)
+            n, ch = shape[0], shape[1]
 
-        def probe(side: int, model=loaded.model, n=n, ch=ch) -> object:
-            with torch.inference_mode():
-                return model(torch.zeros(n, ch, side, side))
+            def probe(side: int, model=loaded.model, n=n, ch=ch) -> object:
+                with torch.inference_mode():
+                    return model(torch.zeros(n, ch, side, side))
 
-        what = "the profile input " + "x".join(map(str, shape))
-        side_fix = "pass a larger --input (NxCxHxW)"
-        with model_call(spec.name, what, size=(shape[3], shape[2]), probe=probe, fix=side_fix):
-            c = profile_model(loaded.model, shape, input_range=entry.input_range)
-            row = {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c)}
-            if breakdown_depth is not None:
-                b = complexity_breakdown(
-                    loaded.model, shape, input_range=entry.input_range, depth=breakdown_depth
+            what = "the profile input " + "x".join(map(str, shape))
+            side_fix = "pass a larger --input (NxCxHxW)"
+            with model_call(spec.name, what, size=(shape[3], shape[2]), probe=probe, fix=side_fix):
+                c, hit = cached_profile(
+                    loaded.model,
+                    shape,
+                    arch=spec.arch,
+                    build_args=build_arguments(entry, spec),
+                    scale=scale,
+                    input_range=entry.input_range,
+                    recount=recount,
                 )
-                row["breakdown"] = asdict(b)
-        rows.append(row)
+                row = {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c), "from_cache": hit}
+                if breakdown_depth is not None:
+                    b = complexity_breakdown(
+                        loaded.model, shape, input_range=entry.input_range, depth=breakdown_depth
+                    )
+                    row["breakdown"] = asdict(b)
+            rows.append(row)
+            bar.advance(task)
     return rows
 
 
@@ -133,6 +171,8 @@ def profile_command(args: argparse.Namespace) -> int:
         scale=args.scale,
         input_shape=parse_shape(args.input, "--input"),
         breakdown_depth=args.depth if args.breakdown else None,
+        recount=args.recount,
+        progress=True,
     )
     if args.json:
         print(json.dumps({"schema": "srbench/1-profile", "models": rows}, indent=2))

@@ -10,6 +10,7 @@ from srbench.commands.options import (
     add_dtype_option,
     add_models_option,
     add_protocol_options,
+    add_recount_option,
     add_tiling_options,
     check_tiling,
     model_tokens,
@@ -85,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile-input", default="1x3x256x256", help="complexity input NxCxHxW")
+    add_recount_option(p)
     p.add_argument(
         "--protocol",
         default="srbench",
@@ -147,6 +149,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         label=check_label(args.label),
         backend=args.backend,
         ort_provider=args.ort_provider,
+        recount=args.recount,
     )
 
 

@@ -55,6 +55,8 @@ class RunConfig:
     isolate: bool = True
     model_timeout: float | None = None
     save_images: str | None = None
+    #: Count complexity afresh instead of reading the complexity cache (never changes a number).
+    recount: bool = False
     #: The run's name in reports, plots and tables (``--label``); None: named by device/dtype.
     label: str | None = None
     # Dataset options beyond --data/--layout (see srbench.commands.options.add_dataset_options).

@@ -16,6 +16,7 @@ worker at once.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 import threading
 import time
@@ -48,9 +49,13 @@ def _context() -> Any:
                     "srbench.models.zoo",
                     "srbench.models.loading",
                     "srbench.execution.weights",
+                    "srbench.measure.complexity_cache",
                     "fvcore.nn",
                     "thop",
                     "torch.utils.flop_counter",
+                    # Counting on the meta device imports torch._dynamo (and with it sympy:
+                    # 1-3 s) in every worker whose counts are not cached yet.
+                    "torch._dynamo",
                 ]
             )
         else:
@@ -66,8 +71,11 @@ def _worker_main(
     conn: Connection,
     stop: Any,
     setup: Callable[[], None] | None,
+    env: dict[str, str] | None = None,
 ) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if env is not None:
+        _apply_srbench_env(env)
     if setup is not None:
         setup()
     images = ImageCache.open(Path(cache_root))
@@ -78,6 +86,18 @@ def _worker_main(
     result = measure_model(spec, images, config, progress=progress, should_stop=stop.is_set)
     conn.send(("result", result.to_dict()))
     conn.close()
+
+
+def _srbench_env() -> dict[str, str]:
+    # A worker forks from the forkserver, whose environment is the one it started with; the
+    # parent's SRBENCH_* variables now (cache, weights folder, offline) travel explicitly.
+    return {k: v for k, v in os.environ.items() if k.startswith("SRBENCH_")}
+
+
+def _apply_srbench_env(env: dict[str, str]) -> None:
+    for key in [k for k in os.environ if k.startswith("SRBENCH_") and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
 
 
 class Interrupted(Exception):
@@ -105,7 +125,7 @@ def measure_in_worker(
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(
         target=_worker_main,
-        args=(spec, str(images.root), config, child, stop, setup),
+        args=(spec, str(images.root), config, child, stop, setup, _srbench_env()),
         name=f"srbench-{spec.name}",
         daemon=True,
     )

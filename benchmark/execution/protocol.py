@@ -6,7 +6,8 @@ model's :class:`~srbench.reporting.results.ModelResult`.
 
 1. :func:`build_stage`: build the registered architecture, resolve and strictly load its
    weights (or mark the model ``no-weights``: efficiency figures only);
-2. :func:`count_stage`: complexity on the CPU copy at ``profile_input`` (:mod:`srbench.measure.counting`);
+2. :func:`count_stage`: complexity at ``profile_input`` (:mod:`srbench.measure.counting`), read
+   from the complexity cache when counted before (``--recount`` counts afresh);
 3. :func:`place_stage`: move the model to the device (dtype, channels-last, ``torch.compile``
    as configured) as a :class:`~srbench.execution.backend.Backend`: ``forward(x) -> y``.
    With ``--backend onnxruntime``, :func:`deploy_stage` first exports the deployed form to
@@ -54,7 +55,7 @@ from srbench.execution.devices import apply_backend_settings, check_config, run_
 from srbench.execution.failures import describe_failure
 from srbench.execution.specs import ModelSpec
 from srbench.measure import quality
-from srbench.measure.counting import Complexity, profile_model
+from srbench.measure.counting import Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import PeakMemory
 from srbench.measure.shapeprobe import ShapeProbe, probe_shape_caching
@@ -192,7 +193,7 @@ def run_stages(
     check_config(config, device)
     apply_backend_settings(config, device)
     stages.built = build_stage(spec, config)
-    stages.complexity = count_stage(stages.built, config)
+    stages.complexity = count_stage(stages.built, config, spec, device)
     if config.backend != "torch":
         stages.deployment = deploy_stage(stages.built, spec, config)
     stages.memory = memory_meter(config, device)
@@ -240,9 +241,27 @@ def build_stage(spec: ModelSpec, config: RunConfig) -> Built:
     return Built(entry, loaded, time.perf_counter() - t0)
 
 
-def count_stage(built: Built, config: RunConfig) -> Complexity:
-    """Stage 2: params, FLOPs, activations and convs at ``config.profile_input`` (CPU copy)."""
-    return profile_model(built.loaded.model, tuple(config.profile_input), input_range=built.entry.input_range)
+def count_stage(
+    built: Built, config: RunConfig, spec: ModelSpec, device: torch.device | None = None
+) -> Complexity:
+    """Stage 2: params, FLOPs, activations and convs at ``config.profile_input``, read from the
+    complexity cache when counted before (:mod:`srbench.measure.complexity_cache`; ``--recount``
+    counts afresh). On CUDA the model is counted on the device (fp32, before the run's dtype),
+    where fvcore's traced forward is faster; elsewhere on the CPU copy."""
+    from srbench.measure.complexity_cache import build_arguments, cached_profile
+
+    if device is not None and device.type == "cuda":
+        built.loaded.model.to(device)
+    complexity, _ = cached_profile(
+        built.loaded.model,
+        tuple(config.profile_input),
+        arch=spec.arch,
+        build_args=build_arguments(built.entry, spec),
+        scale=config.scale,
+        input_range=built.entry.input_range,
+        recount=config.recount,
+    )
+    return complexity
 
 
 def place_stage(built: Built, config: RunConfig, device: torch.device) -> Backend:

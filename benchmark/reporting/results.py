@@ -268,6 +268,7 @@ _UNHASHED_CONFIG = frozenset(
         "model_timeout",
         "save_images",
         "label",
+        "recount",
     }
 )
 

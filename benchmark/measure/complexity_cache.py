@@ -1,0 +1,208 @@
+"""Complexity counted once: a cache of :class:`~srbench.measure.counting.Complexity` records.
+
+The counts depend only on the code and the architecture, never on weights or data, yet
+fvcore's traced forward costs seconds per model (tens for attention models) on a CPU. So
+:func:`cached_profile` keeps each record in ``<cache>/complexity/<key>.json`` (``<cache>``
+is ``$SRBENCH_CACHE_DIR`` or ``~/.cache/srbench``, :func:`srbench.execution.weights.cache_root`), keyed by
+the SHA-256 of everything the counts depend on:
+
+* the srbench, torch and fvcore versions and the cache format;
+* the registered architecture name, its builder arguments and the scale;
+* the profile input shape, the input range (the counting input is noise in that range)
+  and whether the dispatcher count runs;
+* the names of the record's fields (a field added to ``Complexity`` misses old entries);
+* a hash of the module structure (:func:`structure_hash`): every submodule's name, class and
+  ``extra_repr``, every parameter's and buffer's name, shape and dtype, and the source files
+  of the (non-torch) classes involved, so editing an architecture misses its old entries.
+
+Entries are written atomically (:func:`srbench.files.atomic_write_text`); an unreadable or
+mismatching entry is a miss and is overwritten. ``--recount`` (``recount=True``) counts
+afresh and rewrites the entry. The record is serialised field by field from the dataclass
+(``dataclasses.asdict``) and rebuilt from its type hints, so new fields flow through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import inspect
+import json
+import time
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from srbench.files import atomic_write_text
+from srbench.measure.counting import Complexity, profile_model
+
+#: Bump when the entry layout changes.
+CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """``<cache root>/complexity`` (:func:`srbench.execution.weights.cache_root`)."""
+    from srbench.execution.weights import cache_root
+
+    return cache_root() / "complexity"
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import srbench
+
+    try:
+        fvcore = version("fvcore")
+    except PackageNotFoundError:
+        fvcore = "absent"
+    return {"srbench": srbench.__version__, "torch": torch.__version__, "fvcore": fvcore}
+
+
+@functools.lru_cache(maxsize=256)
+def _file_digest(path: str) -> str:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return "unreadable"
+
+
+def structure_hash(model: nn.Module) -> str:
+    """SHA-256 (hex) of the module structure: what the counts depend on besides the input.
+
+    Covers each submodule's qualified name, class and ``extra_repr()``, each parameter's and
+    buffer's name, shape and dtype (not values: counts are weight-independent), and the
+    content of the source file of every class outside torch (torch's own are covered by its
+    version in the key), so a code change to an architecture changes the hash.
+    """
+    h = hashlib.sha256()
+    files: set[str] = set()
+    for name, module in model.named_modules():
+        cls = type(module)
+        h.update(f"m|{name}|{cls.__module__}.{cls.__qualname__}|{module.extra_repr()}\n".encode())
+        if not cls.__module__.startswith("torch."):
+            try:
+                files.add(inspect.getfile(cls))
+            except (TypeError, OSError):
+                files.add(f"<{cls.__module__}.{cls.__qualname__}>")
+    for kind, items in (("p", model.named_parameters()), ("b", model.named_buffers())):
+        for name, t in items:
+            h.update(f"{kind}|{name}|{tuple(t.shape)}|{t.dtype}\n".encode())
+    for path in sorted(files):
+        h.update(f"f|{Path(path).name}|{_file_digest(path)}\n".encode())
+    return h.hexdigest()
+
+
+def _jsonable(value: Any) -> Any:
+    """Builder arguments as JSON (sorted keys; anything else by its repr)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def build_arguments(entry: Any, spec: Any) -> dict[str, Any]:
+    """The builder arguments a model was built with: the registry entry's defaults
+    (``entry.default_kwargs``) updated by the spec's ``--model-args`` (``spec.model_args``)."""
+    return {**dict(getattr(entry, "default_kwargs", {}) or {}), **dict(getattr(spec, "model_args", {}) or {})}
+
+
+def cache_key(
+    model: nn.Module,
+    *,
+    arch: str,
+    build_args: Mapping[str, Any],
+    scale: int,
+    input_shape: tuple[int, ...],
+    input_range: float,
+    dispatch: bool = True,
+) -> dict[str, Any]:
+    """Everything a cached record depends on, as a JSON-ready dict."""
+    return {
+        "format": CACHE_FORMAT,
+        **_versions(),
+        "arch": arch,
+        "build_args": _jsonable(build_args),
+        "scale": scale,
+        "input_shape": list(input_shape),
+        "input_range": float(input_range),
+        "dispatch": dispatch,
+        "fields": [f.name for f in dataclasses.fields(Complexity)],
+        "structure": structure_hash(model),
+    }
+
+
+def _digest(key: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def to_json(c: Complexity) -> dict[str, Any]:
+    """The record as a JSON-ready dict, every field by name."""
+    return dataclasses.asdict(c)
+
+
+def from_json(data: Mapping[str, Any]) -> Complexity:
+    """Inverse of :func:`to_json`: tuple-typed fields come back as tuples (JSON has lists).
+
+    Raises KeyError/TypeError/ValueError for data that does not fit the record.
+    """
+    hints = typing.get_type_hints(Complexity)
+    values = {}
+    for f in dataclasses.fields(Complexity):
+        value = data[f.name]
+        if typing.get_origin(hints[f.name]) is tuple and value is not None:
+            value = tuple(value)
+        values[f.name] = value
+    return Complexity(**values)
+
+
+def cached_profile(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    *,
+    arch: str,
+    build_args: Mapping[str, Any],
+    scale: int,
+    input_range: float = 1.0,
+    dispatch: bool = True,
+    recount: bool = False,
+) -> tuple[Complexity, bool]:
+    """``(complexity, from_cache)`` of ``model`` at ``input_shape``, counted once per key.
+
+    On a hit no counter runs and ``complexity.seconds`` is the lookup time; on a miss (or
+    with ``recount``) :func:`~srbench.measure.counting.profile_model` counts and the entry is
+    (re)written. A cache folder that cannot be written only costs the next run a recount.
+    """
+    start = time.perf_counter()
+    key = cache_key(
+        model,
+        arch=arch,
+        build_args=build_args,
+        scale=scale,
+        input_shape=tuple(input_shape),
+        input_range=input_range,
+        dispatch=dispatch,
+    )
+    path = cache_dir() / f"{_digest(key)}.json"
+    if not recount:
+        try:
+            entry = json.loads(path.read_text())
+            if entry["key"] == key:
+                found = from_json(entry["complexity"])
+                return dataclasses.replace(found, seconds=time.perf_counter() - start), True
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # missing or unreadable: count
+    fresh = profile_model(model, tuple(input_shape), input_range=input_range, dispatch=dispatch)
+    try:
+        atomic_write_text(path, json.dumps({"key": key, "complexity": to_json(fresh)}, indent=1), mkdir=True)
+    except OSError:
+        pass
+    return dataclasses.replace(fresh, seconds=time.perf_counter() - start), False
