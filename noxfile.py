@@ -1,5 +1,5 @@
-"""nox sessions: ``lint``, ``tests``, ``regression``, ``quickstart``, ``browser``, ``ray`` and ``bench``
-(figures, not pass/fail).
+"""nox sessions: ``lint``, ``tests``, ``regression``, ``quickstart``, ``browser``, ``ray``, ``bench``
+(figures, not pass/fail) and ``gpu`` (the CUDA check, only on a machine with a GPU; never a default session).
 
 Every session installs ``torch==2.13.0`` before the project: a looser torch requirement
 would let pip pull a CUDA build with several GB of nvidia-* wheels on a CPU machine.
@@ -71,6 +71,21 @@ def bench(session: nox.Session) -> None:
     out = session.posargs[0] if session.posargs else "bench-out"
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
     session.run("python", "-m", "srbench.bench", "--output", out, env=env)
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    """The CUDA paths end to end on one GPU, < 5 min (not a default session; needs a GPU).
+
+    ``nox -s gpu -- DIR`` writes DIR/gpu_check.json (default gpu-check-out). On Linux the
+    PyPI torch wheel is the CUDA build; on a machine without a CUDA device the check exits 2
+    with one line saying so.
+    """
+    session.install(TORCH)
+    session.install("-e", ".[test,gpu]")
+    out = session.posargs[0] if session.posargs else "gpu-check-out"
+    env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
+    session.run("python", "-m", "srbench.gpu_check", "--output", out, env=env)
 
 
 #: The CI regression fixture: every model with official weights, plus efficiency-only rows.
