@@ -660,7 +660,7 @@ def run_bench(
     section("CLI start", lambda: [cli_start_figure(5)])
     # The attention models take minutes to count on a 2-core CPU: full runs only.
     section("counting cost", lambda: counting_figures(COUNTING_MODELS[:3] if quick else COUNTING_MODELS))
-    section("sweep", lambda: sweep_figures(entries=5, runs=2) if quick else sweep_figures())
+    section("sweep", lambda: sweep_figures(entries=3, runs=2) if quick else sweep_figures())
 
     total = time.perf_counter() - started
     doc = {

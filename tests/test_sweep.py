@@ -240,3 +240,32 @@ def test_score_reads_a_merged_sweep_and_shows_the_run_spread(tmp_path: Path, cap
     # bicubic: median of the runs' medians 12.000, population std over the runs.
     assert f"12.000 ± {statistics.pstdev([10.0, 12.0, 17.0]):.3f}" in out
     assert "4.000 ± 0.000" in out
+
+
+def test_dataset_is_decoded_once_per_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from srbench.data.cache import ImageCache
+    from srbench.execution.sweep import node_images
+
+    builds = []
+    real_build = ImageCache.build.__func__
+
+    def counting_build(cls, dataset, root=None):
+        builds.append(root)
+        return real_build(cls, dataset, root)
+
+    monkeypatch.setattr(ImageCache, "build", classmethod(counting_build))
+    plan = _plan(models="bicubic,test_raise", dtype="fp32,bf16")
+    caches = [node_images(c.config, tmp_path / "node") for c in plan.cells]
+    assert len(builds) == 1  # four cells, one decode
+    assert len({c.root for c in caches}) == 1 and len(caches[0]) == 4
+    assert [p.name for p in (tmp_path / "node").iterdir() if p.is_dir()] == [caches[0].root.name]
+
+
+def test_local_devices_must_differ() -> None:
+    from srbench.commands.sweep import make_engine
+
+    plan = _plan(models="bicubic")
+    with pytest.raises(SrbenchError, match="more than once"):
+        make_engine({"devices": "cpu,cpu:0"}, Path("unused"), plan)
+    with pytest.raises(SrbenchError, match="--engine ray only"):
+        make_engine({"retries": 3}, Path("unused"), plan)

@@ -182,8 +182,15 @@ def make_engine(options: dict[str, Any], out_dir: Path, plan: Any) -> Any:
         if devices:
             from srbench.execution.devices import resolve_device
 
-            for d in devices:
-                resolve_device(d)
+            # cpu and cpu:0 are one device, as are cuda and cuda:0.
+            resolved = [
+                "cpu" if (t := resolve_device(d)).type == "cpu" else f"{t.type}:{t.index or 0}"
+                for d in devices
+            ]
+            same = sorted({r for r in resolved if resolved.count(r) > 1})
+            if same:
+                # Timing needs the device to itself: never two cells on one device.
+                raise SrbenchError(f"--devices names {', '.join(same)} more than once; list each device once")
         return LocalEngine(devices or [None], out_dir / ".images")
     if engine == "ray":
         if options.get("devices"):
