@@ -147,6 +147,12 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
     backends = split_list(options.get("backend")) or [defaults.backend if has_backend else "torch"]
     if not has_backend and backends != ["torch"]:
         raise SrbenchError("--backend: this srbench measures PyTorch models only; drop --backend")
+    from srbench.execution import config as config_module
+
+    known = getattr(config_module, "BACKENDS", ("torch",))
+    bad = [b for b in backends if b not in known]
+    if bad:
+        raise SrbenchError(f"--backend {','.join(bad)}: each backend must be one of {', '.join(known)}")
     runs = 1 if options.get("runs") is None else int(options["runs"])
     ns.models = ",".join(models)
 
