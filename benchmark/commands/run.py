@@ -19,7 +19,14 @@ from srbench.commands.options import (
 )
 from srbench.console import make_console
 from srbench.errors import SrbenchError
-from srbench.execution.config import BACKENDS, DEFAULT_WARMUP, ORT_PROVIDERS, RunConfig
+from srbench.execution.config import (
+    BACKENDS,
+    BROWSER_PROVIDERS,
+    BROWSER_WARMUP,
+    DEFAULT_WARMUP,
+    ORT_PROVIDERS,
+    RunConfig,
+)
 from srbench.execution.orchestrator import default_output_dir, run_benchmark
 from srbench.reporting.results import check_label
 from srbench.reporting.tables import console_table, footnotes
@@ -63,7 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--warmup",
         type=int,
         default=None,
-        help=f"warm-up forwards before timing (default {DEFAULT_WARMUP}; 0 with --ntire-compat)",
+        help=f"warm-up forwards before timing (default {DEFAULT_WARMUP}; {BROWSER_WARMUP} with --backend "
+        "browser; 0 with --ntire-compat)",
     )
     p.add_argument("--repeat", type=int, default=1, help="timed forwards per image; the median is kept")
     add_dtype_option(p)
@@ -78,6 +86,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=list(ORT_PROVIDERS),
         default="cpu",
         help="ONNX Runtime execution provider with --backend onnxruntime (default cpu)",
+    )
+    p.add_argument(
+        "--browser-provider",
+        choices=list(BROWSER_PROVIDERS),
+        default="wasm",
+        help="ONNX Runtime Web provider with --backend browser (default wasm; webgpu/webgl when "
+        "the browser offers them)",
+    )
+    p.add_argument(
+        "--browser-threads",
+        type=int,
+        default=None,
+        help="WASM threads with --backend browser (default: torch's thread count)",
     )
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile (compile time reported apart)")
@@ -115,7 +136,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     check_tiling(args)
     if args.model_timeout is not None and args.model_timeout <= 0:
         raise SrbenchError("--model-timeout must be a positive number of seconds")
-    warmup = args.warmup if args.warmup is not None else (0 if args.ntire_compat else DEFAULT_WARMUP)
+    if args.warmup is not None:
+        warmup = args.warmup
+    elif args.ntire_compat:
+        warmup = 0
+    else:
+        warmup = BROWSER_WARMUP if args.backend == "browser" else DEFAULT_WARMUP
     return RunConfig(
         models=model_tokens(args),
         data=args.data,
@@ -150,6 +176,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         backend=args.backend,
         ort_provider=args.ort_provider,
         recount=args.recount,
+        browser_provider=args.browser_provider,
+        browser_threads=args.browser_threads,
     )
 
 

@@ -15,13 +15,19 @@ from srbench.measure.counting import NTIRE_INPUT_SHAPE
 #: and kernel loading. Three forwards on the first image's shape reach steady state on
 #: every model we ship; ``--ntire-compat`` uses 0, as the challenge did.
 DEFAULT_WARMUP = 3
+#: Default warm-up with ``--backend browser``: V8 compiles WASM lazily and tiers it up while
+#: it runs, so after 2 warm-ups a 64×64 SPAN forward in ORT-Web still took 2-5× its steady
+#: time on the CI machine; 15 reach the steady state there.
+BROWSER_WARMUP = 15
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 #: ``--backend`` values: PyTorch eager (the default) or the ONNX export run by ONNX Runtime.
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("torch", "onnxruntime", "browser")
 #: ``--ort-provider`` values (see :mod:`srbench.deploy.ort`).
 ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")
+#: ``--browser-provider`` values: ONNX Runtime Web's execution providers (:mod:`srbench.web`).
+BROWSER_PROVIDERS = ("wasm", "webgpu", "webgl")
 
 
 @dataclass
@@ -70,6 +76,10 @@ class RunConfig:
     backend: str = "torch"
     #: ONNX Runtime execution provider (``--backend onnxruntime`` only).
     ort_provider: str = "cpu"
+    #: ONNX Runtime Web execution provider (``--backend browser`` only).
+    browser_provider: str = "wasm"
+    #: WASM threads in the browser (``--backend browser``); None: torch's thread count.
+    browser_threads: int | None = None
 
     def row_name(self, model: str) -> str:
         """The results row of ``model`` under this backend: ``model`` for torch, else
@@ -77,7 +87,11 @@ class RunConfig:
         of several backends of one model sit side by side in tables, reports and checks."""
         if self.backend == "torch":
             return model
-        suffix = self.backend if self.ort_provider == "cpu" else f"{self.backend}-{self.ort_provider}"
+        if self.backend == "browser":
+            provider, default = self.browser_provider, "wasm"
+        else:
+            provider, default = self.ort_provider, "cpu"
+        suffix = self.backend if provider == default else f"{self.backend}-{provider}"
         return f"{model}@{suffix}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from srbench.errors import SrbenchError
-from srbench.execution.config import BACKENDS, DTYPES, ORT_PROVIDERS, RunConfig
+from srbench.execution.config import BACKENDS, BROWSER_PROVIDERS, DTYPES, ORT_PROVIDERS, RunConfig
 
 
 def resolve_device(name: str) -> torch.device:
@@ -46,6 +46,14 @@ def run_device(config: RunConfig) -> torch.device:
         return resolve_device(config.device)
     if config.backend not in BACKENDS:
         raise SrbenchError(f"--backend {config.backend!r} is not one of {', '.join(BACKENDS)}")
+    if config.backend == "browser":
+        # The browser runs the model in its own process; inputs and outputs live on the CPU.
+        if config.device != "auto" and resolve_device(config.device).type != "cpu":
+            raise SrbenchError(
+                f"--device {config.device} with --backend browser: the browser picks its own device "
+                "(--browser-provider); drop --device"
+            )
+        return torch.device("cpu")
     if config.ort_provider not in ORT_PROVIDERS:
         raise SrbenchError(f"--ort-provider {config.ort_provider!r} is not one of {', '.join(ORT_PROVIDERS)}")
     device = torch.device("cpu" if config.ort_provider == "cpu" else "cuda")
@@ -81,13 +89,13 @@ def check_config(config: RunConfig, device: torch.device) -> None:
 
 
 def _check_ort_config(config: RunConfig) -> None:
-    """Options that only mean something to PyTorch are refused with ``--backend onnxruntime``."""
+    """Options that only mean something to PyTorch are refused with a deployment backend
+    (``onnxruntime``, ``browser``)."""
     from srbench.deploy.extra import EXTRA_PACKAGES, require
     from srbench.deploy.ort import check_provider
 
     for module in EXTRA_PACKAGES:
         require(module, purpose=f"--backend {config.backend}")
-    check_provider(config.ort_provider, config.dtype)
     torch_only = [
         ("--compile", config.compile),
         ("--channels-last", config.channels_last),
@@ -100,6 +108,30 @@ def _check_ort_config(config: RunConfig) -> None:
             raise SrbenchError(
                 f"{flag} applies to --backend torch only; drop it with --backend {config.backend}"
             )
+    if config.backend == "browser":
+        _check_browser_config(config)
+    else:
+        check_provider(config.ort_provider, config.dtype)
+
+
+def _check_browser_config(config: RunConfig) -> None:
+    """``--backend browser``: fp32, untiled, and Chromium, Playwright and ORT-Web installed
+    (else one line naming what is missing and the exact install command)."""
+    from srbench.web.backend import check_browser_ready
+
+    if config.browser_provider not in BROWSER_PROVIDERS:
+        raise SrbenchError(
+            f"--browser-provider {config.browser_provider!r} is not one of {', '.join(BROWSER_PROVIDERS)}"
+        )
+    if config.dtype != "fp32":
+        raise SrbenchError(
+            f"--dtype {config.dtype} with --backend browser: the browser runs fp32; drop --dtype"
+        )
+    if config.tile is not None:
+        raise SrbenchError("--tile with --backend browser: the browser runs whole images; drop --tile")
+    if config.browser_threads is not None and config.browser_threads < 1:
+        raise SrbenchError("--browser-threads must be >= 1")
+    check_browser_ready(config.browser_provider)
 
 
 def apply_backend_settings(config: RunConfig, device: torch.device) -> None:

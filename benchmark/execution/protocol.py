@@ -129,6 +129,8 @@ class Stages:
     provider: str | None = None
     session_s: float | None = None
     agreement: BackendAgreement | None = None
+    #: The browser backend's facts (``ModelResult.backend_info``).
+    backend_info: dict[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- the protocol
@@ -202,7 +204,8 @@ def run_stages(
         t0 = time.perf_counter()
         backend = place_deployed(stages.built, stages.deployment, config, device, images)
         stages.session_s = time.perf_counter() - t0
-        stages.provider = backend.session.provider_name
+        stages.provider = getattr(backend, "provider_name", None) or backend.session.provider_name
+        stages.backend_info = getattr(backend, "backend_info", None)
     else:
         backend = place_stage(stages.built, config, device)
         stages.provider = str(device)
@@ -210,28 +213,33 @@ def run_stages(
     if len(images):
         first = images.first_lr()
         stages.current = (images.names[0], (first.shape[1], first.shape[0]))
-    timer = ForwardTimer(device)
-    stages.warmup = warmup_stage(backend, images, config, timer)
-    stages.loop = Loop()
-    timed_loop(
-        stages.loop,
-        backend,
-        images,
-        config,
-        timer=timer,
-        quality=stages.built.quality,
-        # Random-init output is never kept as a result image (the note says so in summarise).
-        save_dir=Path(config.save_images) / spec.name
-        if config.save_images and stages.built.quality
-        else None,
-        progress=progress,
-        should_stop=should_stop,
-    )
-    stages.loop.current = stages.current = None  # past the images: a later error names none
-    stages.memory_mb = memory_stage(stages.memory)
-    stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
-    if stages.deployment is not None and stages.loop.interrupted is None:
-        stages.agreement = agreement_stage(stages.built, backend, images, config, device)
+    try:
+        timer = ForwardTimer(device)
+        stages.warmup = warmup_stage(backend, images, config, timer)
+        stages.loop = Loop()
+        timed_loop(
+            stages.loop,
+            backend,
+            images,
+            config,
+            timer=timer,
+            quality=stages.built.quality,
+            # Random-init output is never kept as a result image (the note says so in summarise).
+            save_dir=Path(config.save_images) / spec.name
+            if config.save_images and stages.built.quality
+            else None,
+            progress=progress,
+            should_stop=should_stop,
+        )
+        stages.loop.current = stages.current = None  # past the images: a later error names none
+        stages.memory_mb = memory_stage(stages.memory)
+        stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
+        if stages.deployment is not None and stages.loop.interrupted is None:
+            stages.agreement = agreement_stage(stages.built, backend, images, config, device)
+    finally:
+        close = getattr(backend, "close", None)  # the browser backend: browser and server
+        if close is not None:
+            close()
 
 
 def build_stage(spec: ModelSpec, config: RunConfig) -> Built:
@@ -298,6 +306,8 @@ def memory_meter(config: RunConfig, device: torch.device) -> Any:
     """The memory meter of the run's backend: :class:`PeakMemory` (torch, and ONNX Runtime on
     the CPU: the process's peak RSS delta), or the device's used-memory delta for ONNX
     Runtime on a GPU, whose arena PyTorch's counters cannot see."""
+    if config.backend == "browser":
+        return NotMeasured("browser_not_measured")
     if config.backend != "torch" and device.type == "cuda":
         from srbench.deploy.ort import DeviceUsedMemory
 
@@ -305,12 +315,37 @@ def memory_meter(config: RunConfig, device: torch.device) -> Any:
     return PeakMemory(device)
 
 
+@dataclass
+class NotMeasured:
+    """A memory meter for a backend whose memory srbench cannot see (the browser runs the
+    model in its own renderer process): ``memory_mb`` stays null, ``memory_kind`` says why."""
+
+    kind: str
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> float | None:
+        return None
+
+
 def place_deployed(
     built: Built, deployment: Any, config: RunConfig, device: torch.device, images: ImageCache
 ) -> Any:
     """Stage 3 (deployment backends): an ONNX Runtime session on ``--ort-provider`` as the
-    Backend (:class:`srbench.deploy.ort.OrtModel`)."""
+    Backend (:class:`srbench.deploy.ort.OrtModel`), or for ``--backend browser`` the export in
+    headless Chromium through ONNX Runtime Web (:class:`srbench.web.backend.BrowserModel`)."""
     from srbench.deploy.ort import max_lr_hw, place
+
+    if config.backend == "browser":
+        from srbench.web.backend import BrowserModel
+
+        return BrowserModel.open(
+            deployment.export.path,
+            provider=config.browser_provider,
+            threads=config.browser_threads or torch.get_num_threads(),
+            input_range=built.entry.input_range,
+        )
 
     return place(
         deployment,
@@ -370,7 +405,9 @@ def shape_probe_stage(
     """After the loop (and the memory reading): does the forward time drop sharply only on
     shapes already seen? See :mod:`srbench.measure.shapeprobe`."""
     reason = (
-        "--compile recompiles per shape"
+        "the browser backend times session.run in the page, not forward() calls"
+        if getattr(backend, "self_timed", False)
+        else "--compile recompiles per shape"
         if config.compile
         else "--cudnn-benchmark autotunes per shape"
         if config.cudnn_benchmark
@@ -416,7 +453,13 @@ def timed_loop(
             loop.current = (name, (lr.shape[1], lr.shape[0]))
             x = backend.to_input(lr)
             energy.begin()
-            out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
+            if getattr(backend, "self_timed", False):
+                # The browser times session.run in the page (performance.now()); a Python
+                # timer around the call would add the page round trip.
+                out, ms = backend.timed(x, config.repeat)
+                tiled = False
+            else:
+                out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
             joules = energy.end(config.repeat)
             check_output(out, x, config.scale, name, finite=False)  # finite: checked while scoring
             img = ImageResult(name=name, runtime_ms=ms, tiled=tiled, energy_j=joules)
@@ -549,6 +592,9 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
         if note:
             result.notes.append(note)
     result.backend_agreement = stages.agreement
+    result.backend_info = stages.backend_info
+    if stages.backend_info and stages.backend_info.get("fallback"):
+        result.notes.append(f"{stages.backend_info['provider_requested']}: {stages.backend_info['fallback']}")
     if stages.agreement is not None and not stages.agreement.within_tolerance:
         a = stages.agreement
         result.notes.append(

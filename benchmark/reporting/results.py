@@ -139,6 +139,10 @@ class ModelResult:
     deployed: dict[str, Any] | None = None
     #: Deployment backends: agreement with PyTorch (:class:`BackendAgreement`). Absent for torch.
     backend_agreement: BackendAgreement | None = None
+    #: The browser backend: browser name and version, ONNX Runtime Web version, the provider
+    #: requested and the one that actually ran, nodes per provider, the fallback (if any),
+    #: WASM threads and cross-origin isolation. Absent for other backends.
+    backend_info: dict[str, Any] | None = None
 
     @property
     def drifted(self) -> bool:
@@ -247,6 +251,8 @@ class RunResult:
 #: Config keys added after ``srbench/1`` shipped, with their defaults: hashed only when they
 #: differ from the default, so a run made before they existed keeps its ``config_hash``.
 NEW_CONFIG_DEFAULTS: dict[str, Any] = {
+    "browser_provider": "wasm",
+    "browser_threads": None,
     "hr": None,
     "lr": None,
     "split": "valid",

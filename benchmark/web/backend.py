@@ -24,11 +24,6 @@ import torch
 from srbench.errors import SrbenchError
 from srbench.web.driver import BrowserSession
 
-#: Default warm-up runs on the browser backend (``--warmup`` overrides): V8 compiles WASM
-#: lazily and tiers it up while it runs, so with 2 warm-ups a 64×64 SPAN forward still took
-#: 2-5× its steady time; 15 reach the steady state on this project's CI machine.
-BROWSER_WARMUP = 15
-
 
 def check_browser_ready(provider: str) -> None:
     """Chromium, Playwright and ORT-Web (with ``provider``'s files) are all there; else one

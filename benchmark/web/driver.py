@@ -233,7 +233,9 @@ class BrowserSession:
             raise SrbenchError(f"ONNX Runtime Web ({self.provider}) failed: {_first_line(exc)}") from None
         finally:
             self._server.blobs.pop(name, None)
-        out = np.frombuffer(self._server.take_blob(name + ".out"), dtype="<f4").reshape(r["dims"])
+        # bytearray: a writable buffer, so torch.from_numpy can wrap the result without a copy.
+        raw = bytearray(self._server.take_blob(name + ".out"))
+        out = np.frombuffer(raw, dtype="<f4").reshape(r["dims"])
         return out.astype(np.float32, copy=False), [float(t) for t in r["times"]]
 
     def time_repeated(self, x: np.ndarray, repeat: int) -> tuple[np.ndarray, float]:
