@@ -31,6 +31,10 @@ class ExportRequest:
     output: Path
     dtype: str = "fp32"
     opset: int | None = None
+    #: ``--format web``: the ONNX Runtime Web provider the page uses, and whether to replace
+    #: the folder's files.
+    browser_provider: str = "wasm"
+    overwrite: bool = False
 
 
 @dataclass
@@ -125,7 +129,50 @@ def export_onnx_file(req: ExportRequest) -> ExportResult:
     return ExportResult(req.output, len(data), seconds, lines)
 
 
+def export_web_folder(req: ExportRequest) -> ExportResult:
+    """Write the web bundle (:mod:`srbench.web.bundle`) into folder ``req.output``: the ONNX
+    export (checked against PyTorch as for ``--format onnx``), the page and ORT-Web's files."""
+    import tempfile
+
+    from srbench.deploy.onnx_export import DEFAULT_OPSET, ExportMetadata, export_onnx, write_onnx
+    from srbench.deploy.verify import verify_against_torch
+    from srbench.web.bundle import WebConfig, write_web_bundle
+    from srbench.web.ortweb import find_ort_web
+
+    find_ort_web(req.browser_provider)  # missing ORT-Web: one line before the slow export
+    meta = ExportMetadata(
+        model=req.spec.name,
+        arch=req.entry.name,
+        scale=req.scale,
+        input_range=req.entry.input_range,
+        weights_sha256=req.weights_sha256,
+        dtype=req.dtype,
+    )
+    opset = req.opset or DEFAULT_OPSET
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="srbench-web-") as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        write_onnx(onnx_path, export_onnx(req.model, meta, opset=opset))
+        diff = verify_against_torch(onnx_path, req.model, meta)
+        config = WebConfig(
+            name=req.spec.name,
+            arch=req.entry.name,
+            scale=req.scale,
+            input_range=req.entry.input_range,
+            provider=req.browser_provider,
+        )
+        files = write_web_bundle(onnx_path, req.output, config, overwrite=req.overwrite)
+    seconds = time.perf_counter() - t0
+    lines = [
+        f"{len(files)} files: index.html, model.onnx (opset {opset}), ORT-Web for {req.browser_provider}",
+        f"onnxruntime vs PyTorch on a random 1x3x64x64 input: max |diff| {diff:.2e}",
+        f"open it: srbench browser serve {req.output}  (then the printed http://127.0.0.1:PORT/)",
+    ]
+    return ExportResult(req.output, sum(f.stat().st_size for f in files), seconds, lines)
+
+
 #: ``--format`` values and how to write them.
 FORMATS: dict[str, ExportFormat] = {
     "onnx": ExportFormat(export_onnx_file, ("onnx", "onnxscript", "onnxruntime"), "ONNX export"),
+    "web": ExportFormat(export_web_folder, ("onnx", "onnxscript", "onnxruntime"), "web export"),
 }

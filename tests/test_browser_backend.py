@@ -100,3 +100,71 @@ def test_browser_refuses_options_it_cannot_honour(
     argv = ["run", "--models", "span", "--data", "sample-mini", "--backend", "browser", *extra]
     assert main([*argv, "--output", str(tmp_path / "run")]) == 2
     assert needle in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.weights
+def test_export_web_writes_the_page_model_and_ort_web(
+    official_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxscript")
+    from srbench.errors import SrbenchError
+    from srbench.files import file_sha256
+    from srbench.web.ortweb import find_ort_web
+
+    try:
+        ort = find_ort_web("wasm")
+    except SrbenchError as exc:
+        pytest.skip(str(exc))
+    monkeypatch.setenv("SRBENCH_OFFLINE", "1")
+    out = tmp_path / "web"
+    assert main(["export", "--model", "span", "--format", "web", "-o", str(out)]) == 0
+    config = json.loads((out / "srbench-web.json").read_text())
+    assert (config["name"], config["scale"], config["input_range"], config["provider"]) == (
+        "span",
+        4,
+        1.0,
+        "wasm",
+    )
+    assert config["model_sha256"] == file_sha256(out / "model.onnx") and config["ort_web"] == ort.version
+    for src in ort.files("wasm"):
+        assert (out / "ort" / src.name).read_bytes() == src.read_bytes()
+    assert (out / "index.html").is_file() and "MIT" in (out / "NOTICE.txt").read_text()
+    # A second export into the same folder needs --overwrite; a file is not a folder.
+    assert main(["export", "--model", "span", "--format", "web", "-o", str(out)]) == 2
+    assert main(["export", "--model", "span", "--format", "web", "-o", str(out / "index.html")]) == 2
+
+
+def test_browser_serve_serves_a_web_export_on_loopback_until_interrupted(tmp_path: Path) -> None:
+    import http.client
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    (tmp_path / "index.html").write_text("<p>demo</p>")
+    (tmp_path / "srbench-web.json").write_text("{}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srbench", "browser", "serve", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert match, line
+        port = int(match.group(1))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        assert response.read() == b"<p>demo</p>"
+        assert response.getheader("Cross-Origin-Embedder-Policy") == "require-corp"
+        conn.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    with pytest.raises(OSError):
+        http.client.HTTPConnection("127.0.0.1", port, timeout=2).connect()
+    assert main(["browser", "serve", str(tmp_path / "nothing")]) == 2

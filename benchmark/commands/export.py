@@ -11,7 +11,7 @@ from srbench.errors import SrbenchError
 
 #: ``--format`` choices; kept here so ``srbench --help`` imports nothing heavy. Each has a
 #: writer in :data:`srbench.export.FORMATS`.
-FORMAT_CHOICES = ("onnx",)
+FORMAT_CHOICES = ("onnx", "web")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Export the deployed form of a model (re-parameterised branches fused) with its "
             "weights. ONNX: one self-contained file, dynamic height/width, DepthToSpace in CRD "
-            "mode, srbench metadata (input range, scale, architecture, weights sha256)."
+            "mode, srbench metadata (input range, scale, architecture, weights sha256). Web: a "
+            "folder with index.html (drop an image: upscaled, time per inference), the ONNX model "
+            "and ONNX Runtime Web's files; serve it with 'srbench browser serve DIR'."
         ),
     )
     p.add_argument(
@@ -32,7 +34,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--weights", default=None, metavar="PATH", help="checkpoint (default: as 'srbench run')")
     p.add_argument("--format", choices=FORMAT_CHOICES, default="onnx", help="output format (default onnx)")
-    p.add_argument("--output", "-o", type=Path, required=True, help="file to write (e.g. span_x4.onnx)")
+    p.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        required=True,
+        help="file to write (e.g. span_x4.onnx); with --format web, the folder to write",
+    )
+    p.add_argument(
+        "--browser-provider",
+        choices=["wasm", "webgpu", "webgl"],
+        default="wasm",
+        help="with --format web: the ONNX Runtime Web provider the page uses (default wasm)",
+    )
     p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
     p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32", help="float type of the graph")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; 17 or newer)")
@@ -45,9 +59,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 def export_command(args: argparse.Namespace) -> int:
     from srbench.export import FORMATS, ExportRequest, load_for_export
 
-    if args.output.is_dir():
+    if args.format == "web":
+        if args.output.exists() and not args.output.is_dir():
+            raise SrbenchError(
+                f"-o {args.output} is a file; the web export writes a folder (e.g. -o span-web)"
+            )
+        if args.output.is_dir() and any(args.output.iterdir()) and not args.overwrite:
+            raise SrbenchError(f"{args.output} is not empty; add --overwrite or choose another -o")
+        if args.dtype != "fp32":
+            raise SrbenchError(
+                f"--dtype {args.dtype} with --format web: the web page runs fp32; drop --dtype"
+            )
+    elif args.output.is_dir():
         raise SrbenchError(f"-o {args.output} is a folder; name the file to write (e.g. model.onnx)")
-    if args.output.exists() and not args.overwrite:
+    elif args.output.exists() and not args.overwrite:
         raise SrbenchError(f"{args.output} exists; add --overwrite or choose another -o")
     fmt = FORMATS[args.format]
     fmt.check_installed()
@@ -72,6 +97,8 @@ def export_command(args: argparse.Namespace) -> int:
         output=args.output,
         dtype=args.dtype,
         opset=args.opset,
+        browser_provider=args.browser_provider,
+        overwrite=args.overwrite,
     )
     from srbench.execution.failures import model_call
 
