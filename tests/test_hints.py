@@ -107,6 +107,11 @@ UNREACHABLE = {
             ("srbench.execution.devices", "run_device"),
         )
     },
+    # Likewise sweep has no --browser-provider (its cells run the default, wasm; run_device above).
+    **{
+        (m, f, "sweep"): "known: sweep lacks --browser-provider"
+        for m, f in (("srbench.execution.devices", "_check_browser_config"),)
+    },
     **{
         (m, f, "export"): "known: export lacks --model-args/--input-range"
         for m, f in (

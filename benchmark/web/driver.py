@@ -133,7 +133,7 @@ class BrowserSession:
 
     def __init__(self, model: Path, provider: str = "wasm", *, threads: int = 1, ort: OrtWeb | None = None):
         if provider not in PROVIDERS:
-            raise SrbenchError(f"--browser-provider {provider!r} is not one of {', '.join(PROVIDERS)}")
+            raise SrbenchError(f"browser provider {provider!r} is not one of {', '.join(PROVIDERS)}")
         self.model = Path(model)
         self.provider = provider
         self.threads = max(1, int(threads))
