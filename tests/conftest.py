@@ -17,6 +17,14 @@ def weights_dir() -> Path | None:
     return path if path.is_dir() else None
 
 
+# The browser tests read the ONNX Runtime Web that 'srbench browser setup' installed into the
+# user's cache (read-only, pinned version), although every test gets a private cache below.
+if not os.environ.get("SRBENCH_ORT_WEB_DIR"):
+    from srbench.web.ortweb import ort_web_prefix
+
+    os.environ["SRBENCH_ORT_WEB_DIR"] = str(ort_web_prefix())
+
+
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own SRBENCH_CACHE_DIR (complexity counts, downloads): nothing is

@@ -69,8 +69,8 @@ def _serve(folder: Path, port: int) -> int:
         )
     console = make_console()
     with LocalServer({"/": folder}, port=port) as server:
-        console.print(f"serving {folder} at {server.url} (127.0.0.1 only; Ctrl-C stops)", markup=False)
-        try:
+        try:  # from the first line on: the URL printed means Ctrl-C is handled
+            console.print(f"serving {folder} at {server.url} (127.0.0.1 only; Ctrl-C stops)", markup=False)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
