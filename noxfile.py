@@ -25,7 +25,8 @@ def _install(session: nox.Session, extras: str = "test") -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (the README's test command runs this session)."""
-    _install(session)
+    # The onnx extra: tests/test_onnx.py exports and runs ONNX Runtime (skipped without it).
+    _install(session, "test,onnx")
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
     session.run("pytest", "-q", "-m", "not ray and not browser", *session.posargs, env=env)
 
@@ -67,7 +68,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Harness overhead, metrics, resize, timer fidelity, fusion and counting figures."""
-    _install(session)
+    _install(session, "test,onnx")  # the ONNX Runtime / PyTorch latency figures
     out = session.posargs[0] if session.posargs else "bench-out"
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
     session.run("python", "-m", "srbench.bench", "--output", out, env=env)

@@ -62,6 +62,7 @@ from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.data.imageio import write_png_atomic
 from srbench.data.imresize import imresize_uint8
+from srbench.errors import SrbenchError
 from srbench.execution.config import RunConfig
 from srbench.execution.devices import resolve_device
 from srbench.execution.isolation import measure_in_worker, prestart
@@ -474,6 +475,74 @@ def fusion_figures(device: torch.device, forwards: int) -> list[Figure]:
     ]
 
 
+#: Models whose ONNX Runtime / PyTorch CPU latency ratio is a figure.
+ORT_MODELS = ("span", "rlfn")
+
+
+def ort_figures(*, forwards: int, rounds: int) -> list[Figure]:
+    """ONNX Runtime (CPU provider) / PyTorch CPU forward median at 1x3x256x256, per model.
+
+    Both run the same fp32 network (random init: latency does not depend on the weights)
+    with the same threads, timed by :class:`ForwardTimer` exactly as ``srbench run`` times
+    them (ORT: one ``session.run``, see :mod:`srbench.deploy.ort`). They alternate in
+    ``rounds`` rounds of ``forwards`` forwards; each side's figure is the median of its round
+    medians. Also records max |ORT - PyTorch| on that input (model output units).
+    """
+    try:
+        from srbench.deploy.extra import EXTRA_PACKAGES, require
+        from srbench.deploy.onnx_export import ExportMetadata
+        from srbench.deploy.ort import OrtBackend, cached_export
+
+        for module in EXTRA_PACKAGES:
+            require(module, purpose="the ORT bench figure")
+    except SrbenchError as exc:
+        return [
+            _info(f"ort.{m}.ratio", f"{m} ORT/torch CPU latency (skipped: {exc})", None, "x")
+            for m in ORT_MODELS
+        ]
+    cpu = torch.device("cpu")
+    figures = []
+    for name in ORT_MODELS:
+        entry = get_entry(name)
+        torch.manual_seed(0)
+        model = create_model(name).eval()
+        meta = ExportMetadata(name, name, 4, entry.input_range, "")
+        export = cached_export(model, meta)
+        session = OrtBackend(export.path, provider="cpu", scale=4)
+        x = counting_input(NTIRE_INPUT_SHAPE, input_range=entry.input_range, device=cpu)
+        timer = ForwardTimer(cpu)
+        torch_fn = _forward_fn(model, x)
+
+        def ort_fn(session: OrtBackend = session, x: torch.Tensor = x) -> torch.Tensor:
+            return session(x)
+
+        for _ in range(3):
+            timer.time(torch_fn)
+            timer.time(ort_fn)
+        torch_ms: list[float] = []
+        ort_ms: list[float] = []
+        for _ in range(rounds):
+            torch_ms.append(timer.time_repeated(torch_fn, forwards)[1])
+            ort_ms.append(timer.time_repeated(ort_fn, forwards)[1])
+        t, o = statistics.median(torch_ms), statistics.median(ort_ms)
+        diff = float((ort_fn() - torch_fn()).abs().max())
+        figures.append(
+            _info(
+                f"ort.{name}.ratio",
+                f"{name} 1x3x256x256 CPU: ONNX Runtime / PyTorch forward median ({session.threads} threads)",
+                o / t,
+                "x",
+                torch_ms=t,
+                ort_ms=o,
+                torch_rounds_ms=torch_ms,
+                ort_rounds_ms=ort_ms,
+                max_abs_diff=diff,
+                onnx_cached=export.cached,
+            )
+        )
+    return figures
+
+
 def cli_start_figure(runs: int) -> Figure:
     """Wall time of ``python -m srbench --help`` in a fresh interpreter (median of ``runs``).
 
@@ -657,6 +726,10 @@ def run_bench(
         ),
     )
     section("SPAN fusion", lambda: fusion_figures(dev, 3 if quick else 5))
+    section(
+        "ONNX Runtime vs PyTorch (CPU)",
+        lambda: ort_figures(forwards=5 if quick else 10, rounds=3 if quick else 5),
+    )
     section("CLI start", lambda: [cli_start_figure(5)])
     # The attention models take minutes to count on a 2-core CPU: full runs only.
     section("counting cost", lambda: counting_figures(COUNTING_MODELS[:3] if quick else COUNTING_MODELS))

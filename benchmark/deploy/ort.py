@@ -213,6 +213,7 @@ class OrtBackend:
         return opts
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous()  # a no-op for the protocol's inputs; tiles may be strided views
         if self.device.type == "cpu":
             out = self.session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
             return torch.from_numpy(out)
