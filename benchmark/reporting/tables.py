@@ -67,10 +67,14 @@ def caption(run: RunResult) -> str:
     device = env.get("device_name") or env.get("device", "?")
     crop = "border = scale"
     named = f"{run.config['label']}: " if run.config.get("label") else ""
+    backend = run.config.get("backend", "torch")
+    # A deployment backend's time is one session.run (README: "Deployment").
+    via = "" if backend == "torch" else f" via {backend} ({run.config.get('ort_provider', 'cpu')} provider)"
+    timed = "forward" if backend == "torch" else "session.run"
     return (
         f"{named}{ds.get('name', '?')} ({ds.get('images', '?')} images, x{ds.get('scale', '?')}) "
-        f"on {device}; "
-        f"{label} with {crop}; time = {_time_stat(run)} forward ms; "
+        f"on {device}{via}; "
+        f"{label} with {crop}; time = {_time_stat(run)} {timed} ms; "
         f"FLOPs = fvcore MACs at {'x'.join(map(str, run.config.get('profile_input', [1, 3, 256, 256])))}"
     )
 
