@@ -69,7 +69,8 @@ def caption(run: RunResult) -> str:
     named = f"{run.config['label']}: " if run.config.get("label") else ""
     backend = run.config.get("backend", "torch")
     # A deployment backend's time is one session.run (README: "Deployment").
-    via = "" if backend == "torch" else f" via {backend} ({run.config.get('ort_provider', 'cpu')} provider)"
+    provider = run.config.get("browser_provider" if backend == "browser" else "ort_provider")
+    via = "" if backend == "torch" else f" via {backend} ({provider} provider)"
     timed = "forward" if backend == "torch" else "session.run"
     return (
         f"{named}{ds.get('name', '?')} ({ds.get('images', '?')} images, x{ds.get('scale', '?')}) "
