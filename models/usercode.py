@@ -28,7 +28,7 @@ import inspect
 import re
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -342,6 +342,112 @@ class NtireTeam:
     row: str
     ref: CodeRef
     checkpoint: Path | None
+    model_args: dict[str, Any] = field(default_factory=dict)
+    input_range: float | None = None
+
+
+@dataclass(frozen=True)
+class DemoBranch:
+    """What the challenge's ``test_demo.py`` says about one team (its ``model_id == N`` branch).
+
+    Attributes:
+        module: the stem of the model file it imports (``from models.team38_SPAN import ...``).
+        cls: the class it builds (``model = SPAN30(3, 3, upscale=4)``).
+        args, kwargs: that call's literal arguments (None when any is not a literal).
+        checkpoint: the base name of the checkpoint file it names.
+        data_range: its ``data_range = ...``.
+    """
+
+    module: str | None = None
+    cls: str | None = None
+    args: tuple[Any, ...] | None = None
+    kwargs: dict[str, Any] | None = None
+    checkpoint: str | None = None
+    data_range: float | None = None
+
+
+#: The challenge's evaluation script; its ``select_model`` branches set each team's class,
+#: constructor arguments, checkpoint and data range by hand.
+TEST_DEMO = "test_demo.py"
+
+
+def read_test_demo(repo: Path) -> dict[int, DemoBranch]:
+    """Team id → :class:`DemoBranch`, read (never run) from ``repo/test_demo.py``; {} if absent."""
+    path = Path(repo) / TEST_DEMO
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError):
+        return {}
+    out: dict[int, DemoBranch] = {}
+    for node in ast.walk(tree):
+        team = _model_id_test(node.test) if isinstance(node, ast.If) else None
+        if team is not None and team not in out:
+            out[team] = _read_branch(node.body)
+    return out
+
+
+def _model_id_test(test: ast.expr) -> int | None:
+    # ``model_id == 38`` or ``args.model_id == 38``
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
+        left, right = test.left, test.comparators[0]
+        name = left.id if isinstance(left, ast.Name) else getattr(left, "attr", None)
+        if name == "model_id" and isinstance(right, ast.Constant) and isinstance(right.value, int):
+            return int(right.value)
+    return None
+
+
+def _read_branch(body: list[ast.stmt]) -> DemoBranch:
+    module = cls = checkpoint = None
+    args: tuple[Any, ...] | None = None
+    kwargs: dict[str, Any] | None = None
+    data_range: float | None = None
+    imported: set[str] = set()
+    nodes = [n for stmt in body for n in ast.walk(stmt)]
+    for n in nodes:
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("models."):
+            module = n.module.split(".", 1)[1]
+            imported |= {a.asname or a.name for a in n.names}
+    for n in nodes:
+        value = _assigned(n, "data_range")
+        if isinstance(value, ast.Constant) and isinstance(value.value, (int, float)):
+            data_range = float(value.value)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in imported and cls is None:
+            cls = n.func.id
+            try:
+                args = tuple(ast.literal_eval(a) for a in n.args)
+                kwargs = {k.arg: ast.literal_eval(k.value) for k in n.keywords if k.arg is not None}
+            except ValueError:
+                args, kwargs = None, None
+        if (
+            isinstance(n, ast.Constant)
+            and isinstance(n.value, str)
+            and n.value.lower().endswith(CHECKPOINT_SUFFIXES)
+        ):
+            checkpoint = checkpoint or Path(n.value).name
+    return DemoBranch(module, cls, args, kwargs, checkpoint, data_range)
+
+
+def _assigned(node: ast.AST, name: str) -> ast.expr | None:
+    """The value ``node`` assigns to ``name`` (``x = v`` or ``a, x = u, v``), else None."""
+    if not isinstance(node, ast.Assign):
+        return None
+    for target in node.targets:
+        if isinstance(target, ast.Name) and target.id == name:
+            return node.value
+        if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+            for t, v in zip(target.elts, node.value.elts):
+                if isinstance(t, ast.Name) and t.id == name:
+                    return v
+    return None
+
+
+def _bind_arguments(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``fn(*args, **kwargs)``'s arguments as keywords (``--model-args`` carries keywords only)."""
+    try:
+        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
+    except (TypeError, ValueError):
+        return dict(kwargs) if not args else {}
+    return dict(bound.arguments)
 
 
 def parse_team_file(path: Path) -> tuple[int, str] | None:
@@ -390,6 +496,10 @@ def ntire_team_paths(repo: Path, teams: list[int]) -> list[Path]:
 def ntire_team(path: Path, attr: str | None = None, *, option: str = "--models") -> NtireTeam:
     """The submission whose model file is ``path`` (``REPO/models/teamNN_Name.py``).
 
+    When ``REPO/test_demo.py`` (the challenge's script) has a ``model_id == NN`` branch that
+    imports this file, its class, literal constructor arguments, checkpoint and
+    ``data_range`` are used (read from its syntax tree, never run); otherwise:
+
     The model class is ``attr`` when given, else the one ``nn.Module`` class of the file
     that no other class of the file uses (a building block is not the model); when several
     remain, the one named like the file wins; otherwise a one-line error lists them. The
@@ -408,10 +518,21 @@ def ntire_team(path: Path, attr: str | None = None, *, option: str = "--models")
     row = f"{team:02d}_{team_name}"
     if not path.is_file():
         raise SrbenchError(f"ntire:{path}: model file not found; check the path given to {option}")
+    repo = path.resolve().parent.parent
+    demo = read_test_demo(repo).get(team)
+    if demo is not None and demo.module not in (None, path.stem):
+        demo = None  # that branch loads another file of the same team
+    demo = demo or DemoBranch()
     if attr is None:
-        attr = _find_model_class(path, row, team_name, option)
+        attr = demo.cls or _find_model_class(path, row, team_name, option)
     ref = CodeRef(attr=attr, path=str(path.resolve()), ntire=True)
-    return NtireTeam(row=row, ref=ref, checkpoint=_find_checkpoint(path, team, row))
+    model_args: dict[str, Any] = {}
+    if demo.cls == attr and demo.args is not None and demo.kwargs is not None:
+        model_args = _bind_arguments(resolve_callable(ref), demo.args, demo.kwargs)
+    checkpoint = repo / "model_zoo" / demo.checkpoint if demo.checkpoint else None
+    if checkpoint is None or not checkpoint.is_file():
+        checkpoint = _find_checkpoint(path, team, row)
+    return NtireTeam(row, ref, checkpoint, model_args, demo.data_range)
 
 
 def root_classes(path: Path, classes: list[type[nn.Module]]) -> list[type[nn.Module]]:

@@ -535,3 +535,61 @@ def test_new_model_writes_a_file_that_measures_and_a_test_that_passes(tmp_path: 
     ):
         code, _, err = _run(args, capsys)
         assert code == 2 and expect in _one_line_error(err)
+
+
+def test_ntire_test_demo_answers_class_arguments_checkpoint_and_range(
+    ntire_repo: Path, tmp_path: Path, capsys
+) -> None:
+    # The challenge script's branch for team 07: a class among two, positional constructor
+    # arguments, a checkpoint not named like the model file (beside another), data_range 255.
+    (ntire_repo / "models" / "07_Beta.py").unlink()  # test_demo.py imports it: a teamNN_ name
+    (ntire_repo / "models" / "team07_Beta.py").write_text(
+        TEAM_BETA.replace("    def __init__(self):", "    def __init__(self, in_ch, out_ch, upscale=2):")
+    )
+    zoo = ntire_repo / "model_zoo"
+    (zoo / "07_Beta.pth").rename(zoo / "07_beta_final.pth")
+    torch.save({}, zoo / "07_beta_old.pth")
+    (ntire_repo / "test_demo.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+            import torch
+
+            def select_model(args, device):
+                model_id = args.model_id
+                if model_id == 1:
+                    from models.team01_Alpha import AlphaNet
+                    name, data_range = f"{model_id:02}_Alpha", 1.0
+                    model_path = os.path.join('model_zoo', 'team01_alpha.pth')
+                    model = AlphaNet()
+                    model.load_state_dict(torch.load(model_path)['params_ema'], strict=True)
+                elif model_id == 7:
+                    from models.team07_Beta import BetaNet
+                    name, data_range = f"{model_id:02}_Beta", 255.0
+                    model_path = os.path.join('model_zoo', '07_beta_final.pth')
+                    model = BetaNet(3, 3, upscale=4)
+                else:
+                    raise NotImplementedError(f"Model {model_id} is not implemented.")
+                return model, name, data_range
+            """
+        )
+    )
+    from srbench.models.usercode import read_test_demo
+
+    branch = read_test_demo(ntire_repo)[7]
+    assert (branch.cls, branch.args, branch.kwargs, branch.checkpoint, branch.data_range) == (
+        "BetaNet",
+        (3, 3),
+        {"upscale": 4},
+        "07_beta_final.pth",
+        255.0,
+    )
+    out = tmp_path / "out"
+    args = ["run", "--ntire-repo", str(ntire_repo), "--teams", "1,7", *FAST, "--no-isolate", "-o", str(out)]
+    code, _, err = _run(args, capsys)
+    assert code == 0, err
+    rows = {m["name"]: m for m in json.loads((out / "results.json").read_text())["models"]}
+    assert rows["07_Beta"]["input_range"] == 255.0
+    assert rows["07_Beta"]["weights"]["file"] == "07_beta_final.pth"
+    _assert_nearest(rows["07_Beta"])
+    _assert_nearest(rows["01_Alpha"])

@@ -144,7 +144,14 @@ def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec,
         path, attr = split if split is not None and split[0].endswith(".py") else (target, None)
         team = ntire_team(Path(path), attr, option=option)
         return (
-            ModelSpec(name=name or team.row, arch=rest, weights_path=team.checkpoint, code=team.ref),
+            ModelSpec(
+                name=name or team.row,
+                arch=rest,
+                weights_path=team.checkpoint,
+                code=team.ref,
+                model_args=team.model_args,
+                input_range=team.input_range,
+            ),
             rest,
         )
     code = split_code_token(rest)
