@@ -168,6 +168,7 @@ ENTRY_POINT_GROUP = "srbench.models"
 
 _loaded_plugins: set[str] = set()
 _loaded_entry_points: set[tuple[str, str]] = set()
+_entry_points_scanned = False
 #: The origin given to models registered while a plugin or entry point loads.
 _loading_origin: str | None = None
 
@@ -201,10 +202,17 @@ def _ensure_zoo() -> None:
 
 
 def _load_entry_points() -> None:
-    """Load every ``srbench.models`` entry point of the installed packages, once per process."""
-    global _loading_origin
+    """Load every ``srbench.models`` entry point of the installed packages, once per process.
+
+    The scan of installed distributions costs ~10 ms, so it runs on the first registry
+    lookup only (a package installed while a process runs is seen by the next process).
+    """
+    global _loading_origin, _entry_points_scanned
     from importlib.metadata import entry_points
 
+    if _entry_points_scanned:
+        return
+    _entry_points_scanned = True
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
         key = (dist, ep.name)
