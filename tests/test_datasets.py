@@ -178,7 +178,10 @@ def test_forced_layout_overrides_detection(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- HR-only + cache
 
 
-def test_hr_only_generates_lr_and_caches_it_beside_the_folder(tmp_path: Path) -> None:
+def test_hr_only_generates_lr_and_caches_it_beside_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SRBENCH_CACHE_DIR", raising=False)  # the default: beside the HR folder
     hrs = _write_pairs(tmp_path / "photos", None, ["a", "b"])
     ds = load_dataset(tmp_path / "photos")
     assert (ds.layout, ds.name, ds.describe()["lr"]) == ("hr-only", "photos", "generated")
@@ -203,7 +206,8 @@ def test_hr_only_generates_lr_and_caches_it_beside_the_folder(tmp_path: Path) ->
     np.testing.assert_array_equal(load_dataset(tmp_path / "photos").load("a").lr, altered)
 
 
-def test_hr_only_cache_is_keyed_by_content_not_mtime(tmp_path: Path) -> None:
+def test_hr_only_cache_is_keyed_by_content_not_mtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SRBENCH_CACHE_DIR", raising=False)  # the default: beside the HR folder
     """Issue 19 case 2: an HR replaced by different content with an OLDER mtime (as ``cp -p``,
     ``rsync -a`` or an unpacked release leave it) must not be served its stale cached LR."""
     hrs = _write_pairs(tmp_path / "photos", None, ["a"])
@@ -239,7 +243,8 @@ def test_hr_only_cache_lr_false_writes_nothing_and_env_moves_the_cache(tmp_path:
     assert len(written) == 1 and not (tmp_path / "photos_LR_srbench").exists()
 
 
-def test_data_prepare_writes_the_cache_once(tmp_path: Path, capsys) -> None:
+def test_data_prepare_writes_the_cache_once(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SRBENCH_CACHE_DIR", raising=False)  # the default: beside the HR folder
     hrs = _write_pairs(tmp_path / "photos", None, ["a", "b", "c"])
     assert main(["data", "prepare", str(tmp_path / "photos")]) == 0
     assert "wrote 3 LR images" in capsys.readouterr().out

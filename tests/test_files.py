@@ -95,7 +95,10 @@ def test_stamps_key_by_content(tmp_path: Path) -> None:
     assert read_stamp(cached) is None and not stamp_matches(cached, key)
 
 
-def test_lr_cache_decoded_cache_and_extracted_dataset_follow_the_umask(tmp_path: Path, umask: int) -> None:
+def test_lr_cache_decoded_cache_and_extracted_dataset_follow_the_umask(
+    tmp_path: Path, umask: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SRBENCH_CACHE_DIR", raising=False)  # the LR cache's default: beside the HR folder
     want_file = {0o022: 0o644, 0o002: 0o664}[umask]
     want_dir = want_file | 0o111
     hr = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
