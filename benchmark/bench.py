@@ -30,6 +30,10 @@ fails the build, and timings depend on the machine (record it; compare like with
 5. **SPAN fusion** (ratio): forward time of the training form (branches run) over the fused
    form, and of fusing inside every forward (what the upstream eval path does) over fused.
 6. **Counting cost** (seconds): :func:`~srbench.measure.counting.profile_model` per model.
+7. **Meter independence** (``meters.timing_ratio``): the median forward time of ``span``
+   measured with the memory meter on over the same with it off
+   (:func:`~srbench.execution.protocol.measure_model` ``measure_memory``), interleaved
+   on/off rounds on the sample set, the median of the per-round ratios. Goal 0.97-1.03.
 
 Every time is a median of several runs unless the label says otherwise; ``torch`` threads are
 left as configured (``torch.get_num_threads()`` is recorded).
@@ -543,6 +547,36 @@ def ort_figures(*, forwards: int, rounds: int) -> list[Figure]:
     return figures
 
 
+GOAL_METER_RATIO = (0.97, 1.03)
+
+
+def meters_figure(images: ImageCache, device: str, rounds: int) -> Figure:
+    """``meters.timing_ratio``: median forward time with the memory meter on / off (span)."""
+    config = _run_config(device, ("span",), isolate=False)
+    ratios, on_ms, off_ms = [], [], []
+    for _ in range(rounds):
+        medians = {}
+        for memory in (True, False):
+            result = measure_model(ModelSpec("span", "span"), images, config, measure_memory=memory)
+            if result.runtime_ms is None:
+                raise RuntimeError(f"bench: span failed: {result.reason}")
+            medians[memory] = result.runtime_ms.median
+        on_ms.append(medians[True])
+        off_ms.append(medians[False])
+        ratios.append(medians[True] / medians[False])
+    value = statistics.median(ratios)
+    lo, hi = GOAL_METER_RATIO
+    return Figure(
+        "meters.timing_ratio",
+        f"Meter independence: span median forward, memory meter on / off ({rounds} rounds)",
+        value,
+        "x",
+        f"{lo:g}-{hi:g}",
+        lo <= value <= hi,
+        {"ratios": ratios, "on_ms": on_ms, "off_ms": off_ms},
+    )
+
+
 def cli_start_figure(runs: int) -> Figure:
     """Wall time of ``python -m srbench --help`` in a fresh interpreter (median of ``runs``).
 
@@ -716,6 +750,7 @@ def run_bench(
 
         section("overhead, DIV2K-sized set", div2k)
         section("fixed cost", lambda: fixed_cost_figures(sample, str(dev)))
+        section("meters", lambda: [meters_figure(sample, str(dev), 3 if quick else 5)])
     section("metrics", lambda: metrics_figures(runs))
     section("post-processing", lambda: [postproc_figure(runs + 2)])
     section("LR generation", lambda: [resize_figure(runs)])

@@ -41,3 +41,25 @@ def test_timer_returns_output_and_counts_calls() -> None:
     assert len(calls) == 5 and out.sum().item() == 2.0 and ms >= 0.0
     with pytest.raises(ValueError):
         timer.time_repeated(fn, 0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 100])
+def test_percentiles_match_numpy(n: int) -> None:
+    samples = list(np.random.default_rng(n).gamma(2.0, 3.0, n))
+    s = RuntimeStats.from_samples(samples)
+    for q, got in ((50, s.p50), (90, s.p90), (99, s.p99)):
+        assert got == pytest.approx(np.percentile(samples, q), rel=1e-12)
+    assert s.p50 == pytest.approx(s.median)
+    assert s.cv == pytest.approx(np.std(samples) / np.mean(samples))
+    assert s.min <= s.p50 <= s.p90 <= s.p99 <= s.max
+
+
+def test_old_runtime_dict_still_reads() -> None:
+    old = {"mean": 1.0, "median": 1.0, "std": 0.0, "min": 1.0, "max": 1.0, "n": 1}
+    assert RuntimeStats(**old).p90 is None
+
+
+def test_repeat_keeps_every_sample() -> None:
+    timer = ForwardTimer(torch.device("cpu"))
+    _, ms = timer.time_repeated(lambda: torch.zeros(1), 5)
+    assert len(timer.last_samples_ms) == 5 and ms == float(np.median(timer.last_samples_ms))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 from srbench.commands.options import (
     add_dataset_options,
@@ -27,9 +29,55 @@ from srbench.execution.config import (
     ORT_PROVIDERS,
     RunConfig,
 )
-from srbench.execution.orchestrator import default_output_dir, run_benchmark
+from srbench.execution.orchestrator import default_output_dir, resume_command, run_benchmark
 from srbench.reporting.results import check_label
 from srbench.reporting.tables import console_table, footnotes
+
+# ----------------------------------------------------------------- options given on the command line
+# `--resume DIR` takes the stored configuration as the default for every option not given, so
+# the parser must tell "given" from "left at its default": these actions record their dest.
+
+
+def _mark_given(namespace: argparse.Namespace, dest: str) -> None:
+    # A new set per parse (never a shared default), holding the dests given so far.
+    namespace.given = {*getattr(namespace, "given", set()), dest}
+
+
+class _Store(argparse._StoreAction):
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _mark_given(namespace, self.dest)
+
+
+class _StoreTrue(argparse._StoreTrueAction):
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _mark_given(namespace, self.dest)
+
+
+class _Append(argparse._AppendAction):
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        super().__call__(parser, namespace, values, option_string)
+        _mark_given(namespace, self.dest)
+
+
+def track_given(p: argparse.ArgumentParser) -> None:
+    """Make every option added to ``p`` from now on record its dest in ``args.given`` when given."""
+    p.register("action", None, _Store)
+    p.register("action", "store", _Store)
+    p.register("action", "store_true", _StoreTrue)
+    p.register("action", "append", _Append)
+    # No set_defaults(given=set()): argparse would hand every parse the same set object.
+
+
+#: ``run`` option dest → the RunConfig fields it sets (when they differ from the dest).
+_DEST_FIELDS = {
+    "no_isolate": ("isolate",),
+    "ntire_compat": ("ntire_compat", "warmup"),
+    "input_range": ("input_ranges",),
+    "ntire_repo": ("models",),
+    "teams": ("models",),
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="measure models on a dataset (quality, runtime, complexity, memory)",
         description="Measure models on a dataset and write results.json/.csv/.md.",
     )
+    track_given(p)
     add_models_option(p)
     add_dataset_options(p, positional=False)
     add_protocol_options(p)
@@ -52,7 +101,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="OUTPUT_DIR",
-        help="continue a run: skip models already measured there with the same config",
+        help="continue the run in OUTPUT_DIR: its stored options are the default for every option "
+        "not given (--models included); models already measured there are skipped",
     )
     p.add_argument("--force", action="store_true", help="with --resume: accept a changed config")
     p.add_argument(
@@ -129,9 +179,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_command)
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The :class:`RunConfig` described by parsed ``run`` arguments."""
+def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) -> RunConfig:
+    """The :class:`RunConfig` described by parsed ``run`` arguments.
+
+    With ``stored`` (the configuration of the run being resumed), only the options given on
+    the command line (``args.given``) are taken from ``args``; every other field keeps its
+    stored value.
+    """
     from srbench.execution.specs import parse_input_ranges, parse_model_args
+
+    if stored is not None:
+        given = getattr(args, "given", set())
+        if args.models is None and getattr(args, "ntire_repo", None) is None:
+            args = argparse.Namespace(**{**vars(args), "models": ",".join(stored.models)})
+        fresh = config_from_args(args)
+        names: set[str] = set()
+        for dest in given:
+            names.update(_DEST_FIELDS.get(dest, (dest,)))
+        known = {f.name for f in dataclasses.fields(RunConfig)}
+        return dataclasses.replace(stored, **{n: getattr(fresh, n) for n in names & known})
 
     check_tiling(args)
     if args.model_timeout is not None and args.model_timeout <= 0:
@@ -186,13 +252,18 @@ def run_command(args: argparse.Namespace) -> int:
         return challenge_command(args)
     if args.runs is not None:
         raise SrbenchError("--runs needs --protocol ntireYYYY (e.g. --protocol ntire2026 --runs 5)")
-    config = config_from_args(args)
     if args.resume and args.output and args.output != args.resume:
         raise SrbenchError("--resume names the output folder itself; drop --output")
-    if args.resume and not (args.resume / "results.json").is_file():
-        raise SrbenchError(
-            f"--resume {args.resume}: no results.json there; pass a folder written by 'srbench run'"
-        )
+    stored = None
+    if args.resume:
+        from srbench.reporting.results import load_results
+
+        if not (args.resume / "results.json").is_file():
+            raise SrbenchError(
+                f"--resume {args.resume}: no results.json there; pass a folder written by 'srbench run'"
+            )
+        stored = RunConfig.from_dict(load_results(args.resume).config)
+    config = config_from_args(args, stored)
     out_dir = args.resume or args.output or default_output_dir()
     if args.save_images:
         config.save_images = str(out_dir / "images")
@@ -206,7 +277,7 @@ def run_command(args: argparse.Namespace) -> int:
         console.print(f"[dim]{note}")
     console.print(f"results: {out_dir}")
     if interrupted:
-        console.print(f"interrupted: resume with 'srbench run ... --resume {out_dir}'")
+        console.print(f"interrupted: resume with: {resume_command(out_dir)}", highlight=False)
         return 130
     if args.require_weights and (lacking := models_lacking_official_weights(run.models)):
         console.print(

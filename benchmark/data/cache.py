@@ -85,6 +85,14 @@ class ImageCache:
                     pending = pool.submit(load, i + 1)
                 yield pair
 
+    def lr_shapes(self) -> list[tuple[int, ...]]:
+        """Each LR image's (H, W, 3) shape, in order, read from the file headers (no decoding)."""
+        return [tuple(np.load(self.root / f"{i:05d}_lr.npy", mmap_mode="r").shape) for i in range(len(self))]
+
+    def lr(self, index: int) -> np.ndarray:
+        """LR image ``index`` (uint8 H×W×3)."""
+        return np.load(self.root / f"{index:05d}_lr.npy")
+
     def first_lr(self) -> np.ndarray:
         """The first LR image (warm-up input)."""
         return np.load(self.root / "00000_lr.npy")

@@ -1,8 +1,32 @@
-"""The run configuration: what defines a run's protocol (recorded as ``config`` in results.json)."""
+"""The run configuration, in four sections, and what ``config_hash`` covers.
+
+Every field of :class:`RunConfig` belongs to exactly one section, declared beside the field
+(``metadata=PROTOCOL``, ...):
+
+``protocol``
+    how a model is measured (scale, device, warm-up, repeat, dtype, tiling, ...);
+``data``
+    what it is measured on (``--data``, ``--layout``);
+``execution``
+    what runs and how the run is carried out (the model list, their checkpoints, offline,
+    worker isolation, timeouts);
+``output``
+    where results go and how they are named (saved images, ``--label``).
+
+The **hashed part** is, by construction, the ``protocol`` and ``data`` sections
+(:data:`HASHED_SECTIONS`) together with the dataset's description: two runs with the same
+``config_hash`` measured models the same way on the same images, so ``--resume`` may keep
+the models the first one finished. A new field is hashed or not by the section it is
+declared in; there is no separate list of key names. A key an older file lacks takes its
+default. ``results.json`` records ``config`` as one flat object (each key once; the sections
+are this module's), so every reader of older files keeps working.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -29,57 +53,74 @@ ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")
 #: ``--browser-provider`` values: ONNX Runtime Web's execution providers (:mod:`srbench.web`).
 BROWSER_PROVIDERS = ("wasm", "webgpu", "webgl")
 
+#: The sections, in the order the README lists them.
+SECTIONS = ("protocol", "data", "execution", "output")
+#: The sections ``config_hash`` covers (see the module docstring).
+HASHED_SECTIONS = ("protocol", "data")
+
+
+def _in(section: str) -> dict[str, str]:
+    """Field metadata declaring a :class:`RunConfig` field's section (one of :data:`SECTIONS`)."""
+    assert section in SECTIONS, section
+    return {"section": section}
+
+
+PROTOCOL, DATA, EXECUTION, OUTPUT = (_in(s) for s in SECTIONS)
+
 
 @dataclass
 class RunConfig:
-    """Everything that defines a run's protocol (recorded as ``config`` in results.json)."""
+    """Everything that defines a run (recorded as ``config`` in results.json)."""
 
-    models: list[str] = field(default_factory=list)
-    data: str | None = None
-    layout: str | None = None
-    scale: int = 4
-    device: str = "auto"
-    warmup: int = DEFAULT_WARMUP
-    repeat: int = 1
-    profile_input: list[int] = field(default_factory=lambda: list(NTIRE_INPUT_SHAPE))
-    ntire_compat: bool = False
-    dtype: str = "fp32"
-    channels_last: bool = False
-    compile: bool = False
-    cudnn_benchmark: bool = False
-    tf32: str | None = None
-    seed: int = 0
-    deterministic: bool = False
-    weights: dict[str, str] = field(default_factory=dict)
-    #: ``--model-args NAME=JSON``: constructor keyword arguments per row (see specs.py).
-    model_args: dict[str, dict[str, Any]] = field(default_factory=dict)
-    #: ``--input-range NAME=1|255``: the value range a row's network takes and returns.
-    input_ranges: dict[str, float] = field(default_factory=dict)
-    offline: bool = False
-    tile: int | None = None
-    tile_overlap: int = DEFAULT_OVERLAP
-    isolate: bool = True
-    model_timeout: float | None = None
-    save_images: str | None = None
-    #: Count complexity afresh instead of reading the complexity cache (never changes a number).
-    recount: bool = False
-    #: The run's name in reports, plots and tables (``--label``); None: named by device/dtype.
-    label: str | None = None
-    # Dataset options beyond --data/--layout (see srbench.commands.options.add_dataset_options).
-    # Hashed only when set (results.NEW_CONFIG_DEFAULTS), so earlier runs keep their hash.
-    hr: str | None = None
-    lr: str | None = None
-    split: str = "valid"
-    degradation: str = "bicubic"
-    allow_16bit: bool = False
-    #: What runs the network: ``torch`` or ``onnxruntime`` (:mod:`srbench.deploy.ort`).
-    backend: str = "torch"
+    # --- protocol: how each model is measured
+    scale: int = field(default=4, metadata=PROTOCOL)
+    device: str = field(default="auto", metadata=PROTOCOL)
+    warmup: int = field(default=DEFAULT_WARMUP, metadata=PROTOCOL)
+    repeat: int = field(default=1, metadata=PROTOCOL)
+    profile_input: list[int] = field(default_factory=lambda: list(NTIRE_INPUT_SHAPE), metadata=PROTOCOL)
+    ntire_compat: bool = field(default=False, metadata=PROTOCOL)
+    dtype: str = field(default="fp32", metadata=PROTOCOL)
+    channels_last: bool = field(default=False, metadata=PROTOCOL)
+    compile: bool = field(default=False, metadata=PROTOCOL)
+    cudnn_benchmark: bool = field(default=False, metadata=PROTOCOL)
+    tf32: str | None = field(default=None, metadata=PROTOCOL)
+    seed: int = field(default=0, metadata=PROTOCOL)
+    deterministic: bool = field(default=False, metadata=PROTOCOL)
+    tile: int | None = field(default=None, metadata=PROTOCOL)
+    tile_overlap: int = field(default=DEFAULT_OVERLAP, metadata=PROTOCOL)
+    #: What runs the network: ``torch``, ``onnxruntime`` or ``browser`` (:mod:`srbench.deploy`).
+    backend: str = field(default="torch", metadata=PROTOCOL)
     #: ONNX Runtime execution provider (``--backend onnxruntime`` only).
-    ort_provider: str = "cpu"
+    ort_provider: str = field(default="cpu", metadata=PROTOCOL)
     #: ONNX Runtime Web execution provider (``--backend browser`` only).
-    browser_provider: str = "wasm"
+    browser_provider: str = field(default="wasm", metadata=PROTOCOL)
     #: WASM threads in the browser (``--backend browser``); None: torch's thread count.
-    browser_threads: int | None = None
+    browser_threads: int | None = field(default=None, metadata=PROTOCOL)
+    # --- data: what it is measured on (see srbench.commands.options.add_dataset_options)
+    data: str | None = field(default=None, metadata=DATA)
+    layout: str | None = field(default=None, metadata=DATA)
+    hr: str | None = field(default=None, metadata=DATA)
+    lr: str | None = field(default=None, metadata=DATA)
+    split: str = field(default="valid", metadata=DATA)
+    degradation: str = field(default="bicubic", metadata=DATA)
+    allow_16bit: bool = field(default=False, metadata=DATA)
+    # --- execution: which models (and what defines each row), how the run is carried out.
+    # Per-model entries (weights, model_args, input_ranges) are compared row by row on --resume.
+    models: list[str] = field(default_factory=list, metadata=EXECUTION)
+    weights: dict[str, str] = field(default_factory=dict, metadata=EXECUTION)
+    #: ``--model-args NAME=JSON``: constructor keyword arguments per row (see specs.py).
+    model_args: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=EXECUTION)
+    #: ``--input-range NAME=1|255``: the value range a row's network takes and returns.
+    input_ranges: dict[str, float] = field(default_factory=dict, metadata=EXECUTION)
+    offline: bool = field(default=False, metadata=EXECUTION)
+    isolate: bool = field(default=True, metadata=EXECUTION)
+    model_timeout: float | None = field(default=None, metadata=EXECUTION)
+    #: Count complexity afresh instead of reading the complexity cache (never changes a number).
+    recount: bool = field(default=False, metadata=EXECUTION)
+    # --- output: where results go and how they are named
+    save_images: str | None = field(default=None, metadata=OUTPUT)
+    #: The run's name in reports, plots and tables (``--label``); None: named by device/dtype.
+    label: str | None = field(default=None, metadata=OUTPUT)
 
     def row_name(self, model: str) -> str:
         """The results row of ``model`` under this backend: ``model`` for torch, else
@@ -95,5 +136,62 @@ class RunConfig:
         return f"{model}@{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form."""
-        return asdict(self)
+        """JSON form: one flat object, each field once (``results.json`` → ``config``)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The fields of section ``name`` as a dict."""
+        return {k: v for k, v in self.to_dict().items() if section_of(k) == name}
+
+    def hashed(self) -> dict[str, Any]:
+        """The part ``config_hash`` covers: the :data:`HASHED_SECTIONS` fields."""
+        return hashed_part(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored (files from newer versions)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _plain(value: Any) -> Any:
+    # Copies, so that a RunResult's dict never aliases a live config's lists.
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+#: Field name → section, from the declarations above.
+FIELD_SECTIONS: dict[str, str] = {f.name: f.metadata["section"] for f in fields(RunConfig)}
+
+
+def section_of(key: str) -> str:
+    """The section of ``key``; keys :class:`RunConfig` does not know (written by another
+    version of srbench) count as ``protocol``: hashing too much only refuses a resume."""
+    return FIELD_SECTIONS.get(key, "protocol")
+
+
+def hashed_keys() -> list[str]:
+    """The config keys ``config_hash`` covers, in declaration order."""
+    return [k for k, s in FIELD_SECTIONS.items() if s in HASHED_SECTIONS]
+
+
+def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
+    """The entries of a ``config`` dict (as in results.json) that ``config_hash`` covers."""
+    return {k: v for k, v in config.items() if section_of(k) in HASHED_SECTIONS}
+
+
+def config_hash(config: dict[str, Any], dataset: dict[str, Any]) -> str:
+    """sha256 (first 16 hex digits) of the canonical JSON of the hashed part of ``config``
+    (:func:`hashed_part`) and of ``dataset`` (the dataset's description in results.json).
+
+    A key ``config`` lacks (a file written before that option existed) takes its default,
+    so an older run and a new one with the same settings share a hash.
+    """
+    full = {**RunConfig().to_dict(), **config}
+    blob = json.dumps(
+        {"config": hashed_part(full), "dataset": dataset}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

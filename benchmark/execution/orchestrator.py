@@ -9,6 +9,7 @@ model finished so far.
 from __future__ import annotations
 
 import datetime as _dt
+import shlex
 import shutil
 import signal
 import sys
@@ -23,12 +24,12 @@ from srbench.data.cache import ImageCache
 from srbench.data.datasets import dataset_options, load_dataset
 from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
-from srbench.execution.config import RunConfig
+from srbench.execution.config import RunConfig, hashed_part
 from srbench.execution.devices import check_config, run_device
 from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
 from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec, specs_from_config
-from srbench.reporting.environment import collect_environment
+from srbench.reporting.environment import busy_notes, collect_environment, load_average
 from srbench.reporting.results import (
     STATUS_ERROR,
     STATUS_NO_WEIGHTS,
@@ -98,20 +99,54 @@ class StopFlag:
         sys.stderr.write("\nsrbench: stopping after the current image (Ctrl-C again to quit now)\n")
 
 
+def resume_command(out_dir: Path) -> str:
+    """The exact command that continues the run in ``out_dir`` (its stored options are the defaults)."""
+    return f"srbench run --resume {shlex.quote(str(out_dir))}"
+
+
+def config_differences(previous: RunResult, now: RunResult) -> list[str]:
+    """``key: stored VALUE, now VALUE`` for each hashed config key and dataset fact that differ."""
+    defaults = RunConfig().to_dict()
+    old = hashed_part({**defaults, **previous.config})
+    new = hashed_part({**defaults, **now.config})
+    out = [
+        f"{k}: stored {old.get(k)!r}, now {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
+    out += [
+        f"dataset.{k}: stored {previous.dataset.get(k)!r}, now {now.dataset.get(k)!r}"
+        for k in sorted(set(previous.dataset) | set(now.dataset))
+        if previous.dataset.get(k) != now.dataset.get(k)
+    ]
+    return out
+
+
 def _resume_base(out_dir: Path, run: RunResult, force: bool) -> RunResult:
     previous = load_results(out_dir)
     if previous.config_hash != run.config_hash and not force:
-        changed = sorted(
-            k
-            for k in set(previous.config) | set(run.config)
-            if previous.config.get(k) != run.config.get(k) and k not in ("models", "weights", "isolate")
-        )
+        changed = config_differences(previous, run)
         raise SrbenchError(
-            f"--resume {out_dir}: that run used another configuration (differs in: "
-            f"{', '.join(changed) or 'dataset'}); rerun with the same options or add --force"
+            f"--resume {out_dir}: that run used another configuration ({'; '.join(changed)}); "
+            "drop the options that differ (the stored ones are the default) or add --force"
         )
-    run.models = [m for m in previous.models if m.status in (STATUS_OK, STATUS_NO_WEIGHTS)]
+
+    # A row whose checkpoint, constructor arguments or input range changed is measured again.
+    def row_entries(config: dict[str, Any], row: str) -> tuple[Any, ...]:
+        name = row.split("@", 1)[0]  # model@backend rows share the model's entries
+        return tuple((config.get(key) or {}).get(name) for key in PER_MODEL_KEYS)
+
+    run.models = [
+        m
+        for m in previous.models
+        if m.status in (STATUS_OK, STATUS_NO_WEIGHTS)
+        and row_entries(previous.config, m.name) == row_entries(run.config, m.name)
+    ]
     return run
+
+
+#: Execution-section entries keyed by model name: what defines each row (compared per row on resume).
+PER_MODEL_KEYS = ("weights", "model_args", "input_ranges")
 
 
 def run_benchmark(
@@ -138,12 +173,14 @@ def run_benchmark(
     dataset = load_dataset(
         config.data, scale=config.scale, layout=config.layout, **dataset_options(config.to_dict())
     )
+    load_before = load_average()
     run = RunResult(
         environment=collect_environment(device, backend=config.backend),
         config=config.to_dict(),
         dataset=dataset.describe(),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
+    run.environment["load_average"] = {"before": load_before, "after": None}
     if resume:
         run = _resume_base(out_dir, run, force)
     prepare_output_dir(out_dir)
@@ -176,7 +213,7 @@ def run_benchmark(
                 result = measure(spec, images, config, progress=advance, should_stop=stop.is_set)
                 if stop.requested:
                     result.status = STATUS_ERROR
-                    result.reason = "interrupted (Ctrl-C); rerun with --resume to measure it"
+                    result.reason = f"interrupted (Ctrl-C); measure it with: {resume_command(out_dir)}"
                 run.upsert(result)
                 write_results(run, out_dir)
                 if result.status == STATUS_ERROR and not stop.requested:
@@ -193,6 +230,8 @@ def run_benchmark(
     # Keep the requested order in the report.
     order = {config.row_name(s.name): i for i, s in enumerate(specs)}
     run.models.sort(key=lambda m: order.get(m.name, len(order)))
+    run.environment["load_average"]["after"] = load_average()
+    run.notes = busy_notes(run.environment)
     write_results(run, out_dir)
     return run, stop.requested
 

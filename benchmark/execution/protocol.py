@@ -13,12 +13,15 @@ model's :class:`~srbench.reporting.results.ModelResult`.
    With ``--backend onnxruntime``, :func:`deploy_stage` first exports the deployed form to
    ONNX (or finds it in the content-hashed cache; outside every figure) and the backend is an
    ONNX Runtime session on the chosen provider (:mod:`srbench.deploy.ort`);
-4. :func:`warmup_stage`: ``warmup`` forwards on the first image (excluded from every figure);
+4. :func:`warmup_stage`: ``warmup`` forwards on the first image and one on each other LR
+   shape (excluded from every figure; the very first is ``first_forward_ms``);
 5. :func:`timed_loop`: for each image, copy LR to the device (not timed; on CUDA read ahead
    on a loader thread into pinned memory), time the forward (:mod:`srbench.measure.timing`),
    then score it (:func:`score_image`: finite check, uint8, fingerprint, PSNR-Y, SSIM-Y and
    PSNR-RGB against the HR on the device, in one lean pass: :mod:`srbench.measure.quality`);
-6. :func:`memory_stage`: the peak memory (:mod:`srbench.measure.memory`);
+6. :func:`memory_stage`: the forward's peak memory, apart from the timing
+   (:mod:`srbench.measure.memory`: on CUDA read around each image's forward; on CPU one
+   untimed pass after the loop);
    deployment backends then compare their outputs with PyTorch's on the first images
    (:func:`agreement_stage`, :mod:`srbench.deploy.agreement`);
 7. :func:`summarise`: statistics over images, status, notes.
@@ -57,9 +60,9 @@ from srbench.execution.specs import ModelSpec
 from srbench.measure import quality
 from srbench.measure.counting import Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
-from srbench.measure.memory import PeakMemory
+from srbench.measure.memory import ForwardMemory, resident_bytes
 from srbench.measure.shapeprobe import ShapeProbe, probe_shape_caching
-from srbench.measure.timing import ForwardTimer, RuntimeStats
+from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation
 from srbench.models.registry import ModelEntry
 from srbench.reporting.results import (
     STATUS_ERROR,
@@ -96,6 +99,9 @@ class Warmup:
 
     seconds: float
     compile_s: float | None = None
+    #: The very first forward (ms; None when no warm-up ran) and the number of warm-up calls.
+    first_forward_ms: float | None = None
+    calls: int = 0
 
 
 @dataclass
@@ -105,6 +111,8 @@ class Loop:
     images: list[ImageResult] = field(default_factory=list)
     seconds: float | None = None
     interrupted: str | None = None
+    #: LR pixels (H*W) of each image, by name (the busy check compares time per pixel).
+    pixels: dict[str, int] = field(default_factory=dict)
     #: The image being run, ``(name, (width, height))`` of its LR: named if the model raises.
     current: tuple[str, tuple[int, int]] | None = None
 
@@ -117,7 +125,8 @@ class Stages:
     complexity: Complexity | None = None
     warmup: Warmup | None = None
     loop: Loop | None = None
-    memory: PeakMemory | None = None
+    #: ForwardMemory (torch; ONNX Runtime on the CPU), a deployment's own meter, or None (off).
+    memory: Any = None
     memory_mb: float | None = None
     shape_probe: ShapeProbe | None = None
     #: The placed model and the warm-up image ``(name, (width, height))``, for error messages.
@@ -143,6 +152,7 @@ def measure_model(
     *,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
+    measure_memory: bool = True,
 ) -> ModelResult:
     """Measure one model on ``images`` per the module protocol; never raises for model faults.
 
@@ -152,7 +162,15 @@ def measure_model(
     """
     stages = Stages()
     try:
-        run_stages(stages, spec, images, config, progress=progress, should_stop=should_stop)
+        run_stages(
+            stages,
+            spec,
+            images,
+            config,
+            progress=progress,
+            should_stop=should_stop,
+            measure_memory=measure_memory,
+        )
     except SrbenchError as exc:
         return summarise(spec, config, stages, error=str(exc))
     except Exception as exc:  # a broken model must not take the run down
@@ -189,8 +207,13 @@ def run_stages(
     *,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
+    measure_memory: bool = True,
 ) -> None:
-    """Stages 1-6 in order, each record stored in ``stages`` as soon as it exists."""
+    """Stages 1-6 in order, each record stored in ``stages`` as soon as it exists.
+
+    ``measure_memory=False`` leaves the memory meter out entirely (``bench``'s
+    ``meters.timing_ratio`` compares timings with it on and off).
+    """
     device = run_device(config)
     check_config(config, device)
     apply_backend_settings(config, device)
@@ -198,8 +221,9 @@ def run_stages(
     stages.complexity = count_stage(stages.built, config, spec, device)
     if config.backend != "torch":
         stages.deployment = deploy_stage(stages.built, spec, config)
-    stages.memory = memory_meter(config, device)
-    stages.memory.start()
+    stages.memory = memory_meter(config, device) if measure_memory else None
+    if stages.memory is not None and not isinstance(stages.memory, ForwardMemory):
+        stages.memory.start()  # a deployment's device meter starts before its session exists
     if stages.deployment is not None:
         t0 = time.perf_counter()
         backend = place_deployed(stages.built, stages.deployment, config, device, images)
@@ -215,7 +239,12 @@ def run_stages(
         stages.current = (images.names[0], (first.shape[1], first.shape[0]))
     try:
         timer = ForwardTimer(device)
-        stages.warmup = warmup_stage(backend, images, config, timer)
+        tiling = Tiling(scale=config.scale, tile=config.tile, overlap=config.tile_overlap)
+
+        def warming(name: str, size: tuple[int, int]) -> None:
+            stages.current = (name, size)
+
+        stages.warmup = warmup_stage(backend, images, config, timer, on_image=warming)
         stages.loop = Loop()
         timed_loop(
             stages.loop,
@@ -223,7 +252,9 @@ def run_stages(
             images,
             config,
             timer=timer,
+            tiling=tiling,
             quality=stages.built.quality,
+            memory=stages.memory if isinstance(stages.memory, ForwardMemory) else None,
             # Random-init output is never kept as a result image (the note says so in summarise).
             save_dir=Path(config.save_images) / spec.name
             if config.save_images and stages.built.quality
@@ -232,7 +263,8 @@ def run_stages(
             should_stop=should_stop,
         )
         stages.loop.current = stages.current = None  # past the images: a later error names none
-        stages.memory_mb = memory_stage(stages.memory)
+        if stages.memory is not None:
+            stages.memory_mb = memory_stage(stages.memory, backend, images, timer, tiling)
         stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
         if stages.deployment is not None and stages.loop.interrupted is None:
             stages.agreement = agreement_stage(stages.built, backend, images, config, device)
@@ -303,16 +335,17 @@ def deploy_stage(built: Built, spec: ModelSpec, config: RunConfig) -> Any:
 
 
 def memory_meter(config: RunConfig, device: torch.device) -> Any:
-    """The memory meter of the run's backend: :class:`PeakMemory` (torch, and ONNX Runtime on
-    the CPU: the process's peak RSS delta), or the device's used-memory delta for ONNX
-    Runtime on a GPU, whose arena PyTorch's counters cannot see."""
+    """The memory meter of the run's backend: :class:`ForwardMemory` (torch, and ONNX Runtime
+    on the CPU: its untimed RSS pass), the device's used-memory delta for ONNX Runtime on a
+    GPU, whose arena PyTorch's counters cannot see (started before the session, read after
+    the loop), or none for the browser."""
     if config.backend == "browser":
         return NotMeasured("browser_not_measured")
     if config.backend != "torch" and device.type == "cuda":
         from srbench.deploy.ort import DeviceUsedMemory
 
         return DeviceUsedMemory(device)
-    return PeakMemory(device)
+    return ForwardMemory(device)
 
 
 @dataclass
@@ -383,20 +416,56 @@ def agreement_stage(
     )
 
 
-def warmup_stage(backend: Backend, images: ImageCache, config: RunConfig, timer: ForwardTimer) -> Warmup:
-    """Stage 4: ``config.warmup`` untimed forwards on the first image.
+def warmup_stage(
+    backend: Backend,
+    images: ImageCache,
+    config: RunConfig,
+    timer: ForwardTimer,
+    *,
+    on_image: Callable[[str, tuple[int, int]], None] | None = None,
+) -> Warmup:
+    """Stage 4: untimed forwards: ``config.warmup`` on the first image, then one on the first
+    image of every other LR shape, so no first-of-shape cost (oneDNN primitives, allocator
+    growth, cuDNN heuristics) lands in a timed forward. ``--warmup 0`` runs none.
 
-    ``--compile`` compiles on the first call: that call is never timed, even with ``--warmup 0``.
+    The very first call is timed apart (``first_forward_ms``). ``--compile`` compiles on the
+    first call: that call is never timed, even with ``--warmup 0``. ``on_image(name, (w, h))``
+    is told each warm-up image (error messages name it).
     """
-    compile_s = None
+    compile_s = first_ms = None
+    calls = 0
     t0 = time.perf_counter()
+    shapes = images.lr_shapes()
+    first_of_shape: dict[tuple[int, ...], int] = {}
+    for i, shape in enumerate(shapes):
+        first_of_shape.setdefault(shape, i)
+    plan = [(0, max(config.warmup, 1 if config.compile else 0))] if shapes else []
+    if config.warmup > 0:
+        plan += [(i, 1) for i in first_of_shape.values() if i != 0]
     with torch.inference_mode():
-        x = backend.to_input(images.first_lr())
-        for i in range(max(config.warmup, 1 if config.compile else 0)):
-            _, ms = timer.time(lambda: backend.forward(x))
-            if i == 0 and config.compile:
-                compile_s = ms / 1e3
-    return Warmup(time.perf_counter() - t0, compile_s)
+        for index, count in plan:
+            if count == 0:
+                continue
+            lr = images.lr(index)
+            if on_image is not None:
+                on_image(images.names[index], (lr.shape[1], lr.shape[0]))
+            x = backend.to_input(lr)
+            for _ in range(count):
+                try:
+                    _, ms = timer.time(lambda x=x: backend.forward(x))
+                except Exception:
+                    if index == 0:
+                        raise
+                    # Another shape the model cannot run (too small, out of memory): the timed
+                    # loop meets it again and handles it there (an error naming the image after
+                    # the images before it are kept, or the tiling fallback).
+                    break
+                if calls == 0:
+                    first_ms = ms
+                    if config.compile:
+                        compile_s = ms / 1e3
+                calls += 1
+    return Warmup(time.perf_counter() - t0, compile_s, first_ms, calls)
 
 
 def shape_probe_stage(
@@ -434,14 +503,19 @@ def timed_loop(
     config: RunConfig,
     *,
     timer: ForwardTimer,
+    tiling: Tiling,
     quality: bool,
+    memory: ForwardMemory | None = None,
     save_dir: Path | None = None,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Loop:
-    """Stage 5: per image, the timed forward(s) then :func:`score_image`; appends to ``loop.images``."""
+    """Stage 5: per image, the timed forward(s) then :func:`score_image`; appends to ``loop.images``.
+
+    On CUDA the memory meter reads its peak around each image's forward(s), outside the
+    timed region; on CPU it does nothing here (:func:`memory_stage` runs its own pass).
+    """
     energy = EnergyMeter.for_device(backend.device)
-    tiling = Tiling(scale=config.scale, tile=config.tile, overlap=config.tile_overlap)
     t0 = time.perf_counter()
     total = len(images)
     with torch.inference_mode():
@@ -451,27 +525,21 @@ def timed_loop(
         pairs = images.prefetched(pin_memory=True) if backend.device.type == "cuda" else iter(images)
         for done, (name, lr, hr) in enumerate(pairs, start=1):
             loop.current = (name, (lr.shape[1], lr.shape[0]))
-            x = backend.to_input(lr)
-            energy.begin()
-            if getattr(backend, "self_timed", False):
-                # The browser times session.run in the page (performance.now()); a Python
-                # timer around the call would add the page round trip.
-                out, ms = backend.timed(x, config.repeat)
-                tiled = False
-            else:
-                out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
-            joules = energy.end(config.repeat)
-            check_output(out, x, config.scale, name, finite=False)  # finite: checked while scoring
-            img = ImageResult(name=name, runtime_ms=ms, tiled=tiled, energy_j=joules)
-            score_image(
-                img,
-                out,
-                hr if quality else None,
-                crop_border=config.scale,
-                input_range=backend.input_range,
-                save_dir=save_dir,
+            loop.pixels[name] = int(lr.shape[0] * lr.shape[1])
+            loop.images.append(
+                _measure_image(
+                    name,
+                    lr,
+                    hr if quality else None,
+                    backend,
+                    config,
+                    timer,
+                    tiling,
+                    energy,
+                    memory,
+                    save_dir,
+                )
             )
-            loop.images.append(img)
             if progress:
                 progress(done, total)
             if should_stop and should_stop():
@@ -479,6 +547,43 @@ def timed_loop(
                 break
     loop.seconds = time.perf_counter() - t0
     return loop
+
+
+def _measure_image(
+    name: str,
+    lr: Any,
+    hr: Any | None,
+    backend: Backend,
+    config: RunConfig,
+    timer: ForwardTimer,
+    tiling: Tiling,
+    energy: EnergyMeter,
+    memory: ForwardMemory | None,
+    save_dir: Path | None,
+) -> ImageResult:
+    # One function per image: its tensors are freed on return, so none is still allocated
+    # when the next image's memory peak is reset.
+    x = backend.to_input(lr)
+    if memory is not None:
+        memory.before_forward()
+    energy.begin()
+    samples = None
+    if getattr(backend, "self_timed", False):
+        # The browser times session.run in the page (performance.now()); a Python
+        # timer around the call would add the page round trip.
+        out, ms = backend.timed(x, config.repeat)
+        tiled = False
+    else:
+        out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
+        samples = list(timer.last_samples_ms) if config.repeat > 1 else None
+    joules = energy.end(config.repeat)
+    if memory is not None:
+        memory.after_forward()
+    check_output(out, x, config.scale, name, finite=False)  # finite: checked while scoring
+    del x
+    img = ImageResult(name=name, runtime_ms=ms, tiled=tiled, energy_j=joules, runtime_samples_ms=samples)
+    score_image(img, out, hr, crop_border=config.scale, input_range=backend.input_range, save_dir=save_dir)
+    return img
 
 
 def score_image(
@@ -501,9 +606,37 @@ def score_image(
         _save_sr(save_dir / f"{img.name}.png", score.sr_u8)
 
 
-def memory_stage(memory: PeakMemory) -> float | None:
-    """Stage 6: the peak MB since the meter started (see :mod:`srbench.measure.memory`)."""
-    return memory.stop()
+def memory_stage(
+    memory: Any, backend: Backend, images: ImageCache, timer: ForwardTimer, tiling: Tiling
+) -> float | None:
+    """Stage 6: the model's forward peak in MB (:mod:`srbench.measure.memory`).
+
+    CUDA: the maximum read around the timed forwards. CPU: one extra untimed pass on the
+    largest LR image (most pixels), tiled as the timed forwards were, after the timed loop.
+    A deployment's own meter (ONNX Runtime on a GPU, the browser) is read now.
+    """
+    if not isinstance(memory, ForwardMemory):
+        return memory.stop()
+    if not memory.per_forward and len(images):
+        shapes = images.lr_shapes()
+        largest = max(range(len(shapes)), key=lambda i: (shapes[i][0] * shapes[i][1], -i))
+        lr = images.lr(largest)
+
+        def one_pass() -> torch.Tensor:
+            with torch.inference_mode():
+                x = backend.to_input(lr)
+                out, _, _ = timed_forward(backend.forward, x, timer, tiling, 1)
+                return out
+
+        memory.measure_pass(one_pass, weights_bytes=backend_bytes(backend))
+    return memory.megabytes()
+
+
+def backend_bytes(backend: Backend) -> int:
+    """Bytes of the placed model's parameters and buffers (0 when the backend holds no
+    PyTorch module, e.g. an ONNX Runtime session: its weights are then not counted)."""
+    module = getattr(backend, "module", None)
+    return resident_bytes(module) if isinstance(module, torch.nn.Module) else 0
 
 
 def _save_sr(path: Path, sr_u8: torch.Tensor) -> None:
@@ -574,10 +707,12 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
     if error is not None:
         result.status, result.reason = STATUS_ERROR, error
         return result
-    assert built is not None and loop is not None and stages.memory is not None
-    result.memory_mb = stages.memory_mb
-    result.memory_kind = stages.memory.kind
-    _runtime_summary(result, forced_tiling=config.tile is not None)
+    assert built is not None and loop is not None
+    if stages.memory is not None:
+        result.memory_mb = stages.memory_mb
+        result.memory_kind = stages.memory.kind
+    _runtime_summary(result, loop.pixels, forced_tiling=config.tile is not None)
+    result.first_forward_ms = _first_forward_ms(stages.warmup, result.images)
     if built.quality and result.images:
         result.psnr_y = _mean(i.psnr_y for i in result.images)
         result.ssim_y = _mean(i.ssim_y for i in result.images)
@@ -604,17 +739,45 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
     return result
 
 
-def _runtime_summary(result: ModelResult, *, forced_tiling: bool) -> None:
+def _runtime_summary(result: ModelResult, pixels: dict[str, int], *, forced_tiling: bool) -> None:
     # Images tiled after running out of memory are timed differently: excluded, and said so.
     # With --tile every image is tiled the same way, so all are comparable and kept.
     fallback = [] if forced_tiling else [i.name for i in result.images if i.tiled]
     times = [i.runtime_ms for i in result.images if i.runtime_ms is not None and i.name not in fallback]
     result.runtime_ms = RuntimeStats.from_samples(times) if times else None
+    # Time per LR pixel, so that images of different sizes do not count as noise.
+    per_pixel = [
+        i.runtime_ms / pixels[i.name]
+        for i in result.images
+        if i.runtime_ms is not None and i.name not in fallback and pixels.get(i.name)
+    ]
+    if len(per_pixel) >= 3:
+        cv = coefficient_of_variation(per_pixel)
+        if cv > BUSY_CV:
+            result.notes.append(
+                f"time per pixel varies by CV {cv:.2f} > {BUSY_CV:.2f} across images: the machine was "
+                "probably busy; compare times with care"
+            )
     if fallback:
         result.notes.append(
             f"{len(fallback)} image(s) ran out of memory and were tiled ({', '.join(fallback[:5])}); "
             "their times are excluded from runtime_ms"
         )
+
+
+def _first_forward_ms(warmup: Warmup | None, images: list[ImageResult]) -> float | None:
+    # Without warm-up (--warmup 0, --ntire-compat) the first timed forward is the cold one.
+    if warmup is not None and warmup.first_forward_ms is not None:
+        return warmup.first_forward_ms
+    if not images:
+        return None
+    first = images[0]
+    return first.runtime_samples_ms[0] if first.runtime_samples_ms else first.runtime_ms
+
+
+#: Above this coefficient of variation of the per-image time per LR pixel, a note warns that
+#: the machine was probably busy (on a quiet machine it stays within a few %).
+BUSY_CV = 0.10
 
 
 def _mean(values: Any) -> float:

@@ -72,7 +72,9 @@ def probe_shape_caching(
         return probe
     with torch.inference_mode():
         for d in PROBE_CROPS:
-            y = x[..., : h - d, : w - d].contiguous()
+            # Keep the input's memory format (a channels-last run probes channels-last).
+            fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else None
+            y = x[..., : h - d, : w - d].contiguous(memory_format=fmt or torch.contiguous_format)
             _, first = timer.time(lambda y=y: forward(y))
             _, repeat = timer.time(lambda y=y: forward(y))
             probe.shapes.append([h - d, w - d])

@@ -9,7 +9,10 @@ the input already on the device and under ``torch.inference_mode()``.
 * CPU: ``time.perf_counter_ns()`` immediately before and after the forward.
 
 With ``repeat > 1`` the forward runs R times on the same input and the per-image figure is
-the median of the R times. Summary statistics (:class:`RuntimeStats`) are over images.
+the median of the R times (all R are kept in ``images[].runtime_samples_ms``). Summary
+statistics (:class:`RuntimeStats`) are over images: mean, median, population std, min, max,
+the 50th/90th/99th percentiles (:func:`percentile`: linear interpolation between the closest
+ranks, numpy's default) and the coefficient of variation (std / mean).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import torch
 class RuntimeStats:
     """Summary of per-image forward times, in milliseconds.
 
-    ``std`` is the population standard deviation (divisor n); ``n`` the number of images.
+    ``std`` is the population standard deviation (divisor n); ``n`` the number of images;
+    ``p50``/``p90``/``p99`` percentiles (:func:`percentile`); ``cv`` = std / mean
+    (dimensionless). The last four are ``None`` when read from a file written before them.
     """
 
     mean: float
@@ -36,6 +41,10 @@ class RuntimeStats:
     min: float
     max: float
     n: int
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    cv: float | None = None
 
     @classmethod
     def from_samples(cls, samples_ms: Sequence[float]) -> RuntimeStats:
@@ -50,11 +59,27 @@ class RuntimeStats:
             min=min(values),
             max=max(values),
             n=len(values),
+            p50=percentile(values, 50),
+            p90=percentile(values, 90),
+            p99=percentile(values, 99),
+            cv=coefficient_of_variation(values),
         )
 
-    def to_dict(self) -> dict[str, float]:
-        """JSON form: ``{"mean", "median", "std", "min", "max", "n"}``."""
+    def to_dict(self) -> dict[str, float | None]:
+        """JSON form: ``{"mean", "median", "std", "min", "max", "n", "p50", "p90", "p99", "cv"}``."""
         return asdict(self)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``: linear interpolation between the closest
+    ranks (rank ``(n - 1) * q / 100`` of the sorted values; numpy's default method)."""
+    if not values or not 0 <= q <= 100:
+        raise ValueError("percentile needs values and 0 <= q <= 100")
+    ordered = sorted(float(v) for v in values)
+    rank = (len(ordered) - 1) * q / 100
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
 class ForwardTimer:
@@ -62,6 +87,8 @@ class ForwardTimer:
 
     def __init__(self, device: torch.device) -> None:
         self.device = torch.device(device)
+        #: The individual times (ms) of the last :meth:`time_repeated` call.
+        self.last_samples_ms: list[float] = []
         self._cuda = self.device.type == "cuda"
         if self._cuda:
             self._start = torch.cuda.Event(enable_timing=True)
@@ -90,6 +117,7 @@ class ForwardTimer:
             out, ms = self.time(fn)
             times.append(ms)
         assert out is not None
+        self.last_samples_ms = times
         return out, statistics.median(times)
 
 

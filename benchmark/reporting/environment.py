@@ -96,3 +96,30 @@ def collect_environment(device: torch.device, *, backend: str = "torch") -> dict
         except ImportError:
             pass
     return env
+
+
+def load_average() -> list[float] | None:
+    """The 1-, 5- and 15-minute load averages (runnable + uninterruptible tasks), or None."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def busy_notes(environment: dict[str, Any]) -> list[str]:
+    """Warnings when ``environment["load_average"]`` says other work competed for the CPUs.
+
+    Busy: the 1-minute load average before the run exceeds half the CPU count (other
+    processes were already running), or the one after exceeds the CPU count + 1 (more
+    runnable tasks than cores, beyond srbench's own).
+    """
+    load = environment.get("load_average") or {}
+    cpus = environment.get("cpu_count") or os.cpu_count() or 1
+    before, after = load.get("before"), load.get("after")
+    busy = (before is not None and before[0] > cpus / 2) or (after is not None and after[0] > cpus + 1)
+    if not busy:
+        return []
+    return [
+        f"load average {before[0] if before else '?'} before and {after[0] if after else '?'} after the "
+        f"run on {cpus} CPUs: other processes competed for the machine; times are likely inflated"
+    ]

@@ -10,7 +10,6 @@ half-written file and a crash keeps the previous complete version.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
@@ -48,6 +47,8 @@ class ImageResult:
     sr_sha256: str | None = None
     #: GPU energy of one forward in joules (NVML counter; mean over --repeat); None on CPU.
     energy_j: float | None = None
+    #: With ``--repeat R`` (R > 1): all R forward times (ms), in order; ``runtime_ms`` is their median.
+    runtime_samples_ms: list[float] | None = None
 
 
 @dataclass
@@ -116,6 +117,9 @@ class ModelResult:
     ssim_y: float | None = None
     psnr_rgb: float | None = None
     runtime_ms: RuntimeStats | None = None
+    #: The model's very first forward call (cold: first-call costs, compilation with
+    #: --compile), ms; untimed warm-up unless --warmup 0 (then it is the first image's time).
+    first_forward_ms: float | None = None
     memory_mb: float | None = None
     memory_kind: str | None = None
     #: Mean over images of ``ImageResult.energy_j`` (joules); None without an NVML counter.
@@ -193,22 +197,20 @@ class RunResult:
     dataset: dict[str, Any]
     models: list[ModelResult] = field(default_factory=list)
     created: str = ""
+    #: Run-level warnings (e.g. the machine was busy: see ``reporting.tables.busy_notes``).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def config_hash(self) -> str:
-        """sha256 (first 16 hex digits) of the canonical JSON of ``config`` and ``dataset``.
+        """sha256 (first 16 hex digits) of the hashed part of ``config`` and of ``dataset``.
 
-        Keys that do not change a measurement (the model list, output folder, isolation,
-        timeouts) are left out. Two runs with the same hash measured models under the same
-        protocol and data, so ``--resume`` may reuse finished models.
+        The hashed part is the ``protocol`` and ``data`` sections of the run configuration
+        (:func:`srbench.execution.config.config_hash`). Two runs with the same hash measured
+        models under the same protocol on the same data, so ``--resume`` may reuse finished models.
         """
-        hashed = {
-            k: v
-            for k, v in self.config.items()
-            if k not in _UNHASHED_CONFIG and not (k in NEW_CONFIG_DEFAULTS and v == NEW_CONFIG_DEFAULTS[k])
-        }
-        blob = json.dumps({"config": hashed, "dataset": self.dataset}, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        from srbench.execution.config import config_hash
+
+        return config_hash(self.config, self.dataset)
 
     def to_dict(self) -> dict[str, Any]:
         """The ``srbench/1`` JSON document."""
@@ -220,6 +222,7 @@ class RunResult:
             "config_hash": self.config_hash,
             "dataset": self.dataset,
             "models": [m.to_dict() for m in self.models],
+            "notes": list(self.notes),
         }
 
     @classmethod
@@ -236,6 +239,7 @@ class RunResult:
             dataset=d.get("dataset", {}),
             models=[ModelResult.from_dict(m) for m in d.get("models", [])],
             created=d.get("created", ""),
+            notes=list(d.get("notes") or []),
         )
 
     def model(self, name: str) -> ModelResult | None:
@@ -245,38 +249,6 @@ class RunResult:
     def upsert(self, result: ModelResult) -> None:
         """Add ``result``, replacing an earlier result of the same model name."""
         self.models = [m for m in self.models if m.name != result.name] + [result]
-
-
-# Config keys that do not change what a model's measurement means.
-#: Config keys added after ``srbench/1`` shipped, with their defaults: hashed only when they
-#: differ from the default, so a run made before they existed keeps its ``config_hash``.
-NEW_CONFIG_DEFAULTS: dict[str, Any] = {
-    "browser_provider": "wasm",
-    "browser_threads": None,
-    "hr": None,
-    "lr": None,
-    "split": "valid",
-    "degradation": "bicubic",
-    "allow_16bit": False,
-    "backend": "torch",
-    "ort_provider": "cpu",
-}
-
-_UNHASHED_CONFIG = frozenset(
-    {
-        "models",
-        "output",
-        "resume",
-        "force",
-        "debug",
-        "offline",
-        "isolate",
-        "model_timeout",
-        "save_images",
-        "label",
-        "recount",
-    }
-)
 
 
 def check_label(label: str | None) -> str | None:

@@ -50,8 +50,9 @@ def flops_cell(m: ModelResult) -> str:
 
 
 def footnotes(run: RunResult) -> list[str]:
-    """One line per model whose quality or figures are missing, saying why."""
-    notes = []
+    """The run's notes (busy machine), then one line per model whose quality or figures are
+    missing, saying why, and each model's notes."""
+    notes = list(run.notes)
     for m in run.models:
         if m.status != "ok" and m.reason:
             notes.append(f"{m.name}: {m.status}: {m.reason}")
