@@ -9,7 +9,7 @@ driver, CUDA, cuDNN, torch, TF32 flags, NVML facts):
    on the CPU (the tiled path) from the same output: PSNR-Y / PSNR-RGB must agree to 1e-6 dB,
    SSIM-Y to 1e-6, and the fingerprints exactly;
 2. **models**: ``span``, ``rlfn`` and ``span_ca`` measured by the runner (CUDA events, peak
-   memory as ``cuda_max_allocated``, NVML energy when the counter exists) on the sample set
+   memory as ``cuda_forward_peak``, NVML energy when the counter exists) on the sample set
    and on DIV2K-sized synthetic images: median and p90 forward ms, memory MB, J/image, and
    the loop / forward ratio (goal <= 1.05 at DIV2K size);
 3. **variants**: ``span`` with fp16, bf16, channels-last and TF32 on: median ms and the
@@ -127,7 +127,7 @@ def models_check(device: Any, sets: dict[str, Any]) -> dict[str, Any]:
         out[set_name] = {name: _measure(name, images, device) for name in MODELS}
     rows = [m for s in out.values() for m in s.values()]
     ok = all(m["status"] != "error" for m in rows)
-    ok &= all(m["memory_kind"] == "cuda_max_allocated" and (m["memory_mb"] or 0) > 0 for m in rows)
+    ok &= all(m["memory_kind"] == "cuda_forward_peak" and (m["memory_mb"] or 0) > 0 for m in rows)
     div2k = out.get("div2k", {})
     ratios = [m["loop_over_forwards"] for m in div2k.values() if m["loop_over_forwards"] is not None]
     return {
