@@ -8,10 +8,12 @@ tolerance, and the graph must carry the properties the browser and other runtime
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -44,17 +46,24 @@ EXPORTED = ("span", "span_tiny", "spanf", "rlfn", "efdn", "bicubic")
 FP32_TOL = 1e-3
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One SRBENCH_CACHE_DIR for the module: each model is exported once, then reused."""
-    path = tmp_path_factory.mktemp("srbench-cache")
+@contextlib.contextmanager
+def _cache_env(path: Path) -> Iterator[Path]:
+    """SRBENCH_CACHE_DIR=path inside the block (conftest gives every test its own otherwise)."""
     old = os.environ.get("SRBENCH_CACHE_DIR")
     os.environ["SRBENCH_CACHE_DIR"] = str(path)
-    yield path
-    if old is None:
-        os.environ.pop("SRBENCH_CACHE_DIR", None)
-    else:
-        os.environ["SRBENCH_CACHE_DIR"] = old
+    try:
+        yield path
+    finally:
+        if old is None:
+            os.environ.pop("SRBENCH_CACHE_DIR", None)
+        else:
+            os.environ["SRBENCH_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for this module's exports and runs: each model is exported once."""
+    return tmp_path_factory.mktemp("onnx-cache")
 
 
 def _built(name: str) -> tuple[nn.Module, ExportMetadata]:
@@ -69,15 +78,16 @@ def _built(name: str) -> tuple[nn.Module, ExportMetadata]:
 
 
 @pytest.fixture(scope="module")
-def exported(cache_dir: Path) -> dict[str, tuple[Path, nn.Module, ExportMetadata]]:
-    """name -> (cached .onnx, the PyTorch model, its metadata), exported lazily."""
-    return {}
+def exported(cache_dir: Path) -> dict[str, Any]:
+    """name -> (cached .onnx, the PyTorch model, its metadata), exported lazily into cache_dir."""
+    return {"": cache_dir}
 
 
 def _get(exported: dict, name: str) -> tuple[Path, nn.Module, ExportMetadata]:
     if name not in exported:
         model, meta = _built(name)
-        exported[name] = (cached_export(model, meta).path, model, meta)
+        with _cache_env(exported[""]):
+            exported[name] = (cached_export(model, meta).path, model, meta)
     return exported[name]
 
 
@@ -248,11 +258,12 @@ def runs(cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     require_weights()
     models = ",".join(EXPORTED)
     out = {}
-    for backend in ("torch", "onnxruntime"):
-        folder = tmp_path_factory.mktemp(backend)
-        args = ["run", "--models", models, "--backend", backend, "--output", str(folder), *RUN_FAST]
-        assert main(args) == 0
-        out[backend] = folder
+    with _cache_env(cache_dir):
+        for backend in ("torch", "onnxruntime"):
+            folder = tmp_path_factory.mktemp(backend)
+            args = ["run", "--models", models, "--backend", backend, "--output", str(folder), *RUN_FAST]
+            assert main(args) == 0
+            out[backend] = folder
     return out
 
 
@@ -293,9 +304,10 @@ def test_onnxruntime_rows_match_pytorch(runs: dict[str, Path]) -> None:
 
 @pytest.mark.slow
 def test_second_run_reuses_the_cached_file(
-    runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    runs: dict[str, Path], cache_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, first = _rows(runs["onnxruntime"])
+    monkeypatch.setenv("SRBENCH_CACHE_DIR", str(cache_dir))  # the cache the runs above filled
 
     def no_export(*_a: object, **_k: object) -> bytes:
         raise AssertionError("exported again instead of reusing the cached file")
