@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -36,6 +38,8 @@ def test_repeat_samples_first_forward_and_load_average(tmp_path: Path) -> None:
     load = data["environment"]["load_average"]
     assert len(load["before"]) == 3 and len(load["after"]) == 3
     assert isinstance(data["notes"], list)
+    row = next(csv.DictReader(io.StringIO((tmp_path / "results.csv").read_text())))
+    assert float(row["time_p90_ms"]) == rt["p90"] and float(row["first_forward_ms"]) == m["first_forward_ms"]
 
 
 def test_single_repeat_keeps_no_samples_and_warm_up_is_apart(tmp_path: Path) -> None:
@@ -58,3 +62,19 @@ def test_busy_machine_is_a_note_in_json_and_table(tmp_path: Path) -> None:
     run.environment = {**run.environment, **before}
     run.notes = busy_notes(run.environment)
     assert footnotes(run)[0] == run.notes[0]
+
+
+def test_busy_note_compares_time_per_pixel() -> None:
+    from srbench.execution.protocol import BUSY_CV, _runtime_summary
+    from srbench.reporting.results import ImageResult, ModelResult
+
+    def summary(times: list[float]) -> list[str]:
+        m = ModelResult(name="m", arch="m", scale=4, status="ok")
+        m.images = [ImageResult(name=f"i{k}", runtime_ms=t) for k, t in enumerate(times)]
+        _runtime_summary(m, {"i0": 100, "i1": 400, "i2": 900}, forced_tiling=False)
+        return m.notes
+
+    # Times proportional to the pixel count: raw CV is large, per-pixel CV is 0: no note.
+    assert summary([1.0, 4.0, 9.0]) == []
+    noisy = summary([1.0, 4.0, 9.0 * (1 + 4 * BUSY_CV)])
+    assert len(noisy) == 1 and "probably busy" in noisy[0]
