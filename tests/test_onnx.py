@@ -299,7 +299,8 @@ def test_onnxruntime_rows_match_pytorch(runs: dict[str, Path]) -> None:
         assert a["max_abs_diff_u8"] <= 1
         assert a["psnr_vs_torch_db"] == "inf" or a["psnr_vs_torch_db"] > 60
         assert o["deployed"]["format"] == "onnx" and o["deployed"]["opset"] >= 17
-        assert o["memory_kind"] == "cpu_peak_rss_delta" and o["runtime_ms"]["n"] == 4
+        assert o["memory_kind"] == t["memory_kind"] and o["memory_mb"] > 0  # CPU: the same meter
+        assert o["runtime_ms"]["n"] == 4
 
 
 @pytest.mark.slow
