@@ -63,28 +63,12 @@ UNREACHABLE = {
     ("srbench.models.registry", "ModelEntry.build", "weights list"): "registered scales",
     # By name only: weights list never calls fetch_dataset ("fetch" methods elsewhere).
     ("srbench.data.download", "fetch_dataset", "weights list"): "name collision",
-    # sweep takes --data as a list and no --hr/--lr/--split/--degradation on its command line
-    # (a sweep file may set them; then these messages name run's options, which it reads).
-    **{
-        ("srbench.data.datasets", f, "sweep"): "known: sweep"
-        for f in (
-            "_validate_options",
-            "resolve_dataset",
-            "_check_command",
-        )
-    },
-    ("srbench.reporting.results", "check_label", "sweep"): "known: sweep labels cells itself",
-    ("srbench.execution.orchestrator", "_resume_base", "sweep"): "known: sweep has --resume, no --force",
-    # KNOWN, landed by others during issue 19 (reported): run --protocol reaches the score's
-    # messages, which name score's --baseline/--edition; the browser's messages name
-    # 'srbench export' (not registered yet) and --browser-provider on the command group.
-    **{("srbench.reporting.score", "resolve_baseline", c): "known: score" for c in ("run", "sweep")},
-    **{
-        ("srbench.reporting.editions", "get_edition", c): "known: run says --protocol"
-        for c in ("run", "sweep")
-    },
-    ("srbench.web.ortweb", "find_ort_web", "browser"): "known: browser group",
-    ("srbench.commands.browser", "_serve", "browser"): "known: export not registered yet",
+    # run --protocol scores with the edition's default baseline and never passes a name, so
+    # the messages about a named --baseline cannot fire there (nor in sweep, which never scores).
+    **{("srbench.reporting.score", "resolve_baseline", c): "no baseline name" for c in ("run", "sweep")},
+    # sweep imports prepare_output_dir from the orchestrator; it resumes by cell, never through
+    # the run-level _resume_base whose message names --force.
+    ("srbench.execution.orchestrator", "_resume_base", "sweep"): "sweep resumes by cell",
     # By name only: sweep never calls run's run_command/challenge_command.
     **{("srbench.commands.run", f, "sweep"): "name collision" for f in ("run_command", "challenge_command")},
     ("srbench.execution.challenge", "resolve_split_data", "sweep"): "name collision",
@@ -97,31 +81,8 @@ UNREACHABLE = {
             ("srbench.models.usercode", "ntire_team_paths"),
         )
     },
-    # KNOWN, landed by the ONNX work during issue 19 (reported): sweep has no --ort-provider;
-    # export has no --model-args/--input-range; run's deploy stage can print export's --opset.
-    **{
-        (m, f, "sweep"): "known: sweep lacks --ort-provider"
-        for m, f in (
-            ("srbench.deploy.ort", "check_provider"),
-            ("srbench.deploy.ort", "OrtBackend.__init__"),
-            ("srbench.execution.devices", "run_device"),
-        )
-    },
-    # Likewise sweep has no --browser-provider (its cells run the default, wasm; run_device above).
-    **{
-        (m, f, "sweep"): "known: sweep lacks --browser-provider"
-        for m, f in (("srbench.execution.devices", "_check_browser_config"),)
-    },
-    **{
-        (m, f, "export"): "known: export lacks --model-args/--input-range"
-        for m, f in (
-            ("srbench.execution.specs", "parse_model_specs"),
-            ("srbench.execution.building", "build_architecture"),
-            ("srbench.models.usercode", "check_input_range"),
-            ("srbench.models.usercode", "build_user_model"),
-        )
-    },
-    **{("srbench.deploy.onnx_export", "export_onnx", c): "known: --opset" for c in ("run", "sweep")},
+    # run's deploy stage exports at the default opset, which the --opset check always passes.
+    **{("srbench.deploy.onnx_export", "export_onnx", c): "default opset" for c in ("run", "sweep")},
     # profile builds models offline for counting and never prints a row's weights reason.
     ("srbench.execution.weights", "missing_weights_reason", "profile"): "reason not printed",
 }

@@ -13,7 +13,13 @@ _AXES = ("models", "data", "backend", "dtype")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from srbench.commands.options import add_allow_16bit_option, add_protocol_options, add_tiling_options
+    from srbench.commands.options import (
+        DEGRADATION_CHOICES,
+        SPLIT_CHOICES,
+        add_allow_16bit_option,
+        add_protocol_options,
+        add_tiling_options,
+    )
 
     p = sub.add_parser(
         "sweep",
@@ -70,6 +76,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layout", default=None, help="force a dataset layout instead of auto-detection")
     add_allow_16bit_option(p)
     p.set_defaults(allow_16bit=None)  # None: not given, so a sweep file's value stands
+    # The rest of run's dataset and backend options, so every message a cell can print names
+    # an option this command takes (None: not given; run's default or the sweep file's value).
+    p.add_argument("--hr", type=Path, default=None, help="HR folder (as 'srbench run')")
+    p.add_argument("--lr", type=Path, default=None, help="LR folder paired with --hr (as 'srbench run')")
+    p.add_argument("--split", choices=SPLIT_CHOICES, default=None, help="DIV2K / NTIRE split")
+    p.add_argument("--degradation", choices=DEGRADATION_CHOICES, default=None, help="DIV2K LR kind")
+    p.add_argument("--ort-provider", default=None, help="ONNX Runtime provider for onnxruntime cells")
+    p.add_argument("--browser-provider", default=None, help="ONNX Runtime Web provider for browser cells")
+    p.add_argument("--browser-threads", type=int, default=None, help="WASM threads for browser cells")
+    p.add_argument("--label", default=None, help="the sweep's name in reports and plots")
     p.add_argument("--warmup", type=int, default=None, help="warm-up forwards (as 'srbench run')")
     p.add_argument("--repeat", type=int, default=None, help="timed forwards per image (median kept)")
     p.add_argument("--profile-input", default=None, help="complexity input NxCxHxW")
