@@ -90,13 +90,17 @@ class ModelEntry:
                 return spec
         return None
 
-    def build(self, scale: int = 4, **kwargs: Any) -> nn.Module:
-        """Build the untrained model at ``scale`` in eval mode (fused where applicable)."""
+    def check_scale(self, scale: int) -> None:
+        """Raise :class:`SrbenchError` (one line naming ``--scale``) unless ``scale`` is supported."""
         if scale not in self.scales:
             raise SrbenchError(
                 f"model '{self.name}' does not support --scale {scale}; "
                 f"choose one of {', '.join(map(str, self.scales))}"
             )
+
+    def build(self, scale: int = 4, **kwargs: Any) -> nn.Module:
+        """Build the untrained model at ``scale`` in eval mode (fused where applicable)."""
+        self.check_scale(scale)
         merged = {**self.default_kwargs, **kwargs}
         model = self.builder(scale=scale, **merged)
         return model.eval()

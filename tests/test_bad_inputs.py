@@ -70,6 +70,7 @@ def bad_ckpts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("other_arch", "span_x4.pth"),
         ("truncated", "truncated.pth"),
         ("unwritable_output", "not writable"),
+        ("unsupported_scale", "does not support --scale 5"),
     ],
 )
 def test_bad_input_matrix(
@@ -95,6 +96,8 @@ def test_bad_input_matrix(
         root = _paired(tmp_path / "set")
         _png(root / "LR" / "1.png", 9, 8)
         args = [*base, "--data", str(root)]
+    elif case == "unsupported_scale":  # before any data is read or any model runs
+        args = ["run", "--models", "bicubic,span", "--scale", "5", *out]
     elif case in ("wrong_scale", "other_arch", "truncated"):
         args = ["run", "--models", f"rlfn={bad_ckpts[case]}", *out]
     else:  # unwritable_output: a path below a regular file

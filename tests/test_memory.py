@@ -102,12 +102,13 @@ def test_timed_forwards_run_without_the_meter_and_after_a_warm_up_per_shape(
     result = measure_model(ModelSpec("bicubic", "bicubic"), images, config)
     assert result.status == "ok", result.reason
     shapes = [(20, 24), (16, 16), (20, 24), (12, 20)]
-    # Warm-up: 2 on the first image, one on each other new shape; then 4 timed; then the
-    # memory pass on the largest image; then (after every figure) the shape probe's forwards.
+    # Warm-up: 2 on the first image, one on each other new shape; then the memory pass on the
+    # largest image (before any metric runs); then 4 timed; then the shape probe's forwards.
     warm = [(20, 24), (20, 24), (16, 16), (12, 20)]
-    n = len(warm) + 4 + 1
-    assert [s for s, _ in log[:n]] == [*warm, *shapes, (20, 24)]
-    assert [active for _, active in log] == [False] * (n - 1) + [True] + [False] * (len(log) - n)
+    n = len(warm) + 1 + 4
+    assert [s for s, _ in log[:n]] == [*warm, (20, 24), *shapes]
+    after = len(log) - len(warm) - 1
+    assert [active for _, active in log] == [False] * len(warm) + [True] + [False] * after
     assert result.memory_kind == (KIND_CPU if sys.platform.startswith("linux") else "unavailable")
     assert result.first_forward_ms is not None and result.first_forward_ms > 0
 

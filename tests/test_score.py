@@ -247,3 +247,14 @@ def test_warnings_name_other_datasets_and_a_published_runtime_baseline(tmp_path:
     assert any("measured on valid: sample" in w for w in ranking.warnings)
     assert any("RTX 3090" in w for w in ranking.warnings)
     assert score_entries([_row("00_RLFN_baseline", 1, 1, 1)], ed).warnings == []  # challenge rows
+
+
+def test_exploding_scores_print_in_scientific_notation_and_json_keeps_every_digit() -> None:
+    # 301 ms against EFDN's published 16.69 ms: exp(2·301/16.69) ≈ 4.98e15, a 16-digit number.
+    ed = get_edition("ntire2025")
+    ranking = score_entries([_row("slow", 301.0, 16.70, 0.276)], ed)
+    row = ranking.rows[0]
+    cells = dict(zip(score.SCORE_COLUMNS, score._cells(row)))
+    assert cells["Score_Runtime"] == f"{math.exp(2 * 301.0 / 16.69):.4g}" and "e+15" in cells["Score_Runtime"]
+    assert cells["Score_FLOPs"] == "7.3891"  # ordinary scores keep 4 decimals
+    assert row.score_runtime == pytest.approx(math.exp(2 * 301.0 / 16.69), rel=1e-12)

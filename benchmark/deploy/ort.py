@@ -326,7 +326,7 @@ class DeviceUsedMemory:
 
     ONNX Runtime's CUDA arena is invisible to PyTorch's allocator counters. This reads the
     device's used memory (``cudaMemGetInfo``: total − free, device-wide) when the meter
-    starts (before the session is created) and after the image loop; ORT's arena never
+    starts (before the session is created) and after warm-up (before any metric runs); ORT's arena never
     returns memory, so the difference is the session's peak reservation: weights, arena
     peak and provider workspaces. Meaningful on a GPU no other process is using.
     """

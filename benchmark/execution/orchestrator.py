@@ -29,6 +29,7 @@ from srbench.execution.devices import check_config, run_device
 from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
 from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec, specs_from_config
+from srbench.models.registry import get_entry
 from srbench.reporting.environment import busy_notes, collect_environment, load_average
 from srbench.reporting.results import (
     STATUS_ERROR,
@@ -69,7 +70,7 @@ def prepare_output_dir(out_dir: Path) -> None:
 
 
 def validate_checkpoints(specs: list[ModelSpec], config: RunConfig) -> None:
-    """Load every checkpoint the user named, before any model runs.
+    """Load every checkpoint the user named, and check every model's scale, before any model runs.
 
     User code (``FILE.py:Class``) is built here too. A truncated file, another
     architecture's checkpoint, one for another scale, or a class that will not build is bad
@@ -78,6 +79,9 @@ def validate_checkpoints(specs: list[ModelSpec], config: RunConfig) -> None:
     for spec in specs:
         if spec.weights_path is not None or spec.code is not None:
             build_model(spec, scale=config.scale, offline=config.offline)
+        else:
+            # An unsupported --scale is bad input too, not an error row per model.
+            get_entry(spec.arch).check_scale(config.scale)
 
 
 class StopFlag:

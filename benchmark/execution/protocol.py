@@ -21,7 +21,7 @@ model's :class:`~srbench.reporting.results.ModelResult`.
    PSNR-RGB against the HR on the device, in one lean pass: :mod:`srbench.measure.quality`);
 6. :func:`memory_stage`: the forward's peak memory, apart from the timing
    (:mod:`srbench.measure.memory`: on CUDA read around each image's forward; on CPU one
-   untimed pass after the loop);
+   untimed pass right after warm-up, before the timed loop and so before any metric runs);
    deployment backends then compare their outputs with PyTorch's on the first images
    (:func:`agreement_stage`, :mod:`srbench.deploy.agreement`);
 7. :func:`summarise`: statistics over images, status, notes.
@@ -60,7 +60,7 @@ from srbench.execution.specs import ModelSpec
 from srbench.measure import quality
 from srbench.measure.counting import Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
-from srbench.measure.memory import ForwardMemory, resident_bytes
+from srbench.measure.memory import ForwardMemory, SessionRssGrowth, resident_bytes
 from srbench.measure.shapeprobe import ShapeProbe, probe_shape_caching
 from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation
 from srbench.models.registry import ModelEntry
@@ -245,6 +245,13 @@ def run_stages(
             stages.current = (name, size)
 
         stages.warmup = warmup_stage(backend, images, config, timer, on_image=warming)
+        # Memory is read before the timed loop wherever it can be (the CPU pass, a deployed
+        # session's meter): srbench's metrics have not run yet, so the figure cannot depend on
+        # them (a long-lived heap's history moved it by ~20 % when read after them). The pass
+        # itself leaves the heap warm for every image shape, so the timed loop starts steady.
+        reads_in_loop = isinstance(stages.memory, ForwardMemory) and stages.memory.per_forward
+        if stages.memory is not None and not reads_in_loop:
+            stages.memory_mb = memory_stage(stages.memory, backend, images, timer, tiling)
         stages.loop = Loop()
         timed_loop(
             stages.loop,
@@ -263,7 +270,7 @@ def run_stages(
             should_stop=should_stop,
         )
         stages.loop.current = stages.current = None  # past the images: a later error names none
-        if stages.memory is not None:
+        if stages.memory is not None and reads_in_loop:
             stages.memory_mb = memory_stage(stages.memory, backend, images, timer, tiling)
         stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
         if stages.deployment is not None and stages.loop.interrupted is None:
@@ -335,16 +342,20 @@ def deploy_stage(built: Built, spec: ModelSpec, config: RunConfig) -> Any:
 
 
 def memory_meter(config: RunConfig, device: torch.device) -> Any:
-    """The memory meter of the run's backend: :class:`ForwardMemory` (torch, and ONNX Runtime
-    on the CPU: its untimed RSS pass), the device's used-memory delta for ONNX Runtime on a
-    GPU, whose arena PyTorch's counters cannot see (started before the session, read after
-    the loop), or none for the browser."""
+    """The memory meter of the run's backend: :class:`ForwardMemory` (torch), the process's
+    peak-RSS growth over the session's life for ONNX Runtime on the CPU
+    (:class:`~srbench.measure.memory.SessionRssGrowth`: its arena keeps what it allocates, so
+    a pass after warm-up would see nothing), the device's used-memory delta for ONNX Runtime
+    on a GPU, whose arena PyTorch's counters cannot see (both started before the session and
+    read after warm-up), or none for the browser."""
     if config.backend == "browser":
         return NotMeasured("browser_not_measured")
     if config.backend != "torch" and device.type == "cuda":
         from srbench.deploy.ort import DeviceUsedMemory
 
         return DeviceUsedMemory(device)
+    if config.backend != "torch":
+        return SessionRssGrowth()
     return ForwardMemory(device)
 
 
@@ -612,7 +623,8 @@ def memory_stage(
     """Stage 6: the model's forward peak in MB (:mod:`srbench.measure.memory`).
 
     CUDA: the maximum read around the timed forwards. CPU: one extra untimed pass on the
-    largest LR image (most pixels), tiled as the timed forwards were, after the timed loop.
+    largest LR image (most pixels), tiled as the timed forwards were, after warm-up and before
+    the timed loop.
     A deployment's own meter (ONNX Runtime on a GPU, the browser) is read now.
     """
     if not isinstance(memory, ForwardMemory):

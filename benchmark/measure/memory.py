@@ -11,7 +11,8 @@ Definition of ``memory_mb`` (MB = 2**20 bytes), by ``memory_kind``:
     allocates for its metrics (those tensors are freed before the next reset). Not the
     allocator's reserve. The reset and the read sit outside the timed region.
 ``cpu_forward_rss``
-    One extra, untimed forward, after the timed loop, on the dataset's largest LR image
+    One extra, untimed forward, right after warm-up and before the timed loop (so before
+    srbench's metrics have run in the process), on the dataset's largest LR image
     (most pixels; tiled exactly as the timed forwards were): the bytes of the model's
     parameters and buffers plus the growth of the process's peak resident set (``VmHWM``)
     during that pass over its resident size (``VmRSS``) just before it. The pass creates the
@@ -20,6 +21,12 @@ Definition of ``memory_mb`` (MB = 2**20 bytes), by ``memory_kind``:
     glibc's one-off ``malloc_trim(0)`` so that earlier peaks do not hide this one. No
     allocator setting is changed, and nothing is measured while forwards are timed. Measured
     in the model's worker process, so another model's allocations never inflate it.
+``ort_cpu_rss_growth``
+    ONNX Runtime on the CPU: the growth of the process's peak resident set (``VmHWM``, reset
+    when the meter starts) from just before the session is created to the end of warm-up:
+    the session's weights, its CPU arena at its peak over every image shape, and the
+    provider's workspaces. ORT's arena keeps what it allocates, so a pass after warm-up would
+    see nothing; this is the whole session's footprint instead, read before any metric runs.
 ``unavailable``
     Neither applies (non-Linux CPU); ``memory_mb`` is ``None``.
 """
@@ -39,6 +46,7 @@ MIB = 2**20
 
 KIND_CUDA = "cuda_forward_peak"
 KIND_CPU = "cpu_forward_rss"
+KIND_ORT_CPU = "ort_cpu_rss_growth"
 KIND_NONE = "unavailable"
 
 _STATUS = Path("/proc/self/status")
@@ -97,7 +105,8 @@ class ForwardMemory:
     """The ``memory_mb`` meter of one model on ``device`` (see the module docstring).
 
     CUDA: call :meth:`before_forward`/:meth:`after_forward` around each image's forward(s),
-    outside the timed region. CPU: call :meth:`measure_pass` once, after the timed loop.
+    outside the timed region. CPU: call :meth:`measure_pass` once, after warm-up and before
+    the timed loop.
     """
 
     device: torch.device
@@ -151,3 +160,27 @@ class ForwardMemory:
     def megabytes(self) -> float | None:
         """The figure in MB (2**20 bytes), or None when not measured."""
         return None if self.peak_bytes is None else self.peak_bytes / MIB
+
+
+@dataclass
+class SessionRssGrowth:
+    """``memory_kind: ort_cpu_rss_growth`` (see the module docstring): :meth:`start` before the
+    session exists, :meth:`stop` after warm-up; ``memory_mb`` None where ``/proc`` is missing."""
+
+    kind: str = KIND_ORT_CPU
+    _rss_kib: int | None = None
+
+    def start(self) -> None:
+        """Trim the heap, record ``VmRSS`` and reset the peak (``VmHWM``)."""
+        gc.collect()
+        _trim_heap()
+        rss = _status_kib("VmRSS")
+        self._rss_kib = rss if rss is not None and _reset_cpu_peak() else None
+
+    def stop(self) -> float | None:
+        """MB (2**20 bytes) the peak resident set rose above ``VmRSS`` at :meth:`start`."""
+        peak = _status_kib("VmHWM")
+        if self._rss_kib is None or peak is None:
+            self.kind = KIND_NONE
+            return None
+        return max(0, peak - self._rss_kib) * 1024 / MIB

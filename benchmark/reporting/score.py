@@ -517,6 +517,15 @@ def _f(v: float | None, digits: int = 4) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def _score(v: float | None) -> str:
+    """A score for people: 4 decimals, or 4 significant digits in scientific notation from
+    1e6 up (exp(2·X/X_base) explodes for a row far slower than the baseline, and 16-digit
+    integers only stretch the table; the JSON keeps every digit)."""
+    if v is not None and abs(v) >= 1e6:
+        return f"{v:.4g}"
+    return _f(v)
+
+
 def _elig(r: ScoreRow) -> str:
     return {True: "yes", False: "no", None: "unchecked"}[r.eligible]
 
@@ -527,7 +536,7 @@ def _rank(r: ScoreRow, track: str) -> str:
 
 
 def _flops_cell(r: ScoreRow) -> str:
-    return _f(r.score_flops) + (" ⚠" if r.flops_undercount else "")
+    return _score(r.score_flops) + (" ⚠" if r.flops_undercount else "")
 
 
 def caption(ranking: Ranking) -> str:
@@ -569,10 +578,10 @@ def _cells(r: ScoreRow) -> list[str]:
         _f(r.runtime_ms, 3) + (f" ± {r.runtime_std_ms:.3f}" if r.runtime_std_ms is not None else ""),
         _f(r.params_m, 4),
         _f(r.flops_g, 4),
-        _f(r.score_runtime),
+        _score(r.score_runtime),
         _flops_cell(r),
-        _f(r.score_params),
-        _f(r.score_final),
+        _score(r.score_params),
+        _score(r.score_final),
         "/".join(_rank(r, t) for t in ("runtime", "flops", "params")),
     ]
 
