@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import shutil
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from srbench.cli import main
 from srbench.execution.weights import resolve_weights
-from srbench.models import get_entry
+from srbench.models import all_entries, get_entry
 
 SPAN_FILE = "ntire2024_team38_span_ch28_slim_x4.pth"
 
@@ -102,3 +103,22 @@ def test_fetch_unknown_and_list(isolated_env: Path, capsys) -> None:
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     assert SPAN_FILE in out and "missing" in out
+
+
+@pytest.mark.parametrize("width", [100, 200])
+def test_weights_list_prints_every_sha256_whole(
+    isolated_env: Path, capsys, monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    # A cut sha256 ("71069f10ef234cd…") cannot verify a file: each must appear in full.
+    monkeypatch.setattr("srbench.console.PIPE_WIDTH", width)
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    shas = {w.sha256 for e in all_entries() for w in e.weights}
+    assert shas and all(sha in out for sha in shas)
+
+
+def test_profile_takes_runs_name_for_the_input_shape(capsys) -> None:
+    # profile's --input is run's --profile-input: either spelling works.
+    assert main(["profile", "--models", "bicubic", "--profile-input", "1x3x16x16", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["models"]
+    assert row["input_shape"] == [1, 3, 16, 16]

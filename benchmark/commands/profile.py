@@ -33,7 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_models_option(p)
     add_scale_option(p)
-    p.add_argument("--input", default="1x3x256x256", help="input shape NxCxHxW (default NTIRE's)")
+    p.add_argument(
+        "--input",
+        "--profile-input",  # run's name for the same shape, so either spelling works here
+        dest="input",
+        default="1x3x256x256",
+        help="input shape NxCxHxW (default NTIRE's)",
+    )
     add_weights_option(p)
     add_model_options(p)
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -27,7 +27,15 @@ def list_command(args: argparse.Namespace) -> int:
 
     table = Table(title="official checkpoints")
     for col in ("Model", "Scale", "File", "Size (bytes)", "sha256", "Found"):
-        table.add_column(col, justify="right" if col in ("Scale", "Size (bytes)") else "left")
+        # A sha256 is only useful whole (to verify a file): it keeps its 64 characters and the
+        # file and path columns fold instead.
+        table.add_column(
+            col,
+            justify="right" if col in ("Scale", "Size (bytes)") else "left",
+            min_width=64 if col == "sha256" else None,
+            no_wrap=col == "sha256",
+            overflow="fold",
+        )
     for entry in all_entries():
         for spec in entry.weights:
             found = resolve_weights(entry, spec.scale)
