@@ -61,6 +61,7 @@ UNREACHABLE = {
     },
     # weights list builds each model at its registered scales only.
     ("srbench.models.registry", "ModelEntry.build", "weights list"): "registered scales",
+    ("srbench.models.registry", "ModelEntry.check_scale", "weights list"): "registered scales",
     # By name only: weights list never calls fetch_dataset ("fetch" methods elsewhere).
     ("srbench.data.download", "fetch_dataset", "weights list"): "name collision",
     # run --protocol scores with the edition's default baseline and never passes a name, so
