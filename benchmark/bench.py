@@ -77,7 +77,7 @@ from srbench.measure.metrics import psnr, rgb_to_y, ssim
 from srbench.measure.timing import ForwardTimer, coefficient_of_variation
 from srbench.models.registry import create_model, get_entry, list_models
 from srbench.reporting.environment import collect_environment
-from srbench.reporting.results import ModelResult, atomic_write_text
+from srbench.reporting.results import ModelResult, atomic_write_text, json_safe
 
 SCHEMA = "srbench-bench/1"
 #: DIV2K validation HR size (0801.png and most others): width x height.
@@ -689,16 +689,6 @@ def figures_table(figures: list[Figure], title: str) -> Table:
     return table
 
 
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
 def run_bench(
     out_dir: Path, *, quick: bool = False, device: str = "auto", div2k_images: int | None = None
 ) -> dict[str, Any]:
@@ -782,7 +772,7 @@ def run_bench(
         "section_seconds": sections,
         "figures": [asdict(f) for f in figures],
     }
-    atomic_write_text(out_dir / "bench.json", json.dumps(_json_safe(doc), indent=2) + "\n")
+    atomic_write_text(out_dir / "bench.json", json.dumps(json_safe(doc), indent=2) + "\n")
     env = doc["environment"]
     title = (
         f"srbench bench on {env.get('device_name')} ({env.get('torch_threads')} threads, "

@@ -185,6 +185,7 @@ def run_checks(
     from srbench.files import atomic_write_text
     from srbench.measure.energy import EnergyMeter
     from srbench.reporting.environment import collect_environment
+    from srbench.reporting.results import json_safe
 
     started = time.perf_counter()
     checks: dict[str, Any] = {}
@@ -221,18 +222,8 @@ def run_checks(
     }
     if device.type == "cuda":
         doc["max_memory_allocated_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
-    atomic_write_text(out_dir / "gpu_check.json", json.dumps(_json_safe(doc), indent=2) + "\n", mkdir=True)
+    atomic_write_text(out_dir / "gpu_check.json", json.dumps(json_safe(doc), indent=2) + "\n", mkdir=True)
     return doc
-
-
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -287,26 +287,27 @@ def _json_default(obj: Any) -> Any:
 
 
 def _restore_float(value: Any) -> Any:
-    """Inverse of :func:`_clean_floats` for one value: ``"inf"``/``"-inf"``/``"nan"`` → float."""
+    """Inverse of :func:`json_safe` for one value: ``"inf"``/``"-inf"``/``"nan"`` → float."""
     if isinstance(value, str) and value in ("inf", "-inf", "nan"):
         return float(value)
     return value
 
 
-def _clean_floats(obj: Any) -> Any:
-    # JSON has no inf/nan; PSNR of identical images is +inf, written as the string "inf".
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float as its string (``"inf"``, ``"-inf"``, ``"nan"``), recursively
+    through dicts and lists: JSON has no inf/nan (PSNR of identical images is +inf)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return str(obj)
     if isinstance(obj, dict):
-        return {k: _clean_floats(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_clean_floats(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
 def results_json(run: RunResult) -> str:
     """The JSON text of ``run`` (indent 2, trailing newline)."""
-    return json.dumps(_clean_floats(run.to_dict()), indent=2, default=_json_default) + "\n"
+    return json.dumps(json_safe(run.to_dict()), indent=2, default=_json_default) + "\n"
 
 
 #: CSV columns, one row per model (units in the names).
