@@ -121,6 +121,26 @@ def test_matches_skimage_on_random_images(h: int, w: int, crop: int) -> None:
     assert np.allclose(rgb2ycbcr(hr)[..., 0], rgb_to_y(_chw(hr)).numpy(), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize(
+    ("h", "w"),
+    # One tile and one column chunk (11x11), a partial last tile and a padded last chunk
+    # (107 x 79 output), an exact number of tiles and chunks (48 x 32 output), a wide strip.
+    [(11, 11), (117, 89), (58, 42), (30, 700)],
+)
+def test_ssim_equals_skimage_to_float_rounding(h: int, w: int) -> None:
+    # The banded-matrix filters add the same 11 products as a direct convolution, only in
+    # another order: the mean SSIM agrees with scikit-image's to float64 rounding.
+    rng = np.random.default_rng(h * w)
+    x = rng.uniform(16, 235, (h, w))
+    y = np.clip(x + rng.normal(0, 12, (h, w)), 16, 235)
+    ours = ssim(torch.from_numpy(x), torch.from_numpy(y), crop_border=0)
+    ref = structural_similarity(
+        y, x, data_range=255, gaussian_weights=True, sigma=1.5, use_sample_covariance=False
+    )
+    assert abs(ours - ref) <= 1e-12
+    assert ours < 0.99  # a real difference
+
+
 def test_psnr_formula_and_crop() -> None:
     a = torch.zeros(10, 12, dtype=torch.float64)
     b = a.clone()

@@ -179,3 +179,93 @@ def test_prefetched_yields_the_cache_in_order(tmp_path: Path) -> None:
     assert [g[0] for g in got] == ["im0", "im1", "im2"]
     for (name, lr, hr), (name2, lr2, hr2) in zip(got, cache):
         assert name == name2 and np.array_equal(lr, lr2) and np.array_equal(hr, hr2)
+
+
+# ------------------------------------------------------------------ split across threads
+
+
+@pytest.fixture
+def parts_knob(monkeypatch: pytest.MonkeyPatch):
+    """Set how many threads the CPU metric work is split across (1 = today's single thread)."""
+    import srbench.measure.metrics as metrics
+
+    previous = torch.get_num_threads()
+
+    def use(parts: int) -> None:
+        monkeypatch.setattr(metrics, "_MAX_PARTS", parts)
+        # The split width is torch's thread count on entry, capped by the knob.
+        torch.set_num_threads(max(parts, previous))
+
+    yield use
+    torch.set_num_threads(previous)
+
+
+def test_split_across_threads_is_bit_identical(parts_knob) -> None:
+    # 125 rows: 8 quantisation bands and 4 Y bands (partial last ones); cropped 117x89, so
+    # 107 SSIM output rows in 5 tiles (an odd count, the last partial) and 79 output columns
+    # (a padded last chunk). 2 and 3 parts cut the bands and tiles into unequal runs.
+    out, hr = _pair(125, 97, seed=13)
+    scores = {}
+    for parts in (1, 2, 3):
+        parts_knob(parts)
+        s = score_image(out, hr, crop_border=4)
+        y_sr = rgb_to_y(s.sr_u8.permute(2, 0, 1))[4:-4, 4:-4]
+        y_hr = rgb_to_y(torch.from_numpy(hr).permute(2, 0, 1))[4:-4, 4:-4]
+        scores[parts] = (s.sr_sha256, s.psnr_y, s.ssim_y, s.psnr_rgb, ssim(y_sr, y_hr, crop_border=0))
+        assert torch.equal(s.sr_u8, score_image(out, hr, crop_border=4).sr_u8)
+    assert scores[1] == scores[2] == scores[3]
+    assert scores[1][2] == scores[1][4]  # score_image's SSIM is metrics.ssim, bit for bit
+    assert scores[1][2] < 0.999  # a real difference, not two perfect scores
+
+
+def test_split_runs_cover_the_items_in_order() -> None:
+    from srbench.measure.metrics import _split
+
+    items = list(range(7))
+    for parts in (1, 2, 3, 7, 9):
+        runs = _split(items, parts)
+        assert [i for run in runs for i in run] == items
+        assert len(runs) == min(parts, 7) and all(runs)
+        assert max(map(len, runs)) - min(map(len, runs)) <= 1
+
+
+def test_run_parts_returns_only_when_every_part_has_finished(parts_knob) -> None:
+    # A part that fails on the calling thread must not leave another still running.
+    import threading
+    import time
+
+    from srbench.measure.metrics import run_parts
+
+    parts_knob(2)
+    started, finished = threading.Event(), threading.Event()
+
+    def part(i: int) -> int:
+        if i == 0:
+            started.wait(timeout=5)
+            raise RuntimeError("boom")
+        started.set()
+        time.sleep(0.05)  # still busy when part 0 raises
+        finished.set()
+        return i
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_parts(part, [(0,), (1,)])
+    assert finished.is_set()
+    assert run_parts(lambda i: i * i, [(i,) for i in range(3)]) == [0, 1, 4]
+
+
+def test_split_runs_inside_inference_mode(parts_knob) -> None:
+    # The runner scores inside torch.inference_mode: the pool threads write into buffers the
+    # calling thread created there (inference tensors), which they may only do in that mode too.
+    out, hr = _pair(125, 97, seed=17)
+    parts_knob(1)
+    expected = score_image(out, hr, crop_border=4)
+    parts_knob(2)
+    with torch.inference_mode():
+        got = score_image(out.clone(), hr, crop_border=4)
+    assert (got.sr_sha256, got.psnr_y, got.ssim_y, got.psnr_rgb) == (
+        expected.sr_sha256,
+        expected.psnr_y,
+        expected.ssim_y,
+        expected.psnr_rgb,
+    )

@@ -23,15 +23,21 @@ A dataset score is the mean of per-image values, never a PSNR of a pooled MSE.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import math
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 
 from srbench.errors import SrbenchError
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: BT.601 studio-swing luma weights for R, G, B values in [0, 1] (they sum to 219).
 BT601_WEIGHTS: tuple[float, float, float] = (65.481, 128.553, 24.966)
@@ -44,6 +50,10 @@ SSIM_C2 = (0.03 * 255.0) ** 2
 _Y_BAND_ROWS = 32
 # Output rows per tile of the SSIM filter (see _ssim_2d); tuned on a 2-core CPU.
 _TILE_ROWS = 24
+# Output columns per chunk of SSIM's horizontal filter (one batched banded product; see _ssim_2d).
+_CHUNK_COLS = 16
+# At most this many threads split the CPU metric work (see cpu_single_thread and run_parts).
+_MAX_PARTS = 4
 
 
 class ImageShapeError(SrbenchError, ValueError):
@@ -165,58 +175,88 @@ def _ssim_2d(x: torch.Tensor, y: torch.Tensor) -> float:
     The image is processed in tiles of output rows so that the moment maps of one tile stay in
     cache from construction through the SSIM map (whole-image float64 temporaries would make
     this memory-bound). The SSIM map only needs sigma_x^2 + sigma_y^2, so four maps suffice:
-    x, y, x^2 + y^2 and xy. The separable Gaussian is applied as one banded matrix product
-    along the rows of a tile (a dot product of the 11 taps with 11 inputs plus exact zeros)
-    and as 11 shifted multiply-adds along its columns, so the result matches a direct 'valid'
-    2-D convolution to float rounding.
+    x, y, x^2 + y^2 and xy. The separable Gaussian is applied as banded matrix products, so
+    every filtered value is a dot product of the 11 taps with 11 inputs plus exact zeros:
+    vertically (down each column of a tile) one product per moment map, then horizontally
+    (along each row) one batched product over chunks of ``_CHUNK_COLS`` output columns, the
+    chunks being overlapping windows of the same buffer (no copy). The result matches a
+    direct 'valid' 2-D convolution (scikit-image's) to float64 rounding, about 1e-15.
+
+    On the CPU the tiles are split into contiguous runs across up to ``_MAX_PARTS`` threads
+    (:func:`cpu_single_thread`), each on one torch thread with its own buffers; the per-tile
+    sums are then added in tile order on the calling thread, so the score is bit-identical
+    whatever the number of threads.
     """
     h, w = x.shape
     n = SSIM_WINDOW
     if h < n or w < n:
         raise ImageShapeError(f"ssim: images must be at least {n}x{n} after cropping, got {h}x{w}")
-    ho, wo = h - n + 1, w - n + 1
+    ho = h - n + 1
     br = min(_TILE_ROWS, ho)
+    starts = list(range(0, ho, br))
+    with cpu_single_thread(x.device) as parts:
+        runs = _split(starts, parts)
+        sums = run_parts(_ssim_tile_sums, [(x, y, run, br) for run in runs])
+    total = 0.0
+    for run_sums in sums:
+        for s in run_sums:  # tile order, whatever thread computed it
+            total += s
+    return total / (ho * (w - n + 1))
+
+
+def _ssim_tile_sums(x: torch.Tensor, y: torch.Tensor, starts: list[int], br: int) -> list[float]:
+    """SSIM-map sums of the tiles of ``br`` output rows starting at ``starts`` (see _ssim_2d)."""
+    h, w = x.shape
+    n = SSIM_WINDOW
+    ho, wo = h - n + 1, w - n + 1
     dev = x.device
-    taps = gaussian_window_1d().tolist()
-    band = _band(br, dev).T.contiguous()  # (br, br + 10): row filter by left multiplication
-    # One tile of moment maps interleaved per row as (rows, 4, w): a row slice is then one
-    # contiguous matrix for the GEMM. Buffers are reused across tiles (fresh allocations of
-    # this size cost page faults on every tile).
-    moments = torch.zeros(br + n - 1, 4, w, dtype=torch.float64, device=dev)
-    rows_f = torch.empty(br * 4, w, dtype=torch.float64, device=dev)
-    filt = torch.empty(br * 4, wo, dtype=torch.float64, device=dev)
-    tmp = torch.empty(br * 4, wo, dtype=torch.float64, device=dev)
-    total = torch.zeros((), dtype=torch.float64, device=dev)
-    for r0 in range(0, ho, br):
-        r1 = min(r0 + br + n - 1, h)
-        rows = r1 - r0
-        if rows < br + n - 1:
-            moments.zero_()  # the last, partial tile: rows past the image give discarded output
-        xs, ys = x[r0:r1], y[r0:r1]
-        moments[:rows, 0] = xs
-        moments[:rows, 1] = ys
-        sq = moments[:rows, 2]
-        torch.mul(xs, xs, out=sq)
-        sq.addcmul_(ys, ys)
-        torch.mul(xs, ys, out=moments[:rows, 3])
-        torch.mm(band, moments.view(br + n - 1, 4 * w), out=rows_f.view(br, 4 * w))
-        # Column filter, using the window's symmetry: g[k] (v[k] + v[10 - k]) + g[5] v[5].
-        torch.mul(rows_f[:, 5 : 5 + wo], taps[5], out=filt)
-        for k in range(5):
-            torch.add(rows_f[:, k : k + wo], rows_f[:, n - 1 - k : n - 1 - k + wo], out=tmp)
-            filt.add_(tmp, alpha=taps[k])
-        f = filt.view(br, 4, wo)[: min(br, ho - r0)]
-        mu_x, mu_y = f[:, 0], f[:, 1]
-        mu_xy = mu_x * mu_y
-        mu_sq = mu_x * mu_x
+    c = min(_CHUNK_COLS, wo)
+    chunks = -(-wo // c)
+    rem = wo - (chunks - 1) * c  # valid columns of the last chunk
+    wp = chunks * c + n - 1  # padded width: the last chunk reads zeros past the image
+    band_v = _band(br, dev).T  # (br, br + 10): the vertical filter by left multiplication
+    band_h = _band(c, dev).expand(chunks, c + n - 1, c)  # the horizontal filter, per chunk
+    # Buffers are reused across tiles (fresh allocations of this size cost page faults on
+    # every tile); zeros so that padding columns and the unused rows of a last, partial tile
+    # hold finite values (their outputs are discarded).
+    sq = torch.empty(br + n - 1, w, dtype=torch.float64, device=dev)
+    xy = torch.empty(br + n - 1, w, dtype=torch.float64, device=dev)
+    vert = torch.zeros(4, br, wp, dtype=torch.float64, device=dev)
+    # Overlapping windows of the vertically filtered maps: chunk i reads columns [i c, i c + c + 10).
+    windows = vert.as_strided((chunks, 4 * br, c + n - 1), (c, wp, 1))
+    filt = torch.empty(chunks, 4 * br, c, dtype=torch.float64, device=dev)
+    temps = torch.empty(4, chunks, br, c, dtype=torch.float64, device=dev)
+    c1 = torch.tensor(SSIM_C1, dtype=torch.float64, device=dev)
+    c2 = torch.tensor(SSIM_C2, dtype=torch.float64, device=dev)
+    out = []
+    for r0 in starts:
+        k = min(br, ho - r0)  # output rows of this tile
+        xs, ys = x[r0 : r0 + k + n - 1], y[r0 : r0 + k + n - 1]
+        sq_t, xy_t = sq[: k + n - 1], xy[: k + n - 1]
+        torch.mul(xs, xs, out=sq_t)
+        sq_t.addcmul_(ys, ys)
+        torch.mul(xs, ys, out=xy_t)
+        bv = band_v[:k, : k + n - 1]
+        for m, src in enumerate((xs, ys, sq_t, xy_t)):
+            torch.mm(bv, src, out=vert[m, :k, :w])
+        torch.bmm(windows, band_h, out=filt)
+        f = filt.view(chunks, 4, br, c)[:, :, :k]  # (chunks, moment, row, column)
+        mu_x, mu_y, m_sq, m_xy = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
+        mu_xy, mu_sq, num, den = (t[:, :k] for t in temps)
+        torch.mul(mu_x, mu_y, out=mu_xy)
+        torch.mul(mu_x, mu_x, out=mu_sq)
         mu_sq.addcmul_(mu_y, mu_y)
         # SSIM = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2))
-        num = (f[:, 3] - mu_xy).mul_(2.0).add_(SSIM_C2)
-        num.mul_(mu_xy.mul(2.0).add_(SSIM_C1))
-        den = (f[:, 2] - mu_sq).add_(SSIM_C2)
+        torch.sub(m_xy, mu_xy, out=num)
+        torch.add(c2, num, alpha=2.0, out=num)
+        num.mul_(torch.add(c1, mu_xy, alpha=2.0, out=mu_xy))
+        torch.sub(m_sq, mu_sq, out=den).add_(SSIM_C2)
         den.mul_(mu_sq.add_(SSIM_C1))
-        total += num.div_(den).sum()
-    return float(total) / (ho * wo)
+        ssim_map = num.div_(den)
+        if rem < c:
+            ssim_map[-1, :, rem:] = 0.0  # columns past the image
+        out.append(float(ssim_map.sum()))
+    return out
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, *, crop_border: int) -> float:
@@ -264,20 +304,80 @@ def image_quality(sr: torch.Tensor, hr: torch.Tensor, *, crop_border: int) -> Im
         )
 
 
+_state = threading.local()
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
 @contextlib.contextmanager
-def cpu_single_thread(device: torch.device) -> Iterator[None]:
-    """Run the enclosed CPU metric work on one torch thread (restored afterwards); no-op elsewhere."""
+def cpu_single_thread(device: torch.device) -> Iterator[int]:
+    """Run the enclosed CPU metric work on one torch thread per Python thread (restored afterwards).
+
+    Yields how many parts the work may be split into (:func:`run_parts`): torch's thread count
+    on entry (the cores the caller allowed), at most ``_MAX_PARTS``; 1 off the CPU, where this
+    is a no-op. Nested uses yield the outermost one's count.
+    """
     # The metrics are long chains of small, memory-bound ops on cache-sized bands. Across
     # two OpenMP threads each op pays a fork/join, and on a machine with any other load
     # the waits dominate: measured 0.52 s on 1 thread vs 0.80 s on 2 for a 2040x1356 pair
-    # (rgb_to_y alone 0.06 s vs 2.4 s) on a loaded 2-core CPU. The model's forward keeps
-    # every thread; only the metrics run on one.
-    if device.type != "cpu" or torch.get_num_threads() == 1:
-        yield
+    # (rgb_to_y alone 0.06 s vs 2.4 s) on a loaded 2-core CPU. So each op runs on one
+    # thread, and the cores are used instead by splitting independent bands of rows across
+    # Python threads (run_parts), which also keeps every float sum in one fixed order.
+    outer = getattr(_state, "parts", None)
+    if device.type != "cpu" or outer is not None:
+        yield 1 if device.type != "cpu" else outer
         return
     previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    _state.parts = max(1, min(previous, _MAX_PARTS))
+    if previous != 1:
+        torch.set_num_threads(1)
     try:
-        yield
+        yield _state.parts
     finally:
-        torch.set_num_threads(previous)
+        _state.parts = None
+        if previous != 1:
+            torch.set_num_threads(previous)
+
+
+def _split(items: list[T], parts: int) -> list[list[T]]:
+    """``items`` cut into at most ``parts`` non-empty contiguous runs of near-equal length, in order."""
+    parts = max(1, min(parts, len(items)))
+    bounds = [len(items) * p // parts for p in range(parts + 1)]
+    return [items[bounds[p] : bounds[p + 1]] for p in range(parts)]
+
+
+def _one_torch_thread() -> None:
+    # A pool thread's OpenMP and MKL thread counts are its own: set them once, to 1, so its
+    # ops run (and reduce) exactly as on the calling thread inside cpu_single_thread.
+    torch.set_num_threads(1)
+
+
+def _in_modes(modes: tuple[bool, bool], fn: Callable[..., R], args: tuple) -> R:
+    inference, grad = modes
+    with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+        return fn(*args)
+
+
+def run_parts(fn: Callable[..., R], args: list[tuple]) -> list[R]:
+    """``[fn(*a) for a in args]``, the first on this thread and the others on pool threads.
+
+    For CPU metric work inside :func:`cpu_single_thread` (torch ops release the GIL, so the
+    parts run on separate cores). Every part runs on one torch thread; the results come back
+    in the order of ``args``. All parts have finished when this returns or raises: no work
+    outlives the call (the pool threads are idle until the next one).
+    """
+    if len(args) == 1:
+        return [fn(*args[0])]
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(
+            max_workers=_MAX_PARTS - 1, thread_name_prefix="srbench-metrics", initializer=_one_torch_thread
+        )
+    # Autograd modes are per thread: a pool thread takes the caller's, so that it may write
+    # into the caller's buffers (inference tensors inside torch.inference_mode) as it would.
+    modes = (torch.is_inference_mode_enabled(), torch.is_grad_enabled())
+    futures = [_POOL.submit(_in_modes, modes, fn, a) for a in args[1:]]
+    try:
+        first = fn(*args[0])
+    finally:
+        concurrent.futures.wait(futures)
+    return [first, *(f.result() for f in futures)]

@@ -15,8 +15,18 @@ defines (SHA-256 of the uint8 SR image as H×W×3 RGB bytes), with less work:
   the float64 accumulation is exact in any order and the PSNR equals the float64 closed form;
 * the Y images, the RGB sum and the Y differences for PSNR-Y come out of one banded pass over
   both images (the same bands and operations as :func:`~srbench.measure.metrics.rgb_to_y`,
-  so every Y value is bit-identical); SSIM-Y then walks the cropped Y pair once;
-* the SHA-256 runs on a helper thread (``hashlib`` releases the GIL) while the metrics run.
+  so every Y value is bit-identical); SSIM-Y then walks the cropped Y pair once, with the
+  very function :func:`~srbench.measure.metrics.ssim` uses;
+* the bands of the quantisation and of the Y pass, and SSIM's tiles, are split into
+  contiguous runs across as many threads as torch was allowed on entry (at most
+  ``metrics._MAX_PARTS``; :func:`~srbench.measure.metrics.run_parts`), each thread running
+  its ops on one torch thread. Every value stays bit-identical to a one-thread run: the
+  quantised and Y values are elementwise, the RGB partial sums exact integers, PSNR-Y's
+  differences are summed by one dot product over one buffer after every run has written
+  its rows, and SSIM's per-tile sums are added in tile order. The runs are joined before
+  this returns: nothing keeps running into the next timed forward;
+* the SHA-256 runs on a helper thread (``hashlib`` releases the GIL) while the metrics run,
+  and is waited for before this returns.
 
 On CUDA the quantised image is copied to pinned host memory with a non-blocking copy that
 the hash thread waits for, the metrics run on the device (SSIM as separable convolutions
@@ -43,9 +53,11 @@ from srbench.measure.metrics import (
     SSIM_WINDOW,
     ImageShapeError,
     _crop,
+    _split,
     _ssim_2d,
     cpu_single_thread,
     gaussian_window_1d,
+    run_parts,
 )
 
 #: Rows per band when quantising on the CPU (3 × rows × W float32 stays in L2 for W ≈ 2040).
@@ -137,28 +149,40 @@ def _not_finite(name: str) -> SrbenchError:
 # --------------------------------------------------------------------------- CPU
 
 
-def _quantise_cpu(out: torch.Tensor, input_range: float) -> tuple[torch.Tensor, bool]:
-    """(uint8 (H, W, 3), all finite) of a (3, H, W) output, one band of rows at a time."""
+def _quantise_cpu(out: torch.Tensor, input_range: float, parts: int = 1) -> tuple[torch.Tensor, bool]:
+    """(uint8 (H, W, 3), all finite) of a (3, H, W) output, one band of rows at a time.
+
+    The bands are split into ``parts`` contiguous runs, one per thread (:func:`run_parts`);
+    every value is elementwise, so the result does not depend on ``parts``.
+    """
     _, h, w = out.shape
     u8 = torch.empty(h, w, 3, dtype=torch.uint8)
-    dst = u8.permute(2, 0, 1)  # (3, H, W) view of the H×W×3 buffer
     band = min(_QUANT_BAND_ROWS, h)
+    runs = _split(list(range(0, h, band)), parts)
+    finite = run_parts(_quantise_bands, [(out, u8, run, band, input_range) for run in runs])
+    return u8, all(finite)
+
+
+def _quantise_bands(
+    out: torch.Tensor, u8: torch.Tensor, starts: list[int], band: int, input_range: float
+) -> bool:
+    """Quantise the bands of ``band`` rows starting at ``starts`` into ``u8``; False at a non-finite one."""
+    h, w = out.shape[-2:]
+    dst = u8.permute(2, 0, 1)  # (3, H, W) view of the H×W×3 buffer
     buf = torch.empty(3, band, w, dtype=torch.float32)
-    finite = True
-    for r0 in range(0, h, band):
+    for r0 in starts:
         rows = min(band, h - r0)
         b = buf[:, :rows]
         b.copy_(out[:, r0 : r0 + rows])  # .float() of the band (an exact copy for float32)
         # NaN propagates through max and min, ±Inf shows in them: one reduction, in cache.
         lo, hi = torch.aminmax(b)
         if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
-            finite = False
-            break
+            return False
         if input_range != 1.0:
             b.div_(input_range)
         b.clamp_(0.0, 1.0).mul_(255.0).round_()
         dst[:, r0 : r0 + rows].copy_(b)
-    return u8, finite
+    return True
 
 
 def _hash(u8: torch.Tensor) -> str:
@@ -168,15 +192,18 @@ def _hash(u8: torch.Tensor) -> str:
 def _score_cpu(
     out: torch.Tensor, hr: torch.Tensor | None, border: int, input_range: float, name: str
 ) -> ImageScore:
-    with cpu_single_thread(out.device):
-        u8, finite = _quantise_cpu(out, input_range)
+    with cpu_single_thread(out.device) as parts:
+        u8, finite = _quantise_cpu(out, input_range, parts)
         if not finite:
             raise _not_finite(name)
-        sha = _hasher().submit(_hash, u8)  # overlaps the metrics on the other core
-        if hr is None:
-            return ImageScore(sr_u8=u8, sr_sha256=sha.result())
-        ssd_rgb, ssd_y, n_rgb, n_y, y_sr, y_hr = _y_and_sums(u8, hr.cpu(), border)
-        ssim_y = _ssim_2d(_crop(y_sr, border), _crop(y_hr, border))
+        sha = _hasher().submit(_hash, u8)  # overlaps the metrics
+        try:
+            if hr is None:
+                return ImageScore(sr_u8=u8, sr_sha256=sha.result())
+            ssd_rgb, ssd_y, n_rgb, n_y, y_sr, y_hr = _y_and_sums(u8, hr.cpu(), border, parts)
+            ssim_y = _ssim_2d(_crop(y_sr, border), _crop(y_hr, border))
+        finally:
+            concurrent.futures.wait([sha])  # nothing outlives the call, even on an error
         return ImageScore(
             sr_u8=u8,
             sr_sha256=sha.result(),
@@ -187,17 +214,19 @@ def _score_cpu(
 
 
 def _y_and_sums(
-    sr: torch.Tensor, hr: torch.Tensor, border: int
+    sr: torch.Tensor, hr: torch.Tensor, border: int, parts: int = 1
 ) -> tuple[float, float, int, int, torch.Tensor, torch.Tensor]:
     """One banded pass over two uint8 (H, W, 3) images on the CPU.
 
     Returns ``(ssd_rgb, ssd_y, n_rgb, n_y, y_sr, y_hr)``: the exact RGB sum of squared
     differences over the border-cropped region and its element count, the Y sum of squared
     differences (float64, summed as :func:`~srbench.measure.metrics.psnr` sums it) and its
-    pixel count, and the two full (H, W) float64 Y images.
+    pixel count, and the two full (H, W) float64 Y images. The bands are split into ``parts``
+    contiguous runs, one per thread; every value is bit-identical whatever ``parts`` is (the
+    Y values are elementwise, the RGB partial sums exact integers, and the Y differences are
+    summed once, on this thread, after every run has written its rows).
     """
     h, w, _ = sr.shape
-    wr, wg, wb = BT601_WEIGHTS
     c0, c1 = border, h - border  # cropped rows
     wc = w - 2 * border
     y_sr = torch.empty(h, w, dtype=torch.float64)
@@ -206,13 +235,35 @@ def _y_and_sums(
     # way metrics.psnr sums them, so PSNR-Y keeps its last bit too.
     y_diff = torch.empty((c1 - c0) * wc, dtype=torch.float64)
     band = min(_Y_BAND_ROWS, h)
+    runs = _split(list(range(0, h, band)), parts)
+    args = [(sr, hr, y_sr, y_hr, y_diff, border, run, band) for run in runs]
+    ssd_rgb = sum(run_parts(_y_bands, args))  # integers below 2^53: exact in any order
+    ssd_y = float(torch.dot(y_diff, y_diff))
+    return ssd_rgb, ssd_y, 3 * (c1 - c0) * wc, (c1 - c0) * wc, y_sr, y_hr
+
+
+def _y_bands(
+    sr: torch.Tensor,
+    hr: torch.Tensor,
+    y_sr: torch.Tensor,
+    y_hr: torch.Tensor,
+    y_diff: torch.Tensor,
+    border: int,
+    starts: list[int],
+    band: int,
+) -> float:
+    """The bands of ``band`` rows starting at ``starts`` of :func:`_y_and_sums`: writes their Y
+    rows and Y differences, returns their exact RGB sum of squared differences."""
+    h, w, _ = sr.shape
+    wr, wg, wb = BT601_WEIGHTS
+    c0, c1 = border, h - border
+    wc = w - 2 * border
     rgb_a = torch.empty(3, band, w, dtype=torch.float64)
     rgb_b = torch.empty(3, band, w, dtype=torch.float64)
     d_rgb = torch.empty(3, band, wc, dtype=torch.float64)
     src_a, src_b = sr.permute(2, 0, 1), hr.permute(2, 0, 1)
     ssd_rgb = 0.0
-    filled = 0
-    for r0 in range(0, h, band):
+    for r0 in starts:
         rows = min(band, h - r0)
         a, b = rgb_a[:, :rows], rgb_b[:, :rows]
         a.copy_(src_a[:, r0 : r0 + rows])
@@ -232,14 +283,13 @@ def _y_and_sums(
         torch.sub(a[:, rows_c, cols_c], b[:, rows_c, cols_c], out=d)
         flat = d.reshape(-1)
         ssd_rgb += float(torch.dot(flat, flat))  # integers below 2^53: exact
+        at = (lo - c0) * wc  # this band's place in the row-major cropped difference image
         torch.sub(
             y_sr[lo:hi, border : w - border],
             y_hr[lo:hi, border : w - border],
-            out=y_diff[filled : filled + k * wc].view(k, wc),
+            out=y_diff[at : at + k * wc].view(k, wc),
         )
-        filled += k * wc
-    ssd_y = float(torch.dot(y_diff, y_diff))
-    return ssd_rgb, ssd_y, 3 * (c1 - c0) * wc, (c1 - c0) * wc, y_sr, y_hr
+    return ssd_rgb
 
 
 # --------------------------------------------------------------------------- CUDA
