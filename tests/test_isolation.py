@@ -66,7 +66,7 @@ def test_isolated_result_equals_in_process(images: ImageCache) -> None:
     local = measure_model(ModelSpec("bicubic", "bicubic"), images, cfg)
     assert isolated.status == local.status == "ok"
     assert [i.psnr_y for i in isolated.images] == [i.psnr_y for i in local.images]
-    assert isolated.memory_kind == "cpu_forward_rss"
+    assert isolated.memory_kind == "cpu_forward_peak"
 
 
 def test_crashing_model_leaves_others_intact(tmp_path: Path) -> None:

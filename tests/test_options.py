@@ -114,10 +114,11 @@ def _measure(images: ImageCache, checkpoint: Path, name: str = MODEL, **options:
     return result
 
 
-def _after_loop(model: dict) -> int:
-    """Forwards after the timed loop: the CPU memory pass (1) and the shape probe's (2 per shape)."""
+def _untimed_extra(model: dict, warmup: int) -> int:
+    """Forwards besides the warm-up and the timed ones: the CPU memory pass when it is not a
+    warm-up call (with one shape: unless ``warmup`` >= 2) and the shape probe's (one per shape)."""
     probe = model.get("shape_probe") or {}
-    return 1 + 2 * len(probe.get("shapes") or [])
+    return (1 if warmup <= 1 else 0) + len(probe.get("shapes") or [])
 
 
 @pytest.mark.parametrize(("warmup", "repeat"), [(0, 1), (3, 1), (2, 3)])
@@ -125,7 +126,7 @@ def test_warmup_and_repeat_count_forwards(
     images: ImageCache, checkpoint: Path, warmup: int, repeat: int
 ) -> None:
     result = _measure(images, checkpoint, warmup=warmup, repeat=repeat)
-    assert len(_Probe.log) == warmup + N_IMAGES * repeat + _after_loop(result.to_dict())
+    assert len(_Probe.log) == warmup + N_IMAGES * repeat + _untimed_extra(result.to_dict(), warmup)
     assert result.runtime_ms is not None and result.runtime_ms.n == N_IMAGES
 
 
@@ -226,7 +227,7 @@ def test_every_option_is_recorded(data_dir: Path, checkpoint: Path, tmp_path: Pa
         "isolate": False,
     }
     assert {k: config[k] for k in expected} == expected
-    assert len(_Probe.log) == 1 + N_IMAGES * 2 + _after_loop(doc["models"][0])
+    assert len(_Probe.log) == 1 + N_IMAGES * 2 + _untimed_extra(doc["models"][0], 1)
     assert doc["models"][0]["status"] == "ok"
 
 
@@ -235,7 +236,7 @@ def test_ntire_compat(data_dir: Path, checkpoint: Path, tmp_path: Path) -> None:
     doc = _cli_run(data_dir, checkpoint, out, "--ntire-compat")
     assert doc["config"]["ntire_compat"] is True
     assert doc["config"]["warmup"] == 0
-    assert len(_Probe.log) == N_IMAGES + _after_loop(doc["models"][0])  # no warm-up forward at all
+    assert len(_Probe.log) == N_IMAGES + _untimed_extra(doc["models"][0], 0)  # no warm-up forward at all
     model = doc["models"][0]
     md = (out / "results.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| Model"))

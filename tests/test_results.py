@@ -33,7 +33,7 @@ def _run() -> RunResult:
         psnr_rgb=28.5,
         runtime_ms=RuntimeStats.from_samples([10.0, 12.0]),
         memory_mb=12.5,
-        memory_kind="cpu_forward_rss",
+        memory_kind="cpu_forward_peak",
         images=[ImageResult("a", 10.0, 30.0, 0.8, 28.0), ImageResult("b", 12.0, math_inf(), 1.0, 29.0)],
     )
     bare = ModelResult(

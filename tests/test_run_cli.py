@@ -66,7 +66,7 @@ def test_results_files_and_exact_complexity(main_run: Path) -> None:
     assert models["span"]["weights"]["sha256"] == get_entry("span").weights_for(4).sha256
     for m in models.values():
         assert len(m["images"]) == 4 and m["runtime_ms"]["n"] == 4
-        assert m["memory_kind"] == "cpu_forward_rss" and m["memory_mb"] > 0
+        assert m["memory_kind"] == "cpu_forward_peak" and m["memory_mb"] > 0
     rows = list(csv.DictReader((main_run / "results.csv").open()))
     assert [r["model"] for r in rows] == ["rlfn", "span", "span_ca"]
     md = (main_run / "results.md").read_text()

@@ -31,20 +31,51 @@ def test_probe_flags_a_per_shape_cache_and_not_a_plain_model() -> None:
     x = torch.rand(1, 3, 24, 24)
     cached = srbench_test_models._ShapeCache(4).eval()
     cached(x)  # "pre-warmed" for the data set's own shape, as a gaming entry would be
-    probe = probe_shape_caching(cached, x, CPU)
+    _, seen = CPU.time(lambda: cached(x))  # what the timed loop would read
+    probe = probe_shape_caching(cached, x, CPU, seen)
     assert probe.flagged and probe.shapes == [[23, 23], [21, 21]]
     assert all(
-        f >= RATIO * r and f - r >= GAP_MS for f, r in zip(probe.first_ms, probe.repeat_ms, strict=True)
+        f >= RATIO * r and f - r >= GAP_MS for f, r in zip(probe.first_ms, probe.seen_ms, strict=True)
     )
     assert "warm-up gaming suspected" in (probe.note() or "")
     plain = nn.Sequential(nn.Conv2d(3, 48, 3, padding=1), nn.PixelShuffle(4)).eval()
     plain(x)
-    honest = probe_shape_caching(plain, x, CPU)
-    assert not honest.flagged and honest.note() is None and len(honest.first_ms) == 2
+    _, seen = CPU.time(lambda: plain(x))
+    honest = probe_shape_caching(plain, x, CPU, seen)
+    # One shape without the drop decides the verdict: the probe stops there.
+    assert not honest.flagged and honest.note() is None and len(honest.first_ms) == 1
+
+
+class _ScriptedTimer:
+    """A ForwardTimer whose readings are given: the probe's decisions, without timing."""
+
+    def __init__(self, readings_ms: list[float]) -> None:
+        self.readings = list(readings_ms)
+
+    def time(self, fn):  # type: ignore[no-untyped-def]
+        return fn(), self.readings.pop(0)
+
+
+@pytest.mark.parametrize(
+    ("readings", "probed", "flagged"),
+    [
+        ([5.0], 1, False),  # honest: the first shape shows no drop, the second is never run
+        ([100.0, 5.0], 2, False),  # one spike on one shape does not flag
+        ([100.0, 90.0], 2, True),  # the drop on every shape flags
+    ],
+)
+def test_probe_stops_at_the_first_shape_without_a_drop(
+    readings: list[float], probed: int, flagged: bool
+) -> None:
+    timer = _ScriptedTimer(readings)
+    probe = probe_shape_caching(nn.Identity(), torch.rand(1, 3, 24, 24), timer, 5.0)  # type: ignore[arg-type]
+    assert len(probe.first_ms) == len(probe.seen_ms) == len(probe.shapes) == probed
+    assert timer.readings == []  # one forward per probed shape, no more
+    assert probe.flagged is flagged
 
 
 def test_tiny_inputs_are_skipped_not_flagged() -> None:
-    probe = probe_shape_caching(nn.Identity(), torch.rand(1, 3, 5, 5), CPU)
+    probe = probe_shape_caching(nn.Identity(), torch.rand(1, 3, 5, 5), CPU, 1.0)
     assert probe.skipped and not probe.flagged and probe.first_ms == []
 
 

@@ -120,8 +120,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--warmup",
         type=int,
         default=None,
-        help=f"warm-up forwards before timing (default {DEFAULT_WARMUP}; {BROWSER_WARMUP} with --backend "
-        "browser; 0 with --ntire-compat)",
+        help=f"warm-up forwards before timing, in all, at least one per LR shape (default "
+        f"{DEFAULT_WARMUP}; {BROWSER_WARMUP} with --backend browser; 0 with --ntire-compat)",
     )
     p.add_argument("--repeat", type=int, default=1, help="timed forwards per image; the median is kept")
     add_dtype_option(p)

@@ -185,17 +185,30 @@ def _error(spec: ModelSpec, config: RunConfig, reason: str) -> ModelResult:
     )
 
 
+def _noop() -> None:
+    pass
+
+
+def _start_server() -> None:
+    # ensure_running only launches the server; it preloads (torch, srbench, fvcore, dynamo:
+    # 2-3 s) before it serves. A no-op child is served only after that: joining it means the
+    # server is ready, so the thread ends when the preload does.
+    ctx = _context()
+    proc = ctx.Process(target=_noop, name="srbench-forkserver-ready", daemon=True)
+    proc.start()
+    proc.join()
+
+
 def prestart() -> threading.Thread | None:
-    """Start the forkserver (it imports torch and srbench: ~2 s) on a background thread.
+    """Start the forkserver (it imports torch and srbench: ~2-3 s) on a background thread
+    that ends when the server is ready to fork workers.
 
     Called before the dataset is decoded, so that work overlaps instead of landing on the
     first model's fixed cost. Later worker starts wait for it if it is not done yet.
     """
     if _context().get_start_method() != "forkserver":
         return None
-    from multiprocessing import forkserver
-
-    thread = threading.Thread(target=forkserver.ensure_running, name="srbench-forkserver", daemon=True)
+    thread = threading.Thread(target=_start_server, name="srbench-forkserver", daemon=True)
     thread.start()
     return thread
 

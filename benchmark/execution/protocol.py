@@ -13,8 +13,8 @@ model's :class:`~srbench.reporting.results.ModelResult`.
    With ``--backend onnxruntime``, :func:`deploy_stage` first exports the deployed form to
    ONNX (or finds it in the content-hashed cache; outside every figure) and the backend is an
    ONNX Runtime session on the chosen provider (:mod:`srbench.deploy.ort`);
-4. :func:`warmup_stage`: ``warmup`` forwards on the first image and one on each other LR
-   shape (excluded from every figure; the very first is ``first_forward_ms``);
+4. :func:`warmup_stage`: ``warmup`` forwards in all, at least one per LR shape (excluded
+   from every figure; the very first is ``first_forward_ms``; the CPU memory pass is one);
 5. :func:`timed_loop`: for each image, copy LR to the device (not timed; on CUDA read ahead
    on a loader thread into pinned memory), time the forward (:mod:`srbench.measure.timing`),
    then score it (:func:`score_image`: finite check, uint8, fingerprint, PSNR-Y, SSIM-Y and
@@ -60,7 +60,7 @@ from srbench.execution.specs import ModelSpec
 from srbench.measure import quality
 from srbench.measure.counting import Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
-from srbench.measure.memory import ForwardMemory, SessionRssGrowth, resident_bytes
+from srbench.measure.memory import ForwardMemory, SessionRssGrowth, resident_tensors
 from srbench.measure.shapeprobe import ShapeProbe, probe_shape_caching
 from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation
 from srbench.models.registry import ModelEntry
@@ -102,6 +102,8 @@ class Warmup:
     #: The very first forward (ms; None when no warm-up ran) and the number of warm-up calls.
     first_forward_ms: float | None = None
     calls: int = 0
+    #: Seconds of the CPU memory pass when it ran as a warm-up call (not in ``seconds``).
+    memory_s: float | None = None
 
 
 @dataclass
@@ -129,6 +131,10 @@ class Stages:
     memory: Any = None
     memory_mb: float | None = None
     shape_probe: ShapeProbe | None = None
+    #: Wall seconds of the memory pass and of the shape probe (``phases_s``: both are fixed
+    #: costs a run pays per model, outside the warm-up and the timed loop).
+    memory_s: float | None = None
+    probe_s: float | None = None
     #: The placed model and the warm-up image ``(name, (width, height))``, for error messages.
     backend: Backend | None = None
     current: tuple[str, tuple[int, int]] | None = None
@@ -244,14 +250,32 @@ def run_stages(
         def warming(name: str, size: tuple[int, int]) -> None:
             stages.current = (name, size)
 
-        stages.warmup = warmup_stage(backend, images, config, timer, on_image=warming)
+        cpu_meter = (
+            stages.memory
+            if isinstance(stages.memory, ForwardMemory) and not stages.memory.per_forward
+            else None
+        )
+        stages.warmup = warmup_stage(
+            backend,
+            images,
+            config,
+            timer,
+            tiling=tiling,
+            on_image=warming,
+            # The CPU memory pass doubles as a warm-up call: one forward fewer per model.
+            memory_pass=cpu_memory_pass(cpu_meter, backend) if cpu_meter is not None else None,
+        )
+        stages.memory_s = stages.warmup.memory_s
         # Memory is read before the timed loop wherever it can be (the CPU pass, a deployed
         # session's meter): srbench's metrics have not run yet, so the figure cannot depend on
         # them (a long-lived heap's history moved it by ~20 % when read after them). The pass
         # itself leaves the heap warm for every image shape, so the timed loop starts steady.
         reads_in_loop = isinstance(stages.memory, ForwardMemory) and stages.memory.per_forward
         if stages.memory is not None and not reads_in_loop:
+            t0 = time.perf_counter()
             stages.memory_mb = memory_stage(stages.memory, backend, images, timer, tiling)
+            if stages.memory_s is None:
+                stages.memory_s = time.perf_counter() - t0
         stages.loop = Loop()
         timed_loop(
             stages.loop,
@@ -272,7 +296,9 @@ def run_stages(
         stages.loop.current = stages.current = None  # past the images: a later error names none
         if stages.memory is not None and reads_in_loop:
             stages.memory_mb = memory_stage(stages.memory, backend, images, timer, tiling)
+        t0 = time.perf_counter()
         stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
+        stages.probe_s = time.perf_counter() - t0
         if stages.deployment is not None and stages.loop.interrupted is None:
             stages.agreement = agreement_stage(stages.built, backend, images, config, device)
     finally:
@@ -433,37 +459,65 @@ def warmup_stage(
     config: RunConfig,
     timer: ForwardTimer,
     *,
+    tiling: Tiling | None = None,
     on_image: Callable[[str, tuple[int, int]], None] | None = None,
+    memory_pass: Callable[[Callable[[], torch.Tensor]], None] | None = None,
 ) -> Warmup:
-    """Stage 4: untimed forwards: ``config.warmup`` on the first image, then one on the first
-    image of every other LR shape, so no first-of-shape cost (oneDNN primitives, allocator
-    growth, cuDNN heuristics) lands in a timed forward. ``--warmup 0`` runs none.
+    """Stage 4: ``config.warmup`` untimed forwards in all, at least one on the first image of
+    every distinct LR shape (so no first-of-shape cost: oneDNN primitives, allocator growth,
+    cuDNN heuristics, lands in a timed forward): one on each other shape's first image and
+    the rest (at least one) on the first image, first. ``--warmup 0`` runs none. Each call
+    is tiled as the timed forwards will be (``tiling``).
 
     The very first call is timed apart (``first_forward_ms``). ``--compile`` compiles on the
     first call: that call is never timed, even with ``--warmup 0``. ``on_image(name, (w, h))``
     is told each warm-up image (error messages name it).
+
+    ``memory_pass(run)`` (the CPU memory meter, :func:`memory_stage`'s pass): the last
+    warm-up call at the shape of the largest LR image runs as ``memory_pass(run)`` instead
+    of a plain call, unless it is the very first call (cold, timed apart) or the model is
+    compiled; :attr:`Warmup.memory_s` is then set (its seconds are not in
+    :attr:`Warmup.seconds`). A run is warm after it either way: the meter only observes
+    which tensors the operators return.
     """
-    compile_s = first_ms = None
+    tiling = tiling or Tiling(scale=config.scale)
+    compile_s = first_ms = memory_s = None
     calls = 0
     t0 = time.perf_counter()
     shapes = images.lr_shapes()
     first_of_shape: dict[tuple[int, ...], int] = {}
     for i, shape in enumerate(shapes):
         first_of_shape.setdefault(shape, i)
-    plan = [(0, max(config.warmup, 1 if config.compile else 0))] if shapes else []
-    if config.warmup > 0:
-        plan += [(i, 1) for i in first_of_shape.values() if i != 0]
+    # At least one call per distinct shape; the first image's shape takes the rest of the
+    # `warmup` calls (the process-wide first-call costs are paid once, whatever the shape).
+    others = [i for i in first_of_shape.values() if i != 0] if config.warmup > 0 else []
+    first_calls = max(config.warmup - len(others), 1 if config.warmup > 0 or config.compile else 0)
+    plan = [(0, first_calls), *((i, 1) for i in others)] if shapes else []
+    metered = None  # the plan entry whose last call is the memory pass
+    if memory_pass is not None and config.warmup > 0 and not config.compile:
+        at = first_of_shape[shapes[largest_lr(shapes)]]
+        metered = next(k for k, (index, _) in enumerate(plan) if index == at)
+        if plan[metered][1] == 1 and metered == 0:
+            metered = None  # the only call is the cold first one: a pass of its own after
+    fwd = backend.forward
     with torch.inference_mode():
-        for index, count in plan:
+        for k, (index, count) in enumerate(plan):
             if count == 0:
                 continue
             lr = images.lr(index)
             if on_image is not None:
                 on_image(images.names[index], (lr.shape[1], lr.shape[0]))
             x = backend.to_input(lr)
-            for _ in range(count):
+            for c in range(count):
+                if memory_pass is not None and k == metered and c == count - 1:
+                    m0 = time.perf_counter()
+                    # The input is made inside the pass: it is part of the figure.
+                    memory_pass(lambda lr=lr: timed_forward(fwd, backend.to_input(lr), timer, tiling, 1)[0])
+                    memory_s = time.perf_counter() - m0
+                    calls += 1
+                    continue
                 try:
-                    _, ms = timer.time(lambda x=x: backend.forward(x))
+                    _, ms, _ = timed_forward(backend.forward, x, timer, tiling, 1)
                 except Exception:
                     if index == 0:
                         raise
@@ -476,7 +530,13 @@ def warmup_stage(
                     if config.compile:
                         compile_s = ms / 1e3
                 calls += 1
-    return Warmup(time.perf_counter() - t0, compile_s, first_ms, calls)
+    seconds = time.perf_counter() - t0 - (memory_s or 0.0)
+    return Warmup(seconds, compile_s, first_ms, calls, memory_s)
+
+
+def largest_lr(shapes: list[tuple[int, ...]]) -> int:
+    """Index of the LR image with the most pixels (the first of equals): the memory pass's."""
+    return max(range(len(shapes)), key=lambda i: (shapes[i][0] * shapes[i][1], -i))
 
 
 def shape_probe_stage(
@@ -497,12 +557,16 @@ def shape_probe_stage(
         if any(i.tiled for i in loop.images)
         else None
     )
+    first = loop.images[0] if loop.images else None
+    if reason is None and (first is None or first.name != images.names[0] or first.runtime_ms is None):
+        reason = "the first image has no timed forward to compare with"
     if reason:
         return ShapeProbe(skipped=reason)
+    assert first is not None and first.runtime_ms is not None
     try:
         with torch.inference_mode():
             x = backend.to_input(images.first_lr())
-        return probe_shape_caching(backend.forward, x, timer)
+        return probe_shape_caching(backend.forward, x, timer, first.runtime_ms)
     except Exception as exc:  # e.g. out of memory untiled: the probe never fails a model
         return ShapeProbe(skipped=f"probe failed: {type(exc).__name__}: {cause(exc, 200)}")
 
@@ -629,10 +693,8 @@ def memory_stage(
     """
     if not isinstance(memory, ForwardMemory):
         return memory.stop()
-    if not memory.per_forward and len(images):
-        shapes = images.lr_shapes()
-        largest = max(range(len(shapes)), key=lambda i: (shapes[i][0] * shapes[i][1], -i))
-        lr = images.lr(largest)
+    if not memory.per_forward and memory.peak_bytes is None and len(images):
+        lr = images.lr(largest_lr(images.lr_shapes()))
 
         def one_pass() -> torch.Tensor:
             with torch.inference_mode():
@@ -640,15 +702,24 @@ def memory_stage(
                 out, _, _ = timed_forward(backend.forward, x, timer, tiling, 1)
                 return out
 
-        memory.measure_pass(one_pass, weights_bytes=backend_bytes(backend))
+        cpu_memory_pass(memory, backend)(one_pass)
     return memory.megabytes()
 
 
-def backend_bytes(backend: Backend) -> int:
-    """Bytes of the placed model's parameters and buffers (0 when the backend holds no
-    PyTorch module, e.g. an ONNX Runtime session: its weights are then not counted)."""
+def cpu_memory_pass(memory: ForwardMemory, backend: Backend) -> Callable[[Callable[[], Any]], None]:
+    """``pass_(run)``: the CPU meter's pass over ``run()`` with the placed model's weights resident."""
+
+    def pass_(run: Callable[[], Any]) -> None:
+        memory.measure_pass(run, resident=backend_tensors(backend))
+
+    return pass_
+
+
+def backend_tensors(backend: Backend) -> list[torch.Tensor]:
+    """The placed model's parameters and buffers (none when the backend holds no PyTorch
+    module, e.g. an ONNX Runtime session: its weights are then not counted)."""
     module = getattr(backend, "module", None)
-    return resident_bytes(module) if isinstance(module, torch.nn.Module) else 0
+    return resident_tensors(module) if isinstance(module, torch.nn.Module) else []
 
 
 def _save_sr(path: Path, sr_u8: torch.Tensor) -> None:
@@ -716,6 +787,10 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
             result.notes.append(loop.interrupted)
         if loop.seconds is not None:
             phases["loop"] = loop.seconds
+    if stages.memory_s is not None:
+        phases["memory"] = stages.memory_s
+    if stages.probe_s is not None:
+        phases["shape_probe"] = stages.probe_s
     if error is not None:
         result.status, result.reason = STATUS_ERROR, error
         return result

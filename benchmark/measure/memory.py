@@ -10,17 +10,22 @@ Definition of ``memory_mb`` (MB = 2**20 bytes), by ``memory_kind``:
     workspace of one forward (of ``--repeat`` forwards of one image), and nothing srbench
     allocates for its metrics (those tensors are freed before the next reset). Not the
     allocator's reserve. The reset and the read sit outside the timed region.
-``cpu_forward_rss``
-    One extra, untimed forward, right after warm-up and before the timed loop (so before
-    srbench's metrics have run in the process), on the dataset's largest LR image
-    (most pixels; tiled exactly as the timed forwards were): the bytes of the model's
-    parameters and buffers plus the growth of the process's peak resident set (``VmHWM``)
-    during that pass over its resident size (``VmRSS``) just before it. The pass creates the
-    input, runs the forward and holds the output; the peak is reset first by writing ``5`` to
-    ``/proc/self/clear_refs`` (Linux), and freed heap memory is returned to the kernel with
-    glibc's one-off ``malloc_trim(0)`` so that earlier peaks do not hide this one. No
-    allocator setting is changed, and nothing is measured while forwards are timed. Measured
-    in the model's worker process, so another model's allocations never inflate it.
+``cpu_forward_peak``
+    One extra, untimed forward, right after warm-up and before the timed loop, on the
+    dataset's largest LR image (most pixels; tiled exactly as the timed forwards were): the
+    largest number of bytes held at once by the tensors alive during that pass, counted the
+    way ``max_memory_allocated`` counts on CUDA but exactly (no 512-byte rounding). The
+    model's parameters and buffers are alive throughout; every tensor an operator returns
+    during the pass (the input, each activation, the output, weights a forward derives,
+    e.g. a reparameterised kernel) is counted from the operator that created its storage
+    until the storage is freed, each storage once however many views share it. The peak is
+    taken after every operator (:class:`LiveTensorBytes`, a ``TorchDispatchMode``), so it
+    sees an operator's output while its inputs are still alive. It depends only on the
+    model, its weights' dtype and the input shape: not on what the process did before
+    (heap history, srbench's metrics, another model), so the same network reads the same
+    figure with or without quality metrics. Not counted: scratch memory a kernel allocates
+    and frees inside one operator (oneDNN workspaces), which no operator returns; the
+    dataset's decoded uint8 LR (the harness's, shared by every model).
 ``ort_cpu_rss_growth``
     ONNX Runtime on the CPU: the growth of the process's peak resident set (``VmHWM``, reset
     when the meter starts) from just before the session is created to the end of warm-up:
@@ -28,24 +33,29 @@ Definition of ``memory_mb`` (MB = 2**20 bytes), by ``memory_kind``:
     provider's workspaces. ORT's arena keeps what it allocates, so a pass after warm-up would
     see nothing; this is the whole session's footprint instead, read before any metric runs.
 ``unavailable``
-    Neither applies (non-Linux CPU); ``memory_mb`` is ``None``.
+    Nothing was measured (ONNX Runtime on the CPU without Linux's ``/proc``); ``memory_mb``
+    is ``None``.
 """
 
 from __future__ import annotations
 
 import ctypes
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.utils._pytree as pytree
 from torch import nn
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
 
 MIB = 2**20
 
 KIND_CUDA = "cuda_forward_peak"
-KIND_CPU = "cpu_forward_rss"
+KIND_CPU = "cpu_forward_peak"
 KIND_ORT_CPU = "ort_cpu_rss_growth"
 KIND_NONE = "unavailable"
 
@@ -89,15 +99,58 @@ def _reset_cpu_peak() -> bool:
     return True
 
 
-def resident_bytes(module: nn.Module) -> int:
-    """Bytes of ``module``'s parameters and buffers (each tensor counted once)."""
-    seen: set[int] = set()
-    total = 0
-    for t in [*module.parameters(), *module.buffers()]:
-        if id(t) not in seen:
-            seen.add(id(t))
-            total += t.numel() * t.element_size()
-    return total
+def resident_tensors(module: nn.Module) -> list[torch.Tensor]:
+    """``module``'s parameters and buffers: what is alive before any forward."""
+    return [*module.parameters(), *module.buffers()]
+
+
+class LiveTensorBytes(TorchDispatchMode):
+    """Peak bytes of live CPU tensor storage while the mode is active (``cpu_forward_peak``).
+
+    Every tensor an operator returns is tracked by its storage (a weak reference, so
+    tracking keeps nothing alive): its ``nbytes`` count from the operator that returned it
+    until the storage is freed. After each operator the live total is compared with the
+    peak. ``resident`` tensors (the weights) are alive from the start. :attr:`live` and
+    :attr:`peak` are bytes (int). Python overhead per operator: for untimed passes only.
+    """
+
+    def __init__(self, resident: Iterable[torch.Tensor] = ()) -> None:
+        super().__init__()
+        # Storage pointer -> (weak reference, bytes). A pointer is reused only after its
+        # storage is freed, and freed entries are dropped before anything new is added.
+        self._tracked: dict[int, tuple[Any, int]] = {}
+        self.live = 0
+        for t in resident:
+            self._track(t)
+        self.peak = self.live
+
+    def _track(self, t: torch.Tensor) -> None:
+        if t.device.type != "cpu":
+            return
+        try:
+            storage = t.untyped_storage()
+        except (RuntimeError, NotImplementedError):  # e.g. an opaque MKL-DNN tensor
+            return
+        ref = StorageWeakRef(storage)
+        if ref.cdata in self._tracked:
+            return
+        nbytes = storage.nbytes()
+        self._tracked[ref.cdata] = (ref, nbytes)
+        self.live += nbytes
+
+    def _sweep(self) -> None:
+        dead = [key for key, (ref, _) in self._tracked.items() if ref.expired()]
+        for key in dead:
+            self.live -= self._tracked.pop(key)[1]
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self._sweep()  # what Python freed since the last operator
+        out = func(*args, **(kwargs or {}))
+        for t in pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self._track(t)
+        self.peak = max(self.peak, self.live)
+        return out
 
 
 @dataclass
@@ -132,29 +185,23 @@ class ForwardMemory:
             self.peak_bytes = peak if self.peak_bytes is None else max(self.peak_bytes, peak)
             self.kind = KIND_CUDA
 
-    def measure_pass(self, run: Callable[[], object], *, weights_bytes: int) -> None:
-        """CPU: run ``run()`` (make the input, forward, return the output) under the RSS meter.
+    def measure_pass(self, run: Callable[[], object], *, resident: Iterable[torch.Tensor] = ()) -> None:
+        """CPU: run ``run()`` (make the input, forward, return the output) under
+        :class:`LiveTensorBytes` and keep its peak (``memory_kind: cpu_forward_peak``).
 
-        ``weights_bytes`` (:func:`resident_bytes` of the placed model) is added: the weights
-        were resident before the pass began.
+        ``resident`` are the tensors alive before the pass that belong to the figure: the
+        placed model's parameters and buffers (counted once each, views included).
         """
         global _active
-        gc.collect()
-        _trim_heap()
-        rss = _status_kib("VmRSS")
-        if rss is None or not _reset_cpu_peak():
-            self.kind = KIND_NONE
-            return
+        tracker = LiveTensorBytes(resident)
         _active = True
         try:
-            out = run()
-            peak = _status_kib("VmHWM")
-            del out
+            with tracker:
+                out = run()
+                del out
         finally:
             _active = False
-        if peak is None:
-            return
-        self.peak_bytes = weights_bytes + max(0, peak - rss) * 1024
+        self.peak_bytes = tracker.peak
         self.kind = KIND_CPU
 
     def megabytes(self) -> float | None:

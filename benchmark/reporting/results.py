@@ -111,7 +111,7 @@ class ModelResult:
     flops_undercount: bool = False
     #: thop's MAC count (module hooks; functional calls and activations count 0).
     flops_thop: int | None = None
-    #: The new-shape warm-up probe (measure/shapeprobe.py): shapes, first_ms, repeat_ms, flagged.
+    #: The new-shape warm-up probe (measure/shapeprobe.py): shapes, first_ms, seen_ms, flagged.
     shape_probe: dict[str, Any] | None = None
     psnr_y: float | None = None
     ssim_y: float | None = None
