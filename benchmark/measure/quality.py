@@ -5,11 +5,13 @@ image. It produces exactly the values the definitions in :mod:`srbench.measure.m
 (``to_uint8``, ``rgb_to_y``, ``psnr``, ``ssim``) and the fingerprint ``ImageResult.sr_sha256``
 defines (SHA-256 of the uint8 SR image as H×W×3 RGB bytes), with less work:
 
-* the quantised image is written straight into an H×W×3 buffer (the rounding and the
-  float→uint8 conversion write through a channels-last view), so the fingerprint hashes that
-  buffer as it is: no transpose copy, and the bytes hashed are the ones the definition names;
-* on the CPU the output is quantised a band of rows at a time (the float copy of a band stays
-  in cache), and the band's finite check rides on that pass instead of a second full pass;
+* the quantised image is written straight into an H×W×3 buffer, so the fingerprint hashes
+  that buffer as it is: no transpose copy, and the bytes hashed are the ones the definition
+  names;
+* on the CPU the output is quantised a band of rows at a time: the band's float32 copy is
+  gathered into H×W×3 order (it stays in cache), the band's finite check rides on that pass
+  instead of a second full pass, and the rounded band is converted to uint8 contiguously;
+  on CUDA the rounding and conversion write through a channels-last view;
 * PSNR-RGB is an exact integer sum of squared differences: the differences of uint8 values
   are integers, their squares at most 65025 and every partial sum an integer below 2⁵³, so
   the float64 accumulation is exact in any order and the PSNR equals the float64 closed form;
@@ -168,12 +170,13 @@ def _quantise_bands(
 ) -> bool:
     """Quantise the bands of ``band`` rows starting at ``starts`` into ``u8``; False at a non-finite one."""
     h, w = out.shape[-2:]
-    dst = u8.permute(2, 0, 1)  # (3, H, W) view of the H×W×3 buffer
-    buf = torch.empty(3, band, w, dtype=torch.float32)
+    buf = torch.empty(band, w, 3, dtype=torch.float32)
     for r0 in starts:
         rows = min(band, h - r0)
-        b = buf[:, :rows]
-        b.copy_(out[:, r0 : r0 + rows])  # .float() of the band (an exact copy for float32)
+        b = buf[:rows]
+        # .float() of the band (exact for float32), gathered into H×W×3 order here, where
+        # it is in cache, so that the uint8 conversion below writes contiguously.
+        b.copy_(out[:, r0 : r0 + rows].permute(1, 2, 0))
         # NaN propagates through max and min, ±Inf shows in them: one reduction, in cache.
         lo, hi = torch.aminmax(b)
         if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
@@ -181,7 +184,7 @@ def _quantise_bands(
         if input_range != 1.0:
             b.div_(input_range)
         b.clamp_(0.0, 1.0).mul_(255.0).round_()
-        dst[:, r0 : r0 + rows].copy_(b)
+        u8[r0 : r0 + rows].copy_(b)
     return True
 
 
