@@ -225,36 +225,47 @@ def _ssim_tile_sums(x: torch.Tensor, y: torch.Tensor, starts: list[int], br: int
     # Overlapping windows of the vertically filtered maps: chunk i reads columns [i c, i c + c + 10).
     windows = vert.as_strided((chunks, 4 * br, c + n - 1), (c, wp, 1))
     filt = torch.empty(chunks, 4 * br, c, dtype=torch.float64, device=dev)
-    temps = torch.empty(4, chunks, br, c, dtype=torch.float64, device=dev)
+    tmp = torch.empty(chunks, br, c, dtype=torch.float64, device=dev)
     c1 = torch.tensor(SSIM_C1, dtype=torch.float64, device=dev)
     c2 = torch.tensor(SSIM_C2, dtype=torch.float64, device=dev)
+
+    @functools.cache
+    def views(k: int) -> tuple:
+        # The views a tile of k output rows works on (built once per k: every tile but a
+        # last, partial one has k = br).
+        f = filt.view(chunks, 4, br, c)[:, :, :k]  # (chunks, moment, row, column)
+        return (
+            sq[: k + n - 1],
+            xy[: k + n - 1],
+            band_v[:k, : k + n - 1],
+            [vert[m, :k, :w] for m in range(4)],
+            [f[:, m] for m in range(4)],
+            tmp[:, :k],
+            f[-1, 3, :, rem:] if rem < c else None,  # the SSIM map's columns past the image
+        )
+
     out = []
     for r0 in starts:
         k = min(br, ho - r0)  # output rows of this tile
+        sq_t, xy_t, bv, vert_m, (mu_x, mu_y, m_sq, m_xy), mu_xy, past = views(k)
         xs, ys = x[r0 : r0 + k + n - 1], y[r0 : r0 + k + n - 1]
-        sq_t, xy_t = sq[: k + n - 1], xy[: k + n - 1]
         torch.mul(xs, xs, out=sq_t)
         sq_t.addcmul_(ys, ys)
         torch.mul(xs, ys, out=xy_t)
-        bv = band_v[:k, : k + n - 1]
-        for m, src in enumerate((xs, ys, sq_t, xy_t)):
-            torch.mm(bv, src, out=vert[m, :k, :w])
+        for src, dst in zip((xs, ys, sq_t, xy_t), vert_m):
+            torch.mm(bv, src, out=dst)
         torch.bmm(windows, band_h, out=filt)
-        f = filt.view(chunks, 4, br, c)[:, :, :k]  # (chunks, moment, row, column)
-        mu_x, mu_y, m_sq, m_xy = f[:, 0], f[:, 1], f[:, 2], f[:, 3]
-        mu_xy, mu_sq, num, den = (t[:, :k] for t in temps)
+        # SSIM = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2)),
+        # computed in place in the filtered maps (in cache) with one temporary.
         torch.mul(mu_x, mu_y, out=mu_xy)
-        torch.mul(mu_x, mu_x, out=mu_sq)
-        mu_sq.addcmul_(mu_y, mu_y)
-        # SSIM = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2))
-        torch.sub(m_xy, mu_xy, out=num)
-        torch.add(c2, num, alpha=2.0, out=num)
+        mu_sq = mu_x.mul_(mu_x).addcmul_(mu_y, mu_y)
+        num = torch.add(c2, m_xy.sub_(mu_xy), alpha=2.0, out=m_xy)
         num.mul_(torch.add(c1, mu_xy, alpha=2.0, out=mu_xy))
-        torch.sub(m_sq, mu_sq, out=den).add_(SSIM_C2)
+        den = m_sq.sub_(mu_sq).add_(SSIM_C2)
         den.mul_(mu_sq.add_(SSIM_C1))
         ssim_map = num.div_(den)
-        if rem < c:
-            ssim_map[-1, :, rem:] = 0.0  # columns past the image
+        if past is not None:
+            past.zero_()
         out.append(float(ssim_map.sum()))
     return out
 
