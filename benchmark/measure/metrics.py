@@ -36,8 +36,8 @@ import torch
 
 from srbench.errors import SrbenchError
 
-T = TypeVar("T")
-R = TypeVar("R")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: BT.601 studio-swing luma weights for R, G, B values in [0, 1] (they sum to 219).
 BT601_WEIGHTS: tuple[float, float, float] = (65.481, 128.553, 24.966)
@@ -52,7 +52,8 @@ _Y_BAND_ROWS = 32
 _TILE_ROWS = 24
 # Output columns per chunk of SSIM's horizontal filter (one batched banded product; see _ssim_2d).
 _CHUNK_COLS = 16
-# At most this many threads split the CPU metric work (see cpu_single_thread and run_parts).
+# At most this many threads split the CPU metric work (see cpu_single_thread and run_parts);
+# the split never exceeds torch's thread count, so a run given one thread scores on one.
 _MAX_PARTS = 4
 
 
@@ -317,6 +318,7 @@ def image_quality(sr: torch.Tensor, hr: torch.Tensor, *, crop_border: int) -> Im
 
 _state = threading.local()
 _POOL: concurrent.futures.ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -349,7 +351,7 @@ def cpu_single_thread(device: torch.device) -> Iterator[int]:
             torch.set_num_threads(previous)
 
 
-def _split(items: list[T], parts: int) -> list[list[T]]:
+def _split(items: list[_T], parts: int) -> list[list[_T]]:
     """``items`` cut into at most ``parts`` non-empty contiguous runs of near-equal length, in order."""
     parts = max(1, min(parts, len(items)))
     bounds = [len(items) * p // parts for p in range(parts + 1)]
@@ -362,13 +364,13 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _in_modes(modes: tuple[bool, bool], fn: Callable[..., R], args: tuple) -> R:
+def _in_modes(modes: tuple[bool, bool], fn: Callable[..., _R], args: tuple) -> _R:
     inference, grad = modes
     with torch.inference_mode(inference), torch.set_grad_enabled(grad):
         return fn(*args)
 
 
-def run_parts(fn: Callable[..., R], args: list[tuple]) -> list[R]:
+def run_parts(fn: Callable[..., _R], args: list[tuple]) -> list[_R]:
     """``[fn(*a) for a in args]``, the first on this thread and the others on pool threads.
 
     For CPU metric work inside :func:`cpu_single_thread` (torch ops release the GIL, so the
@@ -379,10 +381,13 @@ def run_parts(fn: Callable[..., R], args: list[tuple]) -> list[R]:
     if len(args) == 1:
         return [fn(*args[0])]
     global _POOL
-    if _POOL is None:
-        _POOL = concurrent.futures.ThreadPoolExecutor(
-            max_workers=_MAX_PARTS - 1, thread_name_prefix="srbench-metrics", initializer=_one_torch_thread
-        )
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = concurrent.futures.ThreadPoolExecutor(
+                max_workers=_MAX_PARTS - 1,
+                thread_name_prefix="srbench-metrics",
+                initializer=_one_torch_thread,
+            )
     # Autograd modes are per thread: a pool thread takes the caller's, so that it may write
     # into the caller's buffers (inference tensors inside torch.inference_mode) as it would.
     modes = (torch.is_inference_mode_enabled(), torch.is_grad_enabled())
