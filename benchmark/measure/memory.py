@@ -11,10 +11,11 @@ Definition of ``memory_mb`` (MB = 2**20 bytes), by ``memory_kind``:
     allocates for its metrics (those tensors are freed before the next reset). Not the
     allocator's reserve. The reset and the read sit outside the timed region.
 ``cpu_forward_peak``
-    One extra, untimed forward, right after warm-up and before the timed loop, on the
-    dataset's largest LR image (most pixels; tiled exactly as the timed forwards were): the
-    largest number of bytes held at once by the tensors alive during that pass, counted the
-    way ``max_memory_allocated`` counts on CUDA but exactly (no 512-byte rounding). The
+    One untimed forward before the timed loop (the protocol runs it as the last warm-up call
+    at its shape, or right after warm-up), on the dataset's largest LR image (most pixels;
+    tiled exactly as the timed forwards were): the largest number of bytes held at once by
+    the tensors alive during that pass, counted the way ``max_memory_allocated`` counts on
+    CUDA but exactly (no 512-byte rounding). The
     model's parameters and buffers are alive throughout; every tensor an operator returns
     during the pass (the input, each activation, the output, weights a forward derives,
     e.g. a reparameterised kernel) is counted from the operator that created its storage
