@@ -34,9 +34,7 @@ def test_probe_flags_a_per_shape_cache_and_not_a_plain_model() -> None:
     _, seen = CPU.time(lambda: cached(x))  # what the timed loop would read
     probe = probe_shape_caching(cached, x, CPU, seen)
     assert probe.flagged and probe.shapes == [[23, 23], [21, 21]]
-    assert all(
-        f >= RATIO * r and f - r >= GAP_MS for f, r in zip(probe.first_ms, probe.seen_ms, strict=True)
-    )
+    assert all(f >= RATIO * r and f - r >= GAP_MS for f, r in zip(probe.first_ms, probe.seen_ms, strict=True))
     assert "warm-up gaming suspected" in (probe.note() or "")
     plain = nn.Sequential(nn.Conv2d(3, 48, 3, padding=1), nn.PixelShuffle(4)).eval()
     plain(x)
