@@ -17,8 +17,8 @@ Conventions (what ``srbench check`` enforces):
 * A metric the baseline has but the run lacks is a failure (``changed``); one the run has
   but the baseline lacks is info (``added``).
 * Outputs: each image's ``sr_sha256`` (the quantised SR image's fingerprint) must be equal
-  when both runs come from the same platform (device name, torch version, thread count,
-  dtype): then float kernels are the same and a one-grey-level change on one pixel is a
+  when both runs come from the same platform (device name, the CPU's ISA as torch
+  dispatches it, torch version, thread count, dtype): then float kernels are the same and a one-grey-level change on one pixel is a
   failure, which no PSNR tolerance can see. Across platforms float rounding legitimately
   differs, so outputs are not compared there and a note says so.
 
@@ -216,6 +216,9 @@ def compare_outputs(base: ModelResult, now: ModelResult) -> list[Finding]:
 #: Environment/config keys that must agree for bit-identical outputs to be expected.
 PLATFORM_KEYS = (
     ("environment", "device_name"),
+    # A VM may name different CPUs alike; the ISA torch dispatches to (AVX2, AVX512, ...)
+    # picks different kernels. Absent from runs before it was recorded: not compared then.
+    ("environment", "cpu_capability"),
     ("environment", "torch"),
     ("environment", "torch_threads"),
     ("config", "dtype"),

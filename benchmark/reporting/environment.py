@@ -67,6 +67,8 @@ def collect_environment(device: torch.device, *, backend: str = "torch") -> dict
         "platform": platform.platform(),
         "device": str(device),
         "cpu_model": cpu_model(),
+        # The instruction set torch's CPU kernels dispatch to (e.g. "AVX512", "AVX2").
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
