@@ -117,9 +117,9 @@ def test_no_allocator_setting_is_changed(monkeypatch: pytest.MonkeyPatch) -> Non
     assert "mallopt" not in libc.calls
 
 
-def _shapes_cache(root: Path) -> ImageCache:
+def _shapes_cache(root: Path, sizes: tuple[tuple[int, int], ...] | None = None) -> ImageCache:
     rng = np.random.default_rng(0)
-    sizes = [(20, 24), (16, 16), (20, 24), (12, 20)]  # three distinct LR shapes
+    sizes = sizes or ((20, 24), (16, 16), (20, 24), (12, 20))  # three distinct LR shapes
     pairs = [
         Pair(
             f"img{i}",
@@ -132,9 +132,14 @@ def _shapes_cache(root: Path) -> ImageCache:
 
 
 def _logged_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, warmup: int
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    warmup: int,
+    sizes: tuple[tuple[int, int], ...] | None = None,
+    measured: bool = True,
+    **options: object,
 ) -> tuple[list[tuple[tuple[int, ...], bool]], object]:
-    images = _shapes_cache(tmp_path / "cache")
+    images = _shapes_cache(tmp_path / "cache", sizes)
     log: list[tuple[tuple[int, ...], bool]] = []
     real = backend_mod.TorchBackend.forward
 
@@ -143,10 +148,11 @@ def _logged_run(
         return real(self, x)
 
     monkeypatch.setattr(backend_mod.TorchBackend, "forward", logged)
-    config = RunConfig(device="cpu", warmup=warmup, profile_input=[1, 3, 8, 8], isolate=False)
+    config = RunConfig(device="cpu", warmup=warmup, profile_input=[1, 3, 8, 8], isolate=False, **options)
     result = measure_model(ModelSpec("bicubic", "bicubic"), images, config)
     assert result.status == "ok", result.reason
-    assert result.memory_kind == KIND_CPU and result.memory_mb is not None and result.memory_mb > 0
+    if measured:
+        assert result.memory_kind == KIND_CPU and result.memory_mb is not None and result.memory_mb > 0
     assert result.first_forward_ms is not None and result.first_forward_ms > 0
     assert "memory" in result.phases_s and "shape_probe" in result.phases_s
     return log, result
@@ -158,7 +164,8 @@ SHAPES = [(20, 24), (16, 16), (20, 24), (12, 20)]  # LR shapes of _shapes_cache;
 def test_timed_forwards_run_without_the_meter_and_after_a_warm_up_per_shape(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log, _ = _logged_run(tmp_path, monkeypatch, warmup=4)
+    log, result = _logged_run(tmp_path, monkeypatch, warmup=4)
+    assert result.warmup_calls == 4  # type: ignore[attr-defined]
     # Warm-up: 4 calls in all, one on each other new shape and the rest (2) on the first
     # image; the second call on the first image (the largest shape) is the memory pass,
     # before any metric runs; then 4 timed; then the shape probe's forward(s).
@@ -172,7 +179,8 @@ def test_a_single_cold_warm_up_call_is_never_the_memory_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for warmup in (1, 3):  # fewer calls than shapes still warms every shape once
-        log, _ = _logged_run(tmp_path / str(warmup), monkeypatch, warmup=warmup)
+        log, result = _logged_run(tmp_path / str(warmup), monkeypatch, warmup=warmup)
+        assert result.warmup_calls == 3  # type: ignore[attr-defined]  # one per shape
         # The one call on the first (largest) image is the cold, timed-apart first forward:
         # the memory pass runs on its own after the warm-up, before the timed loop.
         warm = [((20, 24), False), ((16, 16), False), ((12, 20), False), ((20, 24), True)]
@@ -215,3 +223,59 @@ def test_memory_pass_in_the_warm_up_reads_what_a_pass_of_its_own_reads(
     _, in_warmup = _logged_run(tmp_path / "a", monkeypatch, warmup=4)
     _, own_pass = _logged_run(tmp_path / "b", monkeypatch, warmup=1)
     assert in_warmup.memory_mb == own_pass.memory_mb  # type: ignore[attr-defined]
+
+
+def test_views_and_in_place_results_of_older_tensors_are_not_new_memory() -> None:
+    before = torch.zeros(1_000_000)  # 4 MB made before the pass, not resident
+
+    def run() -> torch.Tensor:
+        before.add_(1.0)  # in place: no new storage
+        return before[:10]  # a view: no new storage
+
+    assert _cpu_peak(run) == 0
+
+
+def test_a_storage_that_grows_in_the_pass_counts_at_its_new_size() -> None:
+    def run() -> torch.Tensor:
+        out = torch.empty(0)  # allocated in the pass, 0 bytes
+        torch.cat([torch.ones(1000)] * 2, out=out)  # grows to 2000 float32
+        return out
+
+    # ones(1000), one tensor listed twice (4,000 B), alive while cat grows out to 8,000 B
+    assert _cpu_peak(run) == 4_000 + 8_000
+
+
+LARGEST_THIRD = ((12, 16), (16, 16), (20, 24), (12, 20))  # four shapes; the largest is image 2
+
+
+def test_the_memory_pass_is_the_only_call_at_the_largest_shape_when_it_is_not_the_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, result = _logged_run(tmp_path, monkeypatch, warmup=2, sizes=LARGEST_THIRD)
+    assert result.warmup_calls == 4  # type: ignore[attr-defined]  # --warmup 2, but four shapes
+    # --warmup 2 with four shapes: one call per shape, the largest shape's call metered.
+    warm = [((12, 16), False), ((16, 16), False), ((20, 24), True), ((12, 20), False)]
+    assert log[: len(warm)] == warm
+    assert [s for s, _ in log[len(warm) : len(warm) + 4]] == list(LARGEST_THIRD)
+
+
+def test_a_failing_memory_pass_on_a_later_image_leaves_memory_unmeasured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fails(self, run, *, resident=()):  # type: ignore[no-untyped-def]
+        raise RuntimeError("this shape cannot run")
+
+    monkeypatch.setattr(memory_mod.ForwardMemory, "measure_pass", fails)
+    _, result = _logged_run(tmp_path, monkeypatch, warmup=2, sizes=LARGEST_THIRD, measured=False)
+    # The model is still measured (the timed loop meets that image itself); memory is not.
+    assert result.memory_mb is None and result.memory_kind == "unavailable"  # type: ignore[attr-defined]
+    assert len(result.images) == 4  # type: ignore[attr-defined]
+
+
+def test_warm_up_forwards_are_tiled_as_the_timed_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log, result = _logged_run(tmp_path, monkeypatch, warmup=3, tile=8, tile_overlap=2)
+    # Every forward, warm-up, memory pass and timed, sees tiles of at most 8 + 2 * 2 pixels.
+    assert log and all(max(shape) <= 12 for shape, _ in log)
+    assert all(i.tiled for i in result.images)  # type: ignore[attr-defined]

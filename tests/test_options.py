@@ -169,6 +169,9 @@ def test_compile_time_is_reported_apart(images: ImageCache, checkpoint: Path) ->
     # --warmup 0: the compiling call must still happen outside the timed loop.
     compiled = _measure(images, checkpoint, name=PLAIN, warmup=0, compile=True)
     assert compiled.phases_s["compile"] > 0
+    # CPU memory is not counted for compiled kernels (they allocate outside the operators).
+    assert compiled.memory_mb is None and compiled.memory_kind == "cpu_compiled_not_measured"
+    assert eager.memory_kind == "cpu_forward_peak" and eager.memory_mb
     assert compiled.runtime_ms is not None and compiled.runtime_ms.n == N_IMAGES
     assert "compile" not in eager.phases_s
     assert compiled.psnr_y == pytest.approx(eager.psnr_y, abs=0.01)

@@ -200,15 +200,28 @@ def parts_knob(monkeypatch: pytest.MonkeyPatch):
     torch.set_num_threads(previous)
 
 
-def test_split_across_threads_is_bit_identical(parts_knob) -> None:
+def test_split_across_threads_is_bit_identical(parts_knob, monkeypatch: pytest.MonkeyPatch) -> None:
     # 125 rows: 8 quantisation bands and 4 Y bands (partial last ones); cropped 117x89, so
     # 107 SSIM output rows in 5 tiles (an odd count, the last partial) and 79 output columns
     # (a padded last chunk). 2 and 3 parts cut the bands and tiles into unequal runs.
+    import srbench.measure.metrics as metrics
+
+    on_pool: list[int] = []  # parts run on pool threads, per score_image call
+    real = metrics._in_modes
+
+    def counted(*a):  # type: ignore[no-untyped-def]
+        on_pool[-1] += 1
+        return real(*a)
+
+    monkeypatch.setattr(metrics, "_in_modes", counted)
     out, hr = _pair(125, 97, seed=13)
     scores = {}
     for parts in (1, 2, 3):
         parts_knob(parts)
+        on_pool.append(0)
         s = score_image(out, hr, crop_border=4)
+        # The split really happened: parts - 1 runs of each banded stage went to the pool.
+        assert (on_pool[-1] > 0) == (parts > 1)
         y_sr = rgb_to_y(s.sr_u8.permute(2, 0, 1))[4:-4, 4:-4]
         y_hr = rgb_to_y(torch.from_numpy(hr).permute(2, 0, 1))[4:-4, 4:-4]
         scores[parts] = (s.sr_sha256, s.psnr_y, s.ssim_y, s.psnr_rgb, ssim(y_sr, y_hr, crop_border=0))

@@ -54,7 +54,8 @@ def _context() -> Any:
                     "thop",
                     "torch.utils.flop_counter",
                     # Counting on the meta device imports torch._dynamo (and with it sympy:
-                    # 1-3 s) in every worker whose counts are not cached yet.
+                    # 1-3 s) in every worker whose counts are not cached yet, and so does
+                    # the first TorchDispatchMode (the CPU memory meter) in every worker.
                     "torch._dynamo",
                 ]
             )

@@ -21,7 +21,8 @@ model's :class:`~srbench.reporting.results.ModelResult`.
    PSNR-RGB against the HR on the device, in one lean pass: :mod:`srbench.measure.quality`);
 6. :func:`memory_stage`: the forward's peak memory, apart from the timing
    (:mod:`srbench.measure.memory`: on CUDA read around each image's forward; on CPU one
-   untimed pass right after warm-up, before the timed loop and so before any metric runs);
+   untimed pass before the timed loop, and so before any metric runs: a warm-up call, or
+   a pass of its own right after warm-up);
    deployment backends then compare their outputs with PyTorch's on the first images
    (:func:`agreement_stage`, :mod:`srbench.deploy.agreement`);
 7. :func:`summarise`: statistics over images, status, notes.
@@ -60,7 +61,7 @@ from srbench.execution.specs import ModelSpec
 from srbench.measure import quality
 from srbench.measure.counting import Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
-from srbench.measure.memory import ForwardMemory, SessionRssGrowth, resident_tensors
+from srbench.measure.memory import KIND_CPU_COMPILED, ForwardMemory, SessionRssGrowth, resident_tensors
 from srbench.measure.shapeprobe import ShapeProbe, probe_shape_caching
 from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation
 from srbench.models.registry import ModelEntry
@@ -373,9 +374,14 @@ def memory_meter(config: RunConfig, device: torch.device) -> Any:
     (:class:`~srbench.measure.memory.SessionRssGrowth`: its arena keeps what it allocates, so
     a pass after warm-up would see nothing), the device's used-memory delta for ONNX Runtime
     on a GPU, whose arena PyTorch's counters cannot see (both started before the session and
-    read after warm-up), or none for the browser."""
+    read after warm-up), or none for the browser and for ``--compile`` on the CPU."""
     if config.backend == "browser":
         return NotMeasured("browser_not_measured")
+    if config.backend == "torch" and device.type == "cpu" and config.compile:
+        # Inductor's kernels allocate their buffers outside PyTorch's operators, and dynamo
+        # does not compile under a dispatch mode: the live-tensor count would describe
+        # another forward than the timed one.
+        return NotMeasured(KIND_CPU_COMPILED)
     if config.backend != "torch" and device.type == "cuda":
         from srbench.deploy.ort import DeviceUsedMemory
 
@@ -511,9 +517,15 @@ def warmup_stage(
             for c in range(count):
                 if memory_pass is not None and k == metered and c == count - 1:
                     m0 = time.perf_counter()
-                    # The input is made inside the pass: it is part of the figure.
-                    memory_pass(lambda lr=lr: timed_forward(fwd, backend.to_input(lr), timer, tiling, 1)[0])
-                    memory_s = time.perf_counter() - m0
+                    try:
+                        # The input is made inside the pass: it is part of the figure.
+                        memory_pass(lambda lr=lr: timed_forward(fwd, backend.to_input(lr), timer, tiling)[0])
+                    except Exception:
+                        if index == 0:
+                            raise
+                        break  # as a plain call would; memory_stage leaves it unmeasured
+                    finally:
+                        memory_s = time.perf_counter() - m0
                     calls += 1
                     continue
                 try:
@@ -558,6 +570,8 @@ def shape_probe_stage(
         else None
     )
     first = loop.images[0] if loop.images else None
+    if reason is None and loop.interrupted:
+        reason = "the run was interrupted"
     if reason is None and (first is None or first.name != images.names[0] or first.runtime_ms is None):
         reason = "the first image has no timed forward to compare with"
     if reason:
@@ -686,9 +700,10 @@ def memory_stage(
 ) -> float | None:
     """Stage 6: the model's forward peak in MB (:mod:`srbench.measure.memory`).
 
-    CUDA: the maximum read around the timed forwards. CPU: one extra untimed pass on the
-    largest LR image (most pixels), tiled as the timed forwards were, after warm-up and before
-    the timed loop.
+    CUDA: the maximum read around the timed forwards. CPU: the pass on the largest LR image
+    (most pixels), tiled as the timed forwards were, unless the warm-up already ran it (see
+    :func:`warmup_stage`); before the timed loop. When that pass fails on an image other than
+    the first, the figure is left unmeasured: the timed loop meets the image and reports it.
     A deployment's own meter (ONNX Runtime on a GPU, the browser) is read now.
     """
     if not isinstance(memory, ForwardMemory):
@@ -702,7 +717,13 @@ def memory_stage(
                 out, _, _ = timed_forward(backend.forward, x, timer, tiling, 1)
                 return out
 
-        cpu_memory_pass(memory, backend)(one_pass)
+        try:
+            cpu_memory_pass(memory, backend)(one_pass)
+        except Exception:
+            if largest_lr(images.lr_shapes()) == 0:
+                raise
+            # The timed loop meets this image again and handles it (tiling, or an error
+            # naming it after the images before it are kept); memory stays unmeasured.
     return memory.megabytes()
 
 
@@ -800,6 +821,7 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
         result.memory_kind = stages.memory.kind
     _runtime_summary(result, loop.pixels, forced_tiling=config.tile is not None)
     result.first_forward_ms = _first_forward_ms(stages.warmup, result.images)
+    result.warmup_calls = stages.warmup.calls if stages.warmup is not None else 0
     if built.quality and result.images:
         result.psnr_y = _mean(i.psnr_y for i in result.images)
         result.ssim_y = _mean(i.ssim_y for i in result.images)

@@ -14,25 +14,30 @@ Definition of ``memory_mb`` (MB = 2**20 bytes), by ``memory_kind``:
     One untimed forward before the timed loop (the protocol runs it as the last warm-up call
     at its shape, or right after warm-up), on the dataset's largest LR image (most pixels;
     tiled exactly as the timed forwards were): the largest number of bytes held at once by
-    the tensors alive during that pass, counted the way ``max_memory_allocated`` counts on
-    CUDA but exactly (no 512-byte rounding). The
-    model's parameters and buffers are alive throughout; every tensor an operator returns
-    during the pass (the input, each activation, the output, weights a forward derives,
-    e.g. a reparameterised kernel) is counted from the operator that created its storage
-    until the storage is freed, each storage once however many views share it. The peak is
-    taken after every operator (:class:`LiveTensorBytes`, a ``TorchDispatchMode``), so it
-    sees an operator's output while its inputs are still alive. It depends only on the
-    model, its weights' dtype and the input shape: not on what the process did before
-    (heap history, srbench's metrics, another model), so the same network reads the same
-    figure with or without quality metrics. Not counted: scratch memory a kernel allocates
-    and frees inside one operator (oneDNN workspaces), which no operator returns; the
-    dataset's decoded uint8 LR (the harness's, shared by every model).
+    the tensors alive during that pass (:class:`LiveTensorBytes`, a ``TorchDispatchMode``).
+    The model's parameters and buffers are alive throughout; every storage an operator
+    allocates during the pass (the input, each activation, the output, weights a forward
+    derives, e.g. a reparameterised kernel) counts from that operator until it is freed,
+    once however many views share it, at its current size. Views and in-place results
+    allocate nothing; the uint8 LR array the input is converted from is the harness's and
+    is not counted. The peak is taken after every operator, so it sees an operator's output
+    while its inputs are still alive. It depends only on the model, its weights' dtype and
+    the input shape: not on what the process did before (heap history, srbench's metrics,
+    another model), so the same network reads the same figure with or without quality
+    metrics. Not counted: scratch memory a kernel allocates and frees inside one operator
+    (oneDNN workspaces). CUDA's kind counts such workspaces and rounds to the allocator's
+    blocks: the two kinds are not comparable.
 ``ort_cpu_rss_growth``
     ONNX Runtime on the CPU: the growth of the process's peak resident set (``VmHWM``, reset
     when the meter starts) from just before the session is created to the end of warm-up:
     the session's weights, its CPU arena at its peak over every image shape, and the
     provider's workspaces. ORT's arena keeps what it allocates, so a pass after warm-up would
     see nothing; this is the whole session's footprint instead, read before any metric runs.
+``cpu_compiled_not_measured``
+    ``--compile`` on the CPU: ``memory_mb`` is ``None``. Inductor's generated kernels
+    allocate their buffers outside PyTorch's operators, where the live-tensor count cannot
+    see them (and dynamo does not compile under a dispatch mode), so the count would
+    describe the eager model, not the timed compiled one.
 ``unavailable``
     Nothing was measured (ONNX Runtime on the CPU without Linux's ``/proc``); ``memory_mb``
     is ``None``.
@@ -58,6 +63,7 @@ MIB = 2**20
 KIND_CUDA = "cuda_forward_peak"
 KIND_CPU = "cpu_forward_peak"
 KIND_ORT_CPU = "ort_cpu_rss_growth"
+KIND_CPU_COMPILED = "cpu_compiled_not_measured"
 KIND_NONE = "unavailable"
 
 _STATUS = Path("/proc/self/status")
@@ -108,11 +114,14 @@ def resident_tensors(module: nn.Module) -> list[torch.Tensor]:
 class LiveTensorBytes(TorchDispatchMode):
     """Peak bytes of live CPU tensor storage while the mode is active (``cpu_forward_peak``).
 
-    Every tensor an operator returns is tracked by its storage (a weak reference, so
-    tracking keeps nothing alive): its ``nbytes`` count from the operator that returned it
-    until the storage is freed. After each operator the live total is compared with the
-    peak. ``resident`` tensors (the weights) are alive from the start. :attr:`live` and
-    :attr:`peak` are bytes (int). Python overhead per operator: for untimed passes only.
+    A storage is counted from the operator that allocates it (one whose schema returns a
+    fresh tensor, not a view, an in-place or an ``out=`` result) until it is freed, at its
+    current size (an in-place resize or an ``out=`` result that grows it is followed);
+    views and in-place results of storages made before the mode (other than ``resident``)
+    are not counted. Storages are held by weak reference, so tracking keeps nothing alive.
+    After each operator the live total is compared with the peak. ``resident`` tensors (the
+    weights) are alive from the start. :attr:`live` and :attr:`peak` are bytes (int).
+    Python overhead per operator: for untimed passes only.
     """
 
     def __init__(self, resident: Iterable[torch.Tensor] = ()) -> None:
@@ -122,10 +131,10 @@ class LiveTensorBytes(TorchDispatchMode):
         self._tracked: dict[int, tuple[Any, int]] = {}
         self.live = 0
         for t in resident:
-            self._track(t)
+            self._track(t, fresh=True)
         self.peak = self.live
 
-    def _track(self, t: torch.Tensor) -> None:
+    def _track(self, t: torch.Tensor, *, fresh: bool) -> None:
         if t.device.type != "cpu":
             return
         try:
@@ -133,11 +142,16 @@ class LiveTensorBytes(TorchDispatchMode):
         except (RuntimeError, NotImplementedError):  # e.g. an opaque MKL-DNN tensor
             return
         ref = StorageWeakRef(storage)
-        if ref.cdata in self._tracked:
-            return
         nbytes = storage.nbytes()
-        self._tracked[ref.cdata] = (ref, nbytes)
-        self.live += nbytes
+        known = self._tracked.get(ref.cdata)
+        if known is not None:
+            if nbytes != known[1]:  # resized in place (resize_, a growing out= result)
+                self.live += nbytes - known[1]
+                self._tracked[ref.cdata] = (known[0], nbytes)
+            return
+        if fresh:
+            self._tracked[ref.cdata] = (ref, nbytes)
+            self.live += nbytes
 
     def _sweep(self) -> None:
         dead = [key for key, (ref, _) in self._tracked.items() if ref.expired()]
@@ -147,9 +161,13 @@ class LiveTensorBytes(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         self._sweep()  # what Python freed since the last operator
         out = func(*args, **(kwargs or {}))
+        # A return with alias information is a view, an in-place or an out= result: it
+        # allocates nothing new (unless it resized a storage, which _track follows).
+        schema = getattr(func, "_schema", None)
+        fresh = schema is None or all(r.alias_info is None for r in schema.returns)
         for t in pytree.tree_leaves(out):
             if isinstance(t, torch.Tensor):
-                self._track(t)
+                self._track(t, fresh=fresh)
         self.peak = max(self.peak, self.live)
         return out
 
@@ -159,8 +177,8 @@ class ForwardMemory:
     """The ``memory_mb`` meter of one model on ``device`` (see the module docstring).
 
     CUDA: call :meth:`before_forward`/:meth:`after_forward` around each image's forward(s),
-    outside the timed region. CPU: call :meth:`measure_pass` once, after warm-up and before
-    the timed loop.
+    outside the timed region. CPU: call :meth:`measure_pass` once, before the timed loop (the
+    protocol makes it a warm-up call).
     """
 
     device: torch.device

@@ -267,8 +267,9 @@ def _ssim_tile_sums(x: torch.Tensor, y: torch.Tensor, starts: list[int], br: int
         ssim_map = num.div_(den)
         if past is not None:
             past.zero_()
-        out.append(float(ssim_map.sum()))
-    return out
+        out.append(ssim_map.sum())
+    # One transfer for all the tile sums (one host synchronisation on a GPU, not one per tile).
+    return torch.stack(out).tolist() if out else []
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, *, crop_border: int) -> float:
@@ -358,13 +359,14 @@ def _split(items: list[_T], parts: int) -> list[list[_T]]:
     return [items[bounds[p] : bounds[p + 1]] for p in range(parts)]
 
 
-def _one_torch_thread() -> None:
-    # A pool thread's OpenMP and MKL thread counts are its own: set them once, to 1, so its
-    # ops run (and reduce) exactly as on the calling thread inside cpu_single_thread.
-    torch.set_num_threads(1)
-
-
 def _in_modes(modes: tuple[bool, bool], fn: Callable[..., _R], args: tuple) -> _R:
+    # A pool thread's OpenMP and MKL thread counts are its own: 1, so its ops run (and
+    # reduce) exactly as on the calling thread inside cpu_single_thread. Set inside the work
+    # item, not by a pool initializer: a thread the pool starts for a submit whose item an
+    # earlier thread already took could run an initializer after run_parts returned, i.e.
+    # during the next timed forward (torch.set_num_threads also resizes shared pools).
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
     inference, grad = modes
     with torch.inference_mode(inference), torch.set_grad_enabled(grad):
         return fn(*args)
@@ -386,7 +388,6 @@ def run_parts(fn: Callable[..., _R], args: list[tuple]) -> list[_R]:
             _POOL = concurrent.futures.ThreadPoolExecutor(
                 max_workers=_MAX_PARTS - 1,
                 thread_name_prefix="srbench-metrics",
-                initializer=_one_torch_thread,
             )
     # Autograd modes are per thread: a pool thread takes the caller's, so that it may write
     # into the caller's buffers (inference tensors inside torch.inference_mode) as it would.

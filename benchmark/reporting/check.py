@@ -18,9 +18,10 @@ Conventions (what ``srbench check`` enforces):
   but the baseline lacks is info (``added``).
 * Outputs: each image's ``sr_sha256`` (the quantised SR image's fingerprint) must be equal
   when both runs come from the same platform (device name, the CPU's ISA as torch
-  dispatches it, torch version, thread count, dtype): then float kernels are the same and a one-grey-level change on one pixel is a
-  failure, which no PSNR tolerance can see. Across platforms float rounding legitimately
-  differs, so outputs are not compared there and a note says so.
+  dispatches it, torch version, thread count, dtype): then float kernels are the same and
+  a one-grey-level change on one pixel is a failure, which no PSNR tolerance can see.
+  Across platforms float rounding legitimately differs, so outputs are not compared there
+  and a note says so.
 
 Everything here is a pure function of two :class:`RunResult` objects.
 """

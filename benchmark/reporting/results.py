@@ -120,6 +120,9 @@ class ModelResult:
     #: The model's very first forward call (cold: first-call costs, compilation with
     #: --compile), ms; untimed warm-up unless --warmup 0 (then it is the first image's time).
     first_forward_ms: float | None = None
+    #: Untimed warm-up forwards the model ran (``--warmup`` in all, at least one per LR shape,
+    #: the CPU memory pass included); None in results written before srbench recorded it.
+    warmup_calls: int | None = None
     memory_mb: float | None = None
     memory_kind: str | None = None
     #: Mean over images of ``ImageResult.energy_j`` (joules); None without an NVML counter.
