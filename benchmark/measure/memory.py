@@ -129,9 +129,17 @@ class LiveTensorBytes(TorchDispatchMode):
         # Storage pointer -> (weak reference, bytes). A pointer is reused only after its
         # storage is freed, and freed entries are dropped before anything new is added.
         self._tracked: dict[int, tuple[Any, int]] = {}
+        # The resident storages outlive the pass (the caller holds them) and no operator
+        # allocates them: their bytes are counted once here and never swept.
+        seen: set[int] = set()
         self.live = 0
         for t in resident:
-            self._track(t, fresh=True)
+            if t.device.type != "cpu" or t.is_mkldnn:
+                continue
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in seen:  # shared weights count once
+                seen.add(storage.data_ptr())
+                self.live += storage.nbytes()
         self.peak = self.live
 
     def _track(self, t: torch.Tensor, *, fresh: bool) -> None:
