@@ -69,6 +69,53 @@ def test_isolated_result_equals_in_process(images: ImageCache) -> None:
     assert isolated.memory_kind == "cpu_forward_peak"
 
 
+_MAIN_SCRIPT = """
+import os, sys
+
+with open(os.environ["SRBENCH_TEST_MARK"], "a") as fh:  # once per run of this file
+    fh.write(__name__ + "\\n")
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    from srbench.data.cache import ImageCache
+    from srbench.data.datasets import load_dataset
+    from srbench.execution.config import RunConfig
+    from srbench.execution.isolation import measure_in_worker
+    from srbench.execution.specs import ModelSpec
+
+    images = ImageCache.build(load_dataset("sample-mini", scale=4), Path(sys.argv[1]))
+    cfg = RunConfig(profile_input=[1, 3, 64, 64])
+    spec = ModelSpec("bicubic", "bicubic")
+    main = sys.modules["__main__"]
+    before = (main.__spec__, main.__file__)
+    hidden = measure_in_worker(spec, images, cfg, skip_main=True)
+    restored = (main.__spec__, main.__file__) == before
+    with open(os.environ["SRBENCH_TEST_MARK"], "a") as fh:
+        fh.write("--\\n")
+    shown = measure_in_worker(spec, images, cfg)
+    print(hidden.status, shown.status, hidden.psnr_y == shown.psnr_y, restored)
+"""
+
+
+def test_skip_main_keeps_the_worker_from_rerunning_the_main_script(tmp_path: Path) -> None:
+    # A parent run as a script (a Ray worker runs Ray's default_worker.py) has that script
+    # re-run in every worker by multiprocessing, unless skip_main hides it at start.
+    script, mark = tmp_path / "main_script.py", tmp_path / "mark.txt"
+    script.write_text(_MAIN_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "images")],
+        env={**os.environ, "SRBENCH_TEST_MARK": str(mark)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["ok", "ok", "True", "True"]
+    # The parent ran it as __main__; the skip_main worker not at all; the default one re-ran it.
+    assert mark.read_text().splitlines() == ["__main__", "--", "__mp_main__"]
+
+
 def test_crashing_model_leaves_others_intact(tmp_path: Path) -> None:
     def measure(spec, images, cfg, **kw):  # type: ignore[no-untyped-def]
         return measure_in_worker(

@@ -341,13 +341,16 @@ def execute_cell(
     node: str | None = None,
     stop: Any = None,
     setup: Any = None,
+    skip_main: bool = False,
 ) -> CellOutcome:
     """Measure one cell on this node, isolated exactly as ``srbench run`` isolates a model.
 
     ``device`` overrides the cell's ``--device`` (the engine's placement); ``visible_gpu``
     restricts the measuring worker to that physical GPU (then ``device`` is ``cuda:0``);
     ``threads`` sets the worker's torch thread count (``None``: torch's default, as ``run``);
-    ``node`` names the node in the row (default: the host name).
+    ``node`` names the node in the row (default: the host name); ``skip_main``: the
+    measuring worker does not re-run this process's ``__main__`` script (a Ray worker's,
+    see :func:`~srbench.execution.isolation.main_hidden`).
     Never raises for a model fault: that is an ``error`` result, as in ``run``.
     """
     from srbench.execution.devices import resolve_device
@@ -366,7 +369,13 @@ def execute_cell(
     if threads is not None:
         env["torch_threads"] = threads
     result = measure_in_worker(
-        cell.spec, images, config, timeout_s=config.model_timeout, stop=stop, setup=worker_setup
+        cell.spec,
+        images,
+        config,
+        timeout_s=config.model_timeout,
+        stop=stop,
+        setup=worker_setup,
+        skip_main=skip_main,
     )
     return CellOutcome(
         key=cell.key,
