@@ -69,7 +69,8 @@ from srbench.data.imresize import imresize_uint8
 from srbench.errors import SrbenchError
 from srbench.execution.config import RunConfig
 from srbench.execution.devices import resolve_device
-from srbench.execution.isolation import measure_in_worker, prestart
+from srbench.execution.forkserver import prestart
+from srbench.execution.isolation import measure_in_worker
 from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec
 from srbench.measure.counting import NTIRE_INPUT_SHAPE, counting_input, profile_model
@@ -211,7 +212,7 @@ def fixed_cost_figures(images: ImageCache, device: str) -> list[Figure]:
     import dataclasses
 
     config = _run_config(device, FIXED_COST_MODELS, isolate=True)
-    # `srbench run` starts the worker server while it decodes the data (isolation.prestart);
+    # `srbench run` starts the worker server while it decodes the data (forkserver.prestart);
     # its one-off start is reported apart, not charged to the first model.
     t0 = time.perf_counter()
     server = prestart()

@@ -116,6 +116,24 @@ def test_skip_main_keeps_the_worker_from_rerunning_the_main_script(tmp_path: Pat
     assert mark.read_text().splitlines() == ["__main__", "--", "__mp_main__"]
 
 
+def test_main_hidden_overlapping_hides_until_the_last_leaves_then_restores() -> None:
+    # The forkserver's start (a background thread) and a measuring worker's start may overlap.
+    import multiprocessing.spawn as mp_spawn
+
+    from srbench.execution.forkserver import main_hidden
+
+    main = sys.modules["__main__"]
+    before = (main.__spec__, getattr(main, "__file__", None))
+    first, second = main_hidden(), main_hidden()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    prep = mp_spawn.get_preparation_data("x")  # what a starting worker would re-run
+    assert "init_main_from_name" not in prep and "init_main_from_path" not in prep
+    second.__exit__(None, None, None)
+    assert (main.__spec__, getattr(main, "__file__", None)) == before
+
+
 def test_crashing_model_leaves_others_intact(tmp_path: Path) -> None:
     def measure(spec, images, cfg, **kw):  # type: ignore[no-untyped-def]
         return measure_in_worker(

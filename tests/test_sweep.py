@@ -269,3 +269,22 @@ def test_local_devices_must_differ() -> None:
         make_engine({"devices": "cpu,cpu:0"}, Path("unused"), plan)
     with pytest.raises(SrbenchError, match="--engine ray only"):
         make_engine({"retries": 3}, Path("unused"), plan)
+
+
+def test_ray_task_module_and_forkserver_start_import_no_torch() -> None:
+    # A Ray cell starts the forkserver before torch is imported in the Ray worker, so that
+    # the server's imports and the worker's overlap: what the worker imports to find the task
+    # function, and the server start itself, must not pull torch in.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import srbench.execution.engines.ray_engine as r\n"
+        "from srbench.execution.forkserver import prestart\n"
+        "assert callable(r._ray_cell)\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'ray') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -1,7 +1,8 @@
 """Measuring each model in its own worker process.
 
 A worker is started per model from a ``forkserver`` that has already imported torch and
-srbench (so a worker starts in tens of milliseconds, not seconds). It measures the model
+srbench (:mod:`srbench.execution.forkserver`; a worker starts in tens of milliseconds, not
+seconds). It measures the model
 with :func:`~srbench.execution.protocol.measure_model` and sends progress and the final
 :class:`~srbench.reporting.results.ModelResult` back over a pipe. Whatever happens in the
 worker (an exception, a segfault, a kill, a hang past ``--model-timeout``) the parent gets
@@ -16,55 +17,20 @@ worker at once.
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
 import os
 import signal
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from srbench.data.cache import ImageCache
 from srbench.execution.config import RunConfig
+from srbench.execution.forkserver import context, main_hidden
 from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec
 from srbench.reporting.results import STATUS_ERROR, ModelResult
-
-_CTX: Any = None
-
-
-def _context() -> Any:
-    global _CTX
-    if _CTX is None:
-        if "forkserver" in mp.get_all_start_methods():
-            ctx = mp.get_context("forkserver")
-            # Preloaded once in the server; every worker forks from it with torch imported.
-            # fvcore, the loaders and the flop counter are imported lazily by the protocol:
-            # preloading them saves every worker ~2 s of imports.
-            ctx.set_forkserver_preload(
-                [
-                    "srbench.execution.protocol",
-                    "srbench.data.imageio",
-                    "srbench.models.zoo",
-                    "srbench.models.loading",
-                    "srbench.execution.weights",
-                    "srbench.measure.complexity_cache",
-                    "fvcore.nn",
-                    "thop",
-                    "torch.utils.flop_counter",
-                    # Counting on the meta device imports torch._dynamo (and with it sympy:
-                    # 1-3 s) in every worker whose counts are not cached yet, and so does
-                    # the first TorchDispatchMode (the CPU memory meter) in every worker.
-                    "torch._dynamo",
-                ]
-            )
-        else:
-            ctx = mp.get_context("spawn")
-        _CTX = ctx
-    return _CTX
 
 
 def _worker_main(
@@ -124,10 +90,10 @@ def measure_in_worker(
     to cap the worker's memory. ``stop`` is a ``multiprocessing`` Event from
     :func:`new_stop_event`; when set, the worker stops after its current image.
     ``skip_main``: start the worker without re-running this process's ``__main__`` script in
-    it (see :func:`main_hidden`); only for callers none of whose arguments (``setup``
-    included) are defined in that script.
+    it (see :func:`~srbench.execution.forkserver.main_hidden`); only for callers none of
+    whose arguments (``setup`` included) are defined in that script.
     """
-    ctx = _context()
+    ctx = context()
     stop = stop if stop is not None else ctx.Event()
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(
@@ -171,29 +137,6 @@ def measure_in_worker(
     return _error(spec, config, _death_reason(proc.exitcode))
 
 
-@contextlib.contextmanager
-def main_hidden() -> Iterator[None]:
-    """While a worker starts, multiprocessing finds no ``__main__`` to re-run in it.
-
-    To unpickle objects defined in the parent's ``__main__``, every worker re-runs the
-    parent's main script (as ``__mp_main__``) unless it was started with ``-m pkg`` (whose
-    ``pkg.__main__`` multiprocessing skips). ``srbench`` itself runs as ``-m srbench``, but a
-    Ray task runs in Ray's ``default_worker.py``, whose re-run imports Ray in every worker:
-    ~260 ms per worker start, measured, against ~20 ms without it. Hiding ``__main__``'s
-    ``__spec__`` and ``__file__`` for the duration of ``Process.start`` (which captures
-    them) makes the worker leave its ``__main__`` alone; both are restored at once.
-    """
-    main = sys.modules["__main__"]
-    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
-    main.__dict__.pop("__file__", None)
-    main.__dict__["__spec__"] = None
-    try:
-        yield
-    finally:
-        main.__dict__.pop("__spec__", None)
-        main.__dict__.update(saved)
-
-
 def _death_reason(code: int | None) -> str:
     if code is not None and code < 0:
         try:
@@ -216,34 +159,6 @@ def _error(spec: ModelSpec, config: RunConfig, reason: str) -> ModelResult:
     )
 
 
-def _noop() -> None:
-    pass
-
-
-def _start_server() -> None:
-    # ensure_running only launches the server; it preloads (torch, srbench, fvcore, dynamo:
-    # 2-3 s) before it serves. A no-op child is served only after that: joining it means the
-    # server is ready, so the thread ends when the preload does.
-    ctx = _context()
-    proc = ctx.Process(target=_noop, name="srbench-forkserver-ready", daemon=True)
-    proc.start()
-    proc.join()
-
-
-def prestart() -> threading.Thread | None:
-    """Start the forkserver (it imports torch and srbench: ~2-3 s) on a background thread
-    that ends when the server is ready to fork workers.
-
-    Called before the dataset is decoded, so that work overlaps instead of landing on the
-    first model's fixed cost. Later worker starts wait for it if it is not done yet.
-    """
-    if _context().get_start_method() != "forkserver":
-        return None
-    thread = threading.Thread(target=_start_server, name="srbench-forkserver", daemon=True)
-    thread.start()
-    return thread
-
-
 def new_stop_event() -> Any:
     """A stop flag shared with workers (set it to stop after the current image)."""
-    return _context().Event()
+    return context().Event()

@@ -26,7 +26,8 @@ from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
 from srbench.execution.config import RunConfig, hashed_part
 from srbench.execution.devices import check_config, run_device
-from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event, prestart
+from srbench.execution.forkserver import prestart
+from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event
 from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec, specs_from_config
 from srbench.models.registry import get_entry

@@ -7,6 +7,16 @@ record when the cell could not be measured). On Ctrl-C (``KeyboardInterrupt`` in
 cancels the cells not yet finished, drops those cut short, and re-raises.
 """
 
-from srbench.execution.engines.local import LocalEngine
+from typing import Any
 
 __all__ = ["LocalEngine"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: a Ray worker imports this package for ray_engine._ray_cell and
+    # must not import torch (through local -> sweep) before that task starts the forkserver.
+    if name == "LocalEngine":
+        from srbench.execution.engines.local import LocalEngine
+
+        return LocalEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,23 +20,19 @@ ever stopped.
 from __future__ import annotations
 
 import os
+import pickle
 import secrets
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from srbench.errors import SrbenchError
-from srbench.execution.sweep import (
-    Cell,
-    CellOutcome,
-    CellRecord,
-    cell_record,
-    error_record,
-    execute_cell,
-)
+
+if TYPE_CHECKING:  # this module stays free of torch: see _ray_cell
+    from srbench.execution.sweep import Cell, CellOutcome, CellRecord
 
 #: Environment variables srbench's cells read; forwarded to the cluster's workers.
 FORWARDED_ENV = ("SRBENCH_PLUGINS", "SRBENCH_WEIGHTS_DIR", "SRBENCH_OFFLINE", "SRBENCH_CACHE_DIR")
@@ -81,10 +77,23 @@ def import_ray() -> Any:
     return ray
 
 
-def _ray_cell(cell: Cell, sweep_id: str, threads: int | None, use_gpu: bool) -> CellOutcome:
-    # Runs inside a Ray worker. The cache folder is per sweep and per node: every cell of the
-    # sweep on this node shares one decoded copy of its dataset.
+def _ray_cell(cell_pickle: bytes, sweep_id: str, threads: int | None, use_gpu: bool) -> CellOutcome:
+    # Runs inside a Ray worker. The worker's first cell starts the forkserver (torch, srbench,
+    # fvcore, dynamo: ~2.7 s) before anything here imports torch: this module and the
+    # pickled cell (whose config imports torch) come in only after, so the server's imports
+    # and the worker's own (~1.5 s), and the data's decoding, run side by side. A Ray
+    # worker's __main__ is Ray's default_worker.py: neither the server's first child nor the
+    # measuring workers re-run it (skip_main).
     import ray
+
+    from srbench.execution.forkserver import prestart
+
+    prestart(skip_main=True)
+    cell: Cell = pickle.loads(cell_pickle)
+    from srbench.execution.sweep import execute_cell
+
+    # The cache folder is per sweep and per node: every cell of the sweep on this node
+    # shares one decoded copy of its dataset.
 
     ctx = ray.get_runtime_context()
     cache_root = Path(tempfile.gettempdir()) / f"srbench-sweep-{sweep_id}"
@@ -101,8 +110,8 @@ def _ray_cell(cell: Cell, sweep_id: str, threads: int | None, use_gpu: bool) -> 
         visible_gpu=visible,
         threads=threads,
         node=ctx.get_node_id(),
-        # The task's __main__ is Ray's default_worker.py: re-running it in each measuring
-        # worker imported Ray there (~260 ms a cell); nothing a cell sends is defined in it.
+        # Re-running default_worker.py in each measuring worker imported Ray there (~260 ms
+        # a cell); nothing a cell sends is defined in it.
         skip_main=True,
     )
 
@@ -268,7 +277,7 @@ class RayEngine:
             options.update(num_gpus=1, max_calls=1)
         task = ray.remote(_ray_cell).options(**options)
         threads = None if self.use_gpu else self.cpus_per_cell
-        pending = {task.remote(c, self.sweep_id, threads, self.use_gpu): c for c in cells}
+        pending = {task.remote(pickle.dumps(c), self.sweep_id, threads, self.use_gpu): c for c in cells}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
@@ -281,6 +290,8 @@ class RayEngine:
             raise
 
     def _record(self, ref: Any, cell: Cell) -> CellRecord:
+        from srbench.execution.sweep import cell_record, error_record
+
         ray = self._ray
         try:
             outcome = ray.get(ref)
