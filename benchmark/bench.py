@@ -12,8 +12,9 @@ fails the build, and timings depend on the machine (record it; compare like with
    figure is the worst of the models. Goal <= 1.15 on the sample set, <= 1.10 at DIV2K size.
    **Fixed cost per model** (seconds): wall time of one isolated measurement
    (:func:`~srbench.execution.isolation.measure_in_worker`: worker start, build, weight load,
-   counting, warm-up, loop) minus its loop phase, once counted afresh (``--recount``, what a
-   first run pays; goal <= 1.5 s) and once with the counts cached (goal <= 0.5 s).
+   counting, warm-up, memory pass, shape probe, loop, result transfer) minus its loop phase,
+   once counted afresh (``--recount``, what a first run pays; goal <= 1.5 s) and once with
+   the counts cached (goal <= 0.5 s).
    **Post-processing** (ratio): :func:`~srbench.measure.quality.score_image` on one 2040x1356
    output over the previous steps (finite check, quantise, transposed hash, ``image_quality``),
    and whether both give identical values.
