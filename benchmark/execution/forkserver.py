@@ -18,7 +18,8 @@ from typing import Any
 #: Imported once in the server; every worker forks from it with these already imported.
 #: fvcore, the loaders and the flop counter are imported lazily by the protocol: preloading
 #: them saves every worker ~2 s of imports. Counting on the meta device imports
-#: torch._dynamo (and with it sympy: 1-3 s) in every worker whose counts are not cached yet.
+#: torch._dynamo (and with it sympy: 1-3 s) in every worker whose counts are not cached yet,
+#: and so does the first TorchDispatchMode (the CPU memory meter) in every worker: ~1 s.
 PRELOAD = [
     "srbench.execution.protocol",
     "srbench.data.imageio",
