@@ -134,6 +134,44 @@ def test_main_hidden_overlapping_hides_until_the_last_leaves_then_restores() -> 
     assert (main.__spec__, getattr(main, "__file__", None)) == before
 
 
+_SHADOWED_SCRIPT = """
+import sys
+from pathlib import Path
+
+from srbench.data.cache import ImageCache
+from srbench.data.datasets import load_dataset
+from srbench.execution.config import RunConfig
+from srbench.execution.isolation import measure_in_worker
+from srbench.execution.specs import ModelSpec
+
+if __name__ == "__main__":
+    images = ImageCache.build(load_dataset("sample-mini", scale=4), Path(sys.argv[1]))
+    cfg = RunConfig(models=["bicubic"], data="sample-mini", profile_input=[1, 3, 8, 8])
+    result = measure_in_worker(ModelSpec("bicubic", "bicubic"), images, cfg)
+    print(result.status, result.reason)
+"""
+
+
+def test_a_srbench_folder_where_srbench_runs_does_not_shadow_it_in_workers(tmp_path: Path) -> None:
+    # The worker server runs as `python -c`, which puts the current folder on its path: a
+    # checkout named srbench there shadowed the installed package in every worker.
+    shadow = tmp_path / "work"
+    (shadow / "srbench").mkdir(parents=True)
+    (shadow / "srbench" / "__init__.py").write_text("SHADOW = True  # an old checkout, say\n")
+    script = tmp_path / "shadowed.py"
+    script.write_text(_SHADOWED_SCRIPT)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "images")],
+        cwd=shadow,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == "ok", out.stdout + out.stderr[-2000:]
+
+
 def test_crashing_model_leaves_others_intact(tmp_path: Path) -> None:
     def measure(spec, images, cfg, **kw):  # type: ignore[no-untyped-def]
         return measure_in_worker(

@@ -279,3 +279,17 @@ def test_warm_up_forwards_are_tiled_as_the_timed_ones(
     # Every forward, warm-up, memory pass and timed, sees tiles of at most 8 + 2 * 2 pixels.
     assert log and all(max(shape) <= 12 for shape, _ in log)
     assert all(i.tiled for i in result.images)  # type: ignore[attr-defined]
+
+
+def test_without_warm_up_the_memory_pass_follows_the_timed_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--warmup 0 (--ntire-compat): the first timed forward is the model's first call, cold;
+    the memory pass comes after the loop and reads what it reads anywhere else."""
+    log, result = _logged_run(tmp_path / "cold", monkeypatch, warmup=0)
+    assert log[:5] == [(s, False) for s in SHAPES] + [((20, 24), True)]
+    assert result.warmup_calls == 0  # type: ignore[attr-defined]
+    first = result.images[0].runtime_ms  # type: ignore[attr-defined]
+    assert result.first_forward_ms == first  # type: ignore[attr-defined]
+    _, warm = _logged_run(tmp_path / "warm", monkeypatch, warmup=4)
+    assert result.memory_mb == warm.memory_mb  # type: ignore[attr-defined]

@@ -171,6 +171,7 @@ def test_compile_time_is_reported_apart(images: ImageCache, checkpoint: Path) ->
     assert compiled.phases_s["compile"] > 0
     # CPU memory is not counted for compiled kernels (they allocate outside the operators).
     assert compiled.memory_mb is None and compiled.memory_kind == "cpu_compiled_not_measured"
+    assert any(n.startswith("memory not measured: with --compile") for n in compiled.notes)
     assert eager.memory_kind == "cpu_forward_peak" and eager.memory_mb
     assert compiled.runtime_ms is not None and compiled.runtime_ms.n == N_IMAGES
     assert "compile" not in eager.phases_s

@@ -357,3 +357,26 @@ def test_labels_name_runs_everywhere(two_runs: list[Path], tmp_path: Path) -> No
         check_label("two\nlines")
     args = build_parser("run").parse_args(["run", "--models", "span", "--label", " laptop "])
     assert config_from_args(args).label == "laptop"
+
+
+def test_report_says_when_the_memory_column_mixes_definitions(tmp_path: Path) -> None:
+    """A PyTorch run (live-tensor peak) beside an ONNX Runtime run (session RSS growth): the
+    memory figures follow definitions that are not comparable, and the report says so."""
+    paths = []
+    for i, kind in enumerate(("cpu_forward_peak", "ort_cpu_rss_growth")):
+        run = _run(f"CPU-{i}", "fp32", 1.0)
+        for m in run.models:
+            m.memory_mb, m.memory_kind = 20.0 + i, kind
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        atomic_write_text(folder / "results.json", results_json(run))
+        paths.append(folder)
+    out = tmp_path / "report"
+    assert main(["report", *map(str, paths), "--output", str(out)]) == 0
+    for text in ((out / "report.md").read_text(), (out / "report.html").read_text()):
+        assert "Memory (MB) mixes definitions that are not comparable" in text
+        assert "cpu_forward_peak: rlfn @ CPU-0" in text and "ort_cpu_rss_growth: rlfn @ CPU-1" in text
+    # One definition throughout: no such line.
+    single = tmp_path / "single"
+    assert main(["report", str(paths[0]), "--output", str(single)]) == 0
+    assert "mixes definitions" not in (single / "report.md").read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -85,6 +86,32 @@ def main_hidden() -> Iterator[None]:
                 main.__dict__.update(_SAVED)
 
 
+def ensure_server() -> None:
+    """Start the forkserver if it is not running, with the current folder off its import path.
+
+    The server runs as ``python -c ...``, which puts the current folder first on
+    ``sys.path``, and Python 3.11's forkserver never applies the parent's path: a folder
+    named ``srbench`` (a checkout, say) or ``torch`` where the user runs srbench would then
+    shadow the installed package in every worker (measured: every model failed with an
+    ``ImportError`` naming ``srbench``). ``PYTHONSAFEPATH`` (Python 3.11+) keeps it off; it
+    is set only while the server process is created. A no-op when it is already running.
+    """
+    if context().get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    with _LOCK:
+        previous = os.environ.get("PYTHONSAFEPATH")
+        os.environ["PYTHONSAFEPATH"] = "1"
+        try:
+            forkserver.ensure_running()
+        finally:
+            if previous is None:
+                del os.environ["PYTHONSAFEPATH"]
+            else:
+                os.environ["PYTHONSAFEPATH"] = previous
+
+
 def _noop() -> None:
     pass
 
@@ -93,6 +120,7 @@ def _start_server(skip_main: bool) -> None:
     # ensure_running only launches the server; it preloads (torch, srbench, fvcore, dynamo:
     # 2-3 s) before it serves. A no-op child is served only after that: joining it means the
     # server is ready, so the thread ends when the preload does.
+    ensure_server()
     proc = context().Process(target=_noop, name="srbench-forkserver-ready", daemon=True)
     with main_hidden() if skip_main else contextlib.nullcontext():
         proc.start()

@@ -27,7 +27,7 @@ from typing import Any
 
 from srbench.data.cache import ImageCache
 from srbench.execution.config import RunConfig
-from srbench.execution.forkserver import context, main_hidden
+from srbench.execution.forkserver import context, ensure_server, main_hidden
 from srbench.execution.protocol import measure_model
 from srbench.execution.specs import ModelSpec
 from srbench.reporting.results import STATUS_ERROR, ModelResult
@@ -102,6 +102,7 @@ def measure_in_worker(
         name=f"srbench-{spec.name}",
         daemon=True,
     )
+    ensure_server()  # started with the current folder off its import path
     with main_hidden() if skip_main else contextlib.nullcontext():
         proc.start()
     child.close()

@@ -12,7 +12,8 @@ Definition of ``memory_mb`` (MB = 2**20 bytes), by ``memory_kind``:
     allocator's reserve. The reset and the read sit outside the timed region.
 ``cpu_forward_peak``
     One untimed forward before the timed loop (the protocol runs it as the last warm-up call
-    at its shape, or right after warm-up), on the dataset's largest LR image (most pixels;
+    at its shape, or right after warm-up; with ``--warmup 0``, after the timed loop, whose
+    first forward must stay cold), on the dataset's largest LR image (most pixels;
     tiled exactly as the timed forwards were): the largest number of bytes held at once by
     the tensors alive during that pass (:class:`LiveTensorBytes`, a ``TorchDispatchMode``).
     The model's parameters and buffers are alive throughout; every storage an operator

@@ -33,7 +33,14 @@ from srbench.reporting.results import (
     atomic_write_text,
     load_results,
 )
-from srbench.reporting.tables import UNDERCOUNT_MARK, caption, footnotes, headline, results_markdown
+from srbench.reporting.tables import (
+    UNDERCOUNT_MARK,
+    caption,
+    footnotes,
+    headline,
+    memory_kinds_note,
+    results_markdown,
+)
 
 #: One measured model of the report: (row label, model, the run it came from).
 Labelled = tuple[str, ModelResult, RunResult]
@@ -305,7 +312,10 @@ def report_html(
         )
     )
     tagged = len(runs) > 1
-    body.append(html.notes([f"{r.tag}: {n}" if tagged else n for r in runs for n in footnotes(r.run)]))
+    notes = [f"{r.tag}: {n}" if tagged else n for r in runs for n in footnotes(r.run)]
+    # Across runs too: a PyTorch run beside an ONNX Runtime run mixes memory definitions.
+    mixed = memory_kinds_note([replace(m, name=label) for label, m, _ in labels]) if tagged else None
+    body.append(html.notes([mixed, *notes] if mixed else notes))
     body.append("<h2>Claims vs measured</h2>")
     if checks:
         headers = ["Model", "Claim", "Measured", "Verdict", "Why", "Source"]

@@ -8,7 +8,7 @@ footnote: random-init PSNR is never printed as if it meant something.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from rich.table import Table
 
@@ -49,10 +49,28 @@ def flops_cell(m: ModelResult) -> str:
     return _fmt(m.flops, 1e9, 2) + (UNDERCOUNT_MARK if m.flops_undercount else "")
 
 
+def memory_kinds_note(models: Sequence[ModelResult]) -> str | None:
+    """One line when the rows' memory figures follow different definitions (``memory_kind``:
+    e.g. PyTorch's live-tensor peak beside ONNX Runtime's RSS growth), which are not
+    comparable; None when they share one."""
+    by_kind: dict[str, list[str]] = {}
+    for m in models:
+        if m.memory_mb is not None and m.memory_kind:
+            by_kind.setdefault(m.memory_kind, []).append(m.name)
+    if len(by_kind) <= 1:
+        return None
+    parts = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(by_kind.items()))
+    return f"Memory (MB) mixes definitions that are not comparable ({parts}); see README, Memory (MB)"
+
+
 def footnotes(run: RunResult) -> list[str]:
-    """The run's notes (busy machine), then one line per model whose quality or figures are
-    missing, saying why, and each model's notes."""
+    """The run's notes (busy machine), a line when the memory column mixes definitions, then
+    one line per model whose quality or figures are missing, saying why, and each model's
+    notes."""
     notes = list(run.notes)
+    mixed = memory_kinds_note(run.models)
+    if mixed:
+        notes.append(mixed)
     for m in run.models:
         if m.status != "ok" and m.reason:
             notes.append(f"{m.name}: {m.status}: {m.reason}")
