@@ -293,3 +293,20 @@ def test_without_warm_up_the_memory_pass_follows_the_timed_loop(
     assert result.first_forward_ms == first  # type: ignore[attr-defined]
     _, warm = _logged_run(tmp_path / "warm", monkeypatch, warmup=4)
     assert result.memory_mb == warm.memory_mb  # type: ignore[attr-defined]
+
+
+def test_the_input_the_harness_converts_is_counted() -> None:
+    """uint8 LR -> float32 input through the protocol's own conversion: `to` and `contiguous`
+    may return their input by schema, yet here they copy; the copy is the model's input and
+    counts. Peak at the convolution: weights + input + output (the uint8 array does not)."""
+    from srbench.execution.backend import to_model_input
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1)).eval()
+    lr = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)
+
+    def run() -> torch.Tensor:
+        with torch.inference_mode():
+            return net(to_model_input(lr, 1.0, torch.device("cpu"), torch.float32))
+
+    weights, hw = (8 * 3 * 9 + 8) * 4, 24 * 40
+    assert _cpu_peak(run, resident=resident_tensors(net)) == weights + 3 * hw * 4 + 8 * hw * 4

@@ -115,11 +115,11 @@ def resident_tensors(module: nn.Module) -> list[torch.Tensor]:
 class LiveTensorBytes(TorchDispatchMode):
     """Peak bytes of live CPU tensor storage while the mode is active (``cpu_forward_peak``).
 
-    A storage is counted from the operator that allocates it (one whose schema returns a
-    fresh tensor, not a view, an in-place or an ``out=`` result) until it is freed, at its
-    current size (an in-place resize or an ``out=`` result that grows it is followed);
-    views and in-place results of storages made before the mode (other than ``resident``)
-    are not counted. Storages are held by weak reference, so tracking keeps nothing alive.
+    A storage is counted from the operator that allocates it (one that returns a storage
+    none of its inputs has: not a view, an in-place or an ``out=`` result) until it is
+    freed, at its current size (an in-place resize or an ``out=`` result that grows it is
+    followed); views and in-place results of storages made before the mode (other than
+    ``resident``) are not counted. Storages are held by weak reference, so tracking keeps nothing alive.
     After each operator the live total is compared with the peak. ``resident`` tensors (the
     weights) are alive from the start. :attr:`live` and :attr:`peak` are bytes (int).
     Python overhead per operator: for untimed passes only.
@@ -143,24 +143,22 @@ class LiveTensorBytes(TorchDispatchMode):
                 self.live += storage.nbytes()
         self.peak = self.live
 
-    def _track(self, t: torch.Tensor, *, fresh: bool) -> None:
-        if t.device.type != "cpu":
+    def _track(self, t: torch.Tensor, inputs: set[int]) -> None:
+        if t.device.type != "cpu" or t.is_mkldnn:  # an opaque MKL-DNN tensor has no storage
             return
-        try:
-            storage = t.untyped_storage()
-        except (RuntimeError, NotImplementedError):  # e.g. an opaque MKL-DNN tensor
-            return
-        ref = StorageWeakRef(storage)
+        storage = t.untyped_storage()
+        key = storage._cdata  # the StorageImpl's address, as StorageWeakRef.cdata
         nbytes = storage.nbytes()
-        known = self._tracked.get(ref.cdata)
+        known = self._tracked.get(key)
         if known is not None:
             if nbytes != known[1]:  # resized in place (resize_, a growing out= result)
                 self.live += nbytes - known[1]
-                self._tracked[ref.cdata] = (known[0], nbytes)
+                self._tracked[key] = (known[0], nbytes)
             return
-        if fresh:
-            self._tracked[ref.cdata] = (ref, nbytes)
-            self.live += nbytes
+        if key in inputs:
+            return  # a view or an in-place result of a storage made before the pass
+        self._tracked[key] = (StorageWeakRef(storage), nbytes)
+        self.live += nbytes
 
     def _sweep(self) -> None:
         dead = [key for key, (ref, _) in self._tracked.items() if ref.expired()]
@@ -170,13 +168,25 @@ class LiveTensorBytes(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         self._sweep()  # what Python freed since the last operator
         out = func(*args, **(kwargs or {}))
-        # A return with alias information is a view, an in-place or an out= result: it
-        # allocates nothing new (unless it resized a storage, which _track follows).
+        # An output whose storage is an input's is a view, an in-place or an out= result: it
+        # allocates nothing (unless it grew, which _track follows). Any other output storage
+        # is new, whatever the schema allows (`to` and `contiguous` may alias, yet copy).
+        # Only an operator whose schema lets a result alias an input needs the comparison
+        # (most do not: their results are new by contract, and the check costs time).
         schema = getattr(func, "_schema", None)
-        fresh = schema is None or all(r.alias_info is None for r in schema.returns)
+        may_alias = schema is None or any(r.alias_info is not None for r in schema.returns)
+        inputs = (
+            {
+                t.untyped_storage()._cdata
+                for t in pytree.tree_leaves((args, kwargs))
+                if isinstance(t, torch.Tensor) and t.device.type == "cpu" and not t.is_mkldnn
+            }
+            if may_alias
+            else set()
+        )
         for t in pytree.tree_leaves(out):
             if isinstance(t, torch.Tensor):
-                self._track(t, fresh=fresh)
+                self._track(t, inputs)
         self.peak = max(self.peak, self.live)
         return out
 
