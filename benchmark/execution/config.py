@@ -142,14 +142,6 @@ class RunConfig:
         """JSON form: one flat object, each field once (``results.json`` → ``config``)."""
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
-    def section(self, name: str) -> dict[str, Any]:
-        """The fields of section ``name`` as a dict."""
-        return {k: v for k, v in self.to_dict().items() if section_of(k) == name}
-
-    def hashed(self) -> dict[str, Any]:
-        """The part ``config_hash`` covers: the :data:`HASHED_SECTIONS` fields."""
-        return hashed_part(self.to_dict())
-
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         """Inverse of :meth:`to_dict`; unknown keys are ignored (files from newer versions)."""
@@ -186,6 +178,12 @@ def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if section_of(k) in HASHED_SECTIONS}
 
 
+def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    """:func:`hashed_part` of ``config`` with every key it lacks (a file written before that
+    option existed) at its default: what ``config_hash`` hashes and resumes compare."""
+    return hashed_part({**RunConfig().to_dict(), **config})
+
+
 def config_hash(config: dict[str, Any], dataset: dict[str, Any]) -> str:
     """sha256 (first 16 hex digits) of the canonical JSON of the hashed part of ``config``
     (:func:`hashed_part`) and of ``dataset`` (the dataset's description in results.json).
@@ -193,8 +191,7 @@ def config_hash(config: dict[str, Any], dataset: dict[str, Any]) -> str:
     A key ``config`` lacks (a file written before that option existed) takes its default,
     so an older run and a new one with the same settings share a hash.
     """
-    full = {**RunConfig().to_dict(), **config}
     blob = json.dumps(
-        {"config": hashed_part(full), "dataset": dataset}, sort_keys=True, separators=(",", ":")
+        {"config": hashed_config(config), "dataset": dataset}, sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -24,7 +24,7 @@ from srbench.data.cache import ImageCache
 from srbench.data.datasets import dataset_options, load_dataset
 from srbench.errors import SrbenchError
 from srbench.execution.building import build_model
-from srbench.execution.config import RunConfig, hashed_part
+from srbench.execution.config import RunConfig, hashed_config
 from srbench.execution.devices import check_config, run_device
 from srbench.execution.forkserver import prestart
 from srbench.execution.isolation import Interrupted, measure_in_worker, new_stop_event
@@ -111,9 +111,7 @@ def resume_command(out_dir: Path) -> str:
 
 def config_differences(previous: RunResult, now: RunResult) -> list[str]:
     """``key: stored VALUE, now VALUE`` for each hashed config key and dataset fact that differ."""
-    defaults = RunConfig().to_dict()
-    old = hashed_part({**defaults, **previous.config})
-    new = hashed_part({**defaults, **now.config})
+    old, new = hashed_config(previous.config), hashed_config(now.config)
     out = [
         f"{k}: stored {old.get(k)!r}, now {new.get(k)!r}"
         for k in sorted(set(old) | set(new))

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from srbench.files import atomic_write_text
+from srbench.files import atomic_write_text, file_sha256
 from srbench.measure.counting import Complexity, profile_model
 
 #: Bump when the entry layout changes.
@@ -67,7 +67,7 @@ def _versions() -> dict[str, str]:
 @functools.lru_cache(maxsize=256)
 def _file_digest(path: str) -> str:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return file_sha256(path)
     except OSError:
         return "unreadable"
 
