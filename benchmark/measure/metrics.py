@@ -146,10 +146,23 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, crop_border: int, peak: float = 25
     _check_pair(a, b, "psnr")
     diff = (_crop(a, crop_border).to(torch.float64) - _crop(b, crop_border).to(torch.float64)).reshape(-1)
     # A dot product avoids a second image-sized temporary (the square) before the mean.
-    mse = float(torch.dot(diff, diff)) / diff.numel()
+    return psnr_from_ssd(float(torch.dot(diff, diff)), diff.numel(), peak)
+
+
+def psnr_from_ssd(ssd: float, count: int, peak: float = 255.0) -> float:
+    """``10 log10(peak² / (ssd / count))`` in dB from a sum of squared differences over
+    ``count`` values; ``math.inf`` when ``ssd`` is 0."""
+    mse = ssd / count
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(peak * peak / mse)
+
+
+def check_ssim_size(h: int, w: int) -> None:
+    """Raise :class:`ImageShapeError` unless an (h, w) image holds one SSIM window."""
+    n = SSIM_WINDOW
+    if h < n or w < n:
+        raise ImageShapeError(f"ssim: images must be at least {n}x{n} after cropping, got {h}x{w}")
 
 
 def gaussian_window_1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> torch.Tensor:
@@ -190,8 +203,7 @@ def _ssim_2d(x: torch.Tensor, y: torch.Tensor) -> float:
     """
     h, w = x.shape
     n = SSIM_WINDOW
-    if h < n or w < n:
-        raise ImageShapeError(f"ssim: images must be at least {n}x{n} after cropping, got {h}x{w}")
+    check_ssim_size(h, w)
     ho = h - n + 1
     br = min(_TILE_ROWS, ho)
     starts = list(range(0, ho, br))

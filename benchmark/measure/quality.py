@@ -49,6 +49,7 @@ import torch.nn.functional as F
 
 from srbench.errors import SrbenchError
 from srbench.measure.metrics import (
+    _Y_BAND_ROWS,
     BT601_WEIGHTS,
     SSIM_C1,
     SSIM_C2,
@@ -57,15 +58,16 @@ from srbench.measure.metrics import (
     _crop,
     _split,
     _ssim_2d,
+    check_ssim_size,
     cpu_single_thread,
     gaussian_window_1d,
+    psnr_from_ssd,
+    rgb_to_y,
     run_parts,
 )
 
 #: Rows per band when quantising on the CPU (3 × rows × W float32 stays in L2 for W ≈ 2040).
 _QUANT_BAND_ROWS = 16
-#: Rows per band of the CPU Y / PSNR pass; equal to metrics' rgb_to_y band, so Y is bit-identical.
-_Y_BAND_ROWS = 32
 
 _HASHER: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -93,14 +95,6 @@ class ImageScore:
     psnr_y: float | None = None
     ssim_y: float | None = None
     psnr_rgb: float | None = None
-
-
-def psnr_from_ssd(ssd: float, count: int, peak: float = 255.0) -> float:
-    """``10 log10(peak² / (ssd / count))`` in dB; ``math.inf`` when ``ssd`` is 0."""
-    mse = ssd / count
-    if mse == 0.0:
-        return math.inf
-    return 10.0 * math.log10(peak * peak / mse)
 
 
 def score_image(
@@ -237,7 +231,7 @@ def _y_and_sums(
     # PSNR-Y's differences go into one contiguous buffer summed by one dot product, the
     # way metrics.psnr sums them, so PSNR-Y keeps its last bit too.
     y_diff = torch.empty((c1 - c0) * wc, dtype=torch.float64)
-    band = min(_Y_BAND_ROWS, h)
+    band = min(_Y_BAND_ROWS, h)  # metrics.rgb_to_y's band: Y is bit-identical
     runs = _split(list(range(0, h, band)), parts)
     args = [(sr, hr, y_sr, y_hr, y_diff, border, run, band) for run in runs]
     ssd_rgb = sum(run_parts(_y_bands, args))  # integers below 2^53: exact in any order
@@ -310,8 +304,7 @@ def ssim_separable(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     h, w = x.shape
     n = SSIM_WINDOW
-    if h < n or w < n:
-        raise ImageShapeError(f"ssim: images must be at least {n}x{n} after cropping, got {h}x{w}")
+    check_ssim_size(h, w)
     g = gaussian_window_1d().to(device=x.device)
     maps = torch.stack((x, y, x * x + y * y, x * y)).unsqueeze(1)  # (4, 1, H, W)
     f = F.conv2d(F.conv2d(maps, g.view(1, 1, n, 1)), g.view(1, 1, 1, n))[:, 0]  # (4, H-10, W-10)
@@ -321,14 +314,6 @@ def ssim_separable(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     num = (2.0 * mu_xy + SSIM_C1) * (2.0 * (m_xy - mu_xy) + SSIM_C2)
     den = (mu_sq + SSIM_C1) * ((m_sq - mu_sq) + SSIM_C2)
     return (num / den).sum()
-
-
-def _y_cuda(img: torch.Tensor) -> torch.Tensor:
-    """Y of a uint8 (3, H, W) view on the device: metrics.rgb_to_y's operations, whole image."""
-    wr, wg, wb = BT601_WEIGHTS
-    rgb = img.to(torch.float64)
-    y = torch.mul(rgb[0], wr)
-    return y.add_(rgb[1], alpha=wg).add_(rgb[2], alpha=wb).div_(255.0).add_(16.0)
 
 
 def _score_cuda(
@@ -361,7 +346,7 @@ def _score_cuda(
     a, b = u8_dev.permute(2, 0, 1), hr_dev.permute(2, 0, 1)
     d = _crop(a, border).to(torch.int32) - _crop(b, border).to(torch.int32)
     ssd_rgb = (d * d).sum(dtype=torch.int64)
-    ya, yb = _crop(_y_cuda(a), border), _crop(_y_cuda(b), border)
+    ya, yb = _crop(rgb_to_y(a), border), _crop(rgb_to_y(b), border)  # whole image off the CPU
     dy = (ya - yb).reshape(-1)
     ssd_y = torch.dot(dy, dy)
     ssim_sum = ssim_separable(ya, yb)
