@@ -23,6 +23,7 @@ class ImageCache:
     def __init__(self, root: Path, names: list[str]) -> None:
         self.root = Path(root)
         self.names = names
+        self._lr_shapes: list[tuple[int, ...]] | None = None
 
     @classmethod
     def build(cls, dataset: Any, root: Path | None = None) -> ImageCache:
@@ -86,8 +87,13 @@ class ImageCache:
                 yield pair
 
     def lr_shapes(self) -> list[tuple[int, ...]]:
-        """Each LR image's (H, W, 3) shape, in order, read from the file headers (no decoding)."""
-        return [tuple(np.load(self.root / f"{i:05d}_lr.npy", mmap_mode="r").shape) for i in range(len(self))]
+        """Each LR image's (H, W, 3) shape, in order, read from the file headers (no decoding)
+        once: a cache never changes after :meth:`build`."""
+        if self._lr_shapes is None:
+            self._lr_shapes = [
+                tuple(np.load(self.root / f"{i:05d}_lr.npy", mmap_mode="r").shape) for i in range(len(self))
+            ]
+        return list(self._lr_shapes)
 
     def lr(self, index: int) -> np.ndarray:
         """LR image ``index`` (uint8 H×W×3)."""
@@ -95,4 +101,4 @@ class ImageCache:
 
     def first_lr(self) -> np.ndarray:
         """The first LR image (warm-up input)."""
-        return np.load(self.root / "00000_lr.npy")
+        return self.lr(0)

@@ -251,11 +251,8 @@ def run_stages(
         def warming(name: str, size: tuple[int, int]) -> None:
             stages.current = (name, size)
 
-        cpu_meter = (
-            stages.memory
-            if isinstance(stages.memory, ForwardMemory) and not stages.memory.per_forward
-            else None
-        )
+        torch_meter = stages.memory if isinstance(stages.memory, ForwardMemory) else None
+        cpu_meter = torch_meter if torch_meter is not None and not torch_meter.per_forward else None
         stages.warmup = warmup_stage(
             backend,
             images,
@@ -271,14 +268,15 @@ def run_stages(
         # run. The CPU pass (a live-tensor count: history does not move it) normally ran as
         # a warm-up call; with --warmup 0 (--ntire-compat) it runs after the loop instead,
         # so that the first timed forward stays the cold first call the challenge times.
-        cpu_pass = cpu_meter is not None
-        reads_in_loop = isinstance(stages.memory, ForwardMemory) and (
-            stages.memory.per_forward or config.warmup == 0
-        )
-        if stages.memory is not None and not reads_in_loop:
+        reads_in_loop = torch_meter is not None and (torch_meter.per_forward or config.warmup == 0)
+        if cpu_meter is not None and stages.memory_s is not None:
+            # The warm-up ran the pass (or tried it: an image that fails there is the timed
+            # loop's to report); a second pass would repeat that forward.
+            stages.memory_mb = cpu_meter.megabytes()
+        elif stages.memory is not None and not reads_in_loop:
             t0 = time.perf_counter()
             stages.memory_mb = memory_stage(stages.memory, backend, images, timer, tiling)
-            if cpu_pass and stages.memory_s is None:  # a pass of its own ran just now
+            if cpu_meter is not None:  # a pass of its own ran just now
                 stages.memory_s = time.perf_counter() - t0
         stages.loop = Loop()
         timed_loop(
@@ -289,7 +287,7 @@ def run_stages(
             timer=timer,
             tiling=tiling,
             quality=stages.built.quality,
-            memory=stages.memory if isinstance(stages.memory, ForwardMemory) else None,
+            memory=torch_meter,
             # Random-init output is never kept as a result image (the note says so in summarise).
             save_dir=Path(config.save_images) / spec.name
             if config.save_images and stages.built.quality
@@ -301,7 +299,7 @@ def run_stages(
         if stages.memory is not None and reads_in_loop:
             t0 = time.perf_counter()
             stages.memory_mb = memory_stage(stages.memory, backend, images, timer, tiling)
-            if cpu_pass:
+            if cpu_meter is not None:
                 stages.memory_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
@@ -387,7 +385,11 @@ def memory_meter(config: RunConfig, device: torch.device) -> Any:
         # Inductor's kernels allocate their buffers outside PyTorch's operators, and dynamo
         # does not compile under a dispatch mode: the live-tensor count would describe
         # another forward than the timed one.
-        return NotMeasured(KIND_CPU_COMPILED)
+        return NotMeasured(
+            KIND_CPU_COMPILED,
+            note="memory not measured: with --compile on the CPU, inductor's kernels allocate "
+            "outside PyTorch's operators, where srbench's live-tensor count cannot see them",
+        )
     if config.backend != "torch" and device.type == "cuda":
         from srbench.deploy.ort import DeviceUsedMemory
 
@@ -400,9 +402,11 @@ def memory_meter(config: RunConfig, device: torch.device) -> Any:
 @dataclass
 class NotMeasured:
     """A memory meter for a backend whose memory srbench cannot see (the browser runs the
-    model in its own renderer process): ``memory_mb`` stays null, ``memory_kind`` says why."""
+    model in its own renderer process; compiled CPU kernels): ``memory_mb`` stays null,
+    ``memory_kind`` says why, and ``note`` (if any) goes into the model's notes."""
 
     kind: str
+    note: str | None = None
 
     def start(self) -> None:
         pass
@@ -511,7 +515,6 @@ def warmup_stage(
         metered = next(k for k, (index, _) in enumerate(plan) if index == at)
         if plan[metered][1] == 1 and metered == 0:
             metered = None  # the only call is the cold first one: a pass of its own after
-    fwd = backend.forward
     with torch.inference_mode():
         for k, (index, count) in enumerate(plan):
             if count == 0:
@@ -525,7 +528,7 @@ def warmup_stage(
                     m0 = time.perf_counter()
                     try:
                         # The input is made inside the pass: it is part of the figure.
-                        memory_pass(lambda lr=lr: timed_forward(fwd, backend.to_input(lr), timer, tiling)[0])
+                        memory_pass(lambda lr=lr: forward_once(backend, lr, timer, tiling))
                     except Exception:
                         if index == 0:
                             raise
@@ -716,22 +719,27 @@ def memory_stage(
     if not isinstance(memory, ForwardMemory):
         return memory.stop()
     if not memory.per_forward and memory.peak_bytes is None and len(images):
-        lr = images.lr(largest_lr(images.lr_shapes()))
+        at = largest_lr(images.lr_shapes())
+        lr = images.lr(at)
 
         def one_pass() -> torch.Tensor:
             with torch.inference_mode():
-                x = backend.to_input(lr)
-                out, _, _ = timed_forward(backend.forward, x, timer, tiling, 1)
-                return out
+                return forward_once(backend, lr, timer, tiling)
 
         try:
             cpu_memory_pass(memory, backend)(one_pass)
         except Exception:
-            if largest_lr(images.lr_shapes()) == 0:
+            if at == 0:
                 raise
             # The timed loop meets this image again and handles it (tiling, or an error
             # naming it after the images before it are kept); memory stays unmeasured.
     return memory.megabytes()
+
+
+def forward_once(backend: Backend, lr: Any, timer: ForwardTimer, tiling: Tiling) -> torch.Tensor:
+    """The model's output for LR image ``lr``: its input made, one forward tiled as the timed
+    ones (the memory pass's forward, wherever it runs)."""
+    return timed_forward(backend.forward, backend.to_input(lr), timer, tiling)[0]
 
 
 def cpu_memory_pass(memory: ForwardMemory, backend: Backend) -> Callable[[Callable[[], Any]], None]:
@@ -826,11 +834,9 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
     if stages.memory is not None:
         result.memory_mb = stages.memory_mb
         result.memory_kind = stages.memory.kind
-        if result.memory_kind == KIND_CPU_COMPILED:
-            result.notes.append(
-                "memory not measured: with --compile on the CPU, inductor's kernels allocate "
-                "outside PyTorch's operators, where srbench's live-tensor count cannot see them"
-            )
+        note = getattr(stages.memory, "note", None)
+        if note:
+            result.notes.append(note)
     _runtime_summary(result, loop.pixels, forced_tiling=config.tile is not None)
     result.first_forward_ms = _first_forward_ms(stages.warmup, result.images)
     result.warmup_calls = stages.warmup.calls if stages.warmup is not None else 0
