@@ -105,8 +105,7 @@ def gpu(session: nox.Session) -> None:
     PyPI torch wheel is the CUDA build; on a machine without a CUDA device the check exits 2
     with one line saying so.
     """
-    session.install(TORCH)
-    session.install("-e", ".[test,gpu]")
+    _install(session, "test,gpu")
     out = session.posargs[0] if session.posargs else "gpu-check-out"
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
     session.run("python", "-m", "srbench.gpu_check", "--output", out, env=env)

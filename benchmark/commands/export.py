@@ -8,6 +8,7 @@ from pathlib import Path
 from srbench.commands.options import add_model_options
 from srbench.console import make_console
 from srbench.errors import SrbenchError
+from srbench.web.ortweb import PROVIDERS as BROWSER_PROVIDERS
 
 #: ``--format`` choices; kept here so ``srbench --help`` imports nothing heavy. Each has a
 #: writer in :data:`srbench.export.FORMATS`.
@@ -43,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--browser-provider",
-        choices=["wasm", "webgpu", "webgl"],
+        choices=list(BROWSER_PROVIDERS),
         default="wasm",
         help="with --format web: the ONNX Runtime Web provider the page uses (default wasm)",
     )

@@ -131,7 +131,7 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
     """The :class:`~srbench.execution.sweep.SweepPlan` of merged options (one-line errors)."""
     from srbench.commands.run import config_from_args
     from srbench.data.datasets import dataset_options, load_dataset
-    from srbench.execution.config import DTYPES
+    from srbench.execution.config import BACKENDS, DTYPES
     from srbench.execution.orchestrator import validate_checkpoints
     from srbench.execution.specs import parse_model_specs
     from srbench.execution.sweep import SWEEP_KEYS, build_plan, split_list
@@ -159,24 +159,16 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
     bad = [d for d in dtypes if d not in DTYPES]
     if bad:
         raise SrbenchError(f"--dtype {','.join(bad)}: each dtype must be one of {', '.join(DTYPES)}")
-    has_backend = hasattr(defaults, "backend")
-    backends = split_list(options.get("backend")) or [defaults.backend if has_backend else "torch"]
-    if not has_backend and backends != ["torch"]:
-        raise SrbenchError("--backend: this srbench measures PyTorch models only; drop --backend")
-    from srbench.execution import config as config_module
-
-    known = getattr(config_module, "BACKENDS", ("torch",))
-    bad = [b for b in backends if b not in known]
+    backends = split_list(options.get("backend")) or [defaults.backend]
+    bad = [b for b in backends if b not in BACKENDS]
     if bad:
-        raise SrbenchError(f"--backend {','.join(bad)}: each backend must be one of {', '.join(known)}")
+        raise SrbenchError(f"--backend {','.join(bad)}: each backend must be one of {', '.join(BACKENDS)}")
     runs = 1 if options.get("runs") is None else int(options["runs"])
     ns.models = ",".join(models)
 
     def table_config(d: str | None, backend: str, dtype: str) -> Any:
         table = argparse.Namespace(**vars(ns))
-        table.data, table.dtype = d, dtype
-        if has_backend:
-            table.backend = backend
+        table.data, table.dtype, table.backend = d, dtype, backend
         return config_from_args(table)
 
     def describe_data(config: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ import torch
 
 from srbench.execution.tiling import DEFAULT_OVERLAP
 from srbench.measure.counting import NTIRE_INPUT_SHAPE
+from srbench.web.ortweb import PROVIDERS as ORT_WEB_PROVIDERS
 
 #: Default warm-up forwards (in all; at least one per distinct LR shape, the rest on the
 #: first image). The first forward on CPU pays oneDNN primitive creation and allocator
@@ -54,7 +55,7 @@ BACKENDS = ("torch", "onnxruntime", "browser")
 #: ``--ort-provider`` values (see :mod:`srbench.deploy.ort`).
 ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")
 #: ``--browser-provider`` values: ONNX Runtime Web's execution providers (:mod:`srbench.web`).
-BROWSER_PROVIDERS = ("wasm", "webgpu", "webgl")
+BROWSER_PROVIDERS = ORT_WEB_PROVIDERS
 
 #: The sections, in the order the README lists them.
 SECTIONS = ("protocol", "data", "execution", "output")
