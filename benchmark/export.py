@@ -11,16 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from torch import nn
 
 from srbench.errors import SrbenchError
 from srbench.execution.specs import ModelSpec
 from srbench.models.registry import ModelEntry
-
-if TYPE_CHECKING:  # the onnx extra is imported only when exporting
-    from srbench.deploy.onnx_export import ExportMetadata
 
 
 @dataclass
@@ -39,22 +35,6 @@ class ExportRequest:
     #: the folder's files.
     browser_provider: str = "wasm"
     overwrite: bool = False
-
-    def export(self) -> tuple[bytes, ExportMetadata, int]:
-        """``(onnx_bytes, metadata, opset)``: the model exported to ONNX with its metadata
-        (:class:`~srbench.deploy.onnx_export.ExportMetadata`), at ``opset`` or the default."""
-        from srbench.deploy.onnx_export import DEFAULT_OPSET, ExportMetadata, export_onnx
-
-        meta = ExportMetadata(
-            model=self.spec.name,
-            arch=self.entry.name,
-            scale=self.scale,
-            input_range=self.entry.input_range,
-            weights_sha256=self.weights_sha256,
-            dtype=self.dtype,
-        )
-        opset = self.opset or DEFAULT_OPSET
-        return export_onnx(self.model, meta, opset=opset), meta, opset
 
 
 @dataclass
@@ -123,11 +103,20 @@ def load_for_export(
 
 def export_onnx_file(req: ExportRequest) -> ExportResult:
     """Write ``req``'s model as one ONNX file and check it against PyTorch on a random input."""
-    from srbench.deploy.onnx_export import write_onnx
+    from srbench.deploy.onnx_export import DEFAULT_OPSET, ExportMetadata, export_onnx, write_onnx
     from srbench.deploy.verify import verify_against_torch
 
+    meta = ExportMetadata(
+        model=req.spec.name,
+        arch=req.entry.name,
+        scale=req.scale,
+        input_range=req.entry.input_range,
+        weights_sha256=req.weights_sha256,
+        dtype=req.dtype,
+    )
+    opset = req.opset or DEFAULT_OPSET
     t0 = time.perf_counter()
-    data, meta, opset = req.export()
+    data = export_onnx(req.model, meta, opset=opset)
     write_onnx(req.output, data)
     seconds = time.perf_counter() - t0
     lines = [
@@ -150,17 +139,25 @@ def export_web_folder(req: ExportRequest) -> ExportResult:
     export (checked against PyTorch as for ``--format onnx``), the page and ORT-Web's files."""
     import tempfile
 
-    from srbench.deploy.onnx_export import write_onnx
+    from srbench.deploy.onnx_export import DEFAULT_OPSET, ExportMetadata, export_onnx, write_onnx
     from srbench.deploy.verify import verify_against_torch
     from srbench.web.bundle import WebConfig, write_web_bundle
     from srbench.web.ortweb import find_ort_web
 
     find_ort_web(req.browser_provider)  # missing ORT-Web: one line before the slow export
+    meta = ExportMetadata(
+        model=req.spec.name,
+        arch=req.entry.name,
+        scale=req.scale,
+        input_range=req.entry.input_range,
+        weights_sha256=req.weights_sha256,
+        dtype=req.dtype,
+    )
+    opset = req.opset or DEFAULT_OPSET
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="srbench-web-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        data, meta, opset = req.export()
-        write_onnx(onnx_path, data)
+        write_onnx(onnx_path, export_onnx(req.model, meta, opset=opset))
         diff = verify_against_torch(onnx_path, req.model, meta)
         config = WebConfig(
             name=req.spec.name,
