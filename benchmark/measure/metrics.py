@@ -18,6 +18,13 @@ MATLAB scripts and SwinIR share):
   score is the mean of the per-channel scores. Unitless; computed in float64.
 * PSNR-RGB is the NTIRE ESR convention: uint8 RGB, all three channels in one MSE, same crop.
 
+For uint8 RGB pairs (what srbench scores) the Y metrics are computed on the exact integer luma
+``I = 255000 (Y - 16) = 65481 R + 128553 G + 24966 B`` (:func:`luma_quality`): PSNR-Y's MSE is
+the exact mean of the squared Y differences rounded once, and SSIM-Y is the SSIM of Y with
+float64 rounding only in the filter sums. The figures therefore agree with float64 Y
+computations (scikit-image, BasicSR) to about 1e-13 dB and 1e-15, and are identical on every
+device and thread count for PSNR.
+
 A dataset score is the mean of per-image values, never a PSNR of a pooled MSE.
 """
 
@@ -25,13 +32,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import functools
 import math
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+import numpy as np
 import torch
 
 from srbench.errors import SrbenchError
@@ -48,10 +55,6 @@ SSIM_C2 = (0.03 * 255.0) ** 2
 
 # Rows per band in rgb_to_y's uint8 -> float64 conversion on the CPU.
 _Y_BAND_ROWS = 32
-# Output rows per tile of the SSIM filter (see _ssim_2d); tuned on a 2-core CPU.
-_TILE_ROWS = 24
-# Output columns per chunk of SSIM's horizontal filter (one batched banded product; see _ssim_2d).
-_CHUNK_COLS = 16
 # At most this many threads split the CPU metric work (see cpu_single_thread and run_parts);
 # the split never exceeds torch's thread count, so a run given one thread scores on one.
 _MAX_PARTS = 4
@@ -151,7 +154,8 @@ def psnr(a: torch.Tensor, b: torch.Tensor, *, crop_border: int, peak: float = 25
 
 def psnr_from_ssd(ssd: float, count: int, peak: float = 255.0) -> float:
     """``10 log10(peak² / (ssd / count))`` in dB from a sum of squared differences over
-    ``count`` values; ``math.inf`` when ``ssd`` is 0."""
+    ``count`` values; ``math.inf`` when ``ssd`` is 0. With integer ``ssd`` and ``count`` the
+    MSE is their exact quotient rounded once (Python's integer true division)."""
     mse = ssd / count
     if mse == 0.0:
         return math.inf
@@ -172,116 +176,72 @@ def gaussian_window_1d(size: int = SSIM_WINDOW, sigma: float = SSIM_SIGMA) -> to
     return g / g.sum()
 
 
-@functools.lru_cache(maxsize=8)
-def _band(tile: int, device: torch.device) -> torch.Tensor:
-    """((tile + 10), tile) matrix M with M[j + k, j] = g[k]: a 'valid' 11-tap filter as matmul."""
-    g = gaussian_window_1d()
-    n = g.numel()
-    m = torch.zeros(tile + n - 1, tile, dtype=torch.float64)
-    for j in range(tile):
-        m[j : j + n, j] = g
-    return m.to(device)
+def _row_runs(rows: int, parts: int) -> list[tuple[int, int]]:
+    """``[0, rows)`` cut into at most ``parts`` non-empty contiguous ``(start, stop)`` runs, in order."""
+    return [(run[0], run[-1] + 1) for run in _split(list(range(rows)), parts)]
+
+
+def _window() -> np.ndarray:
+    return gaussian_window_1d().numpy()
 
 
 def _ssim_2d(x: torch.Tensor, y: torch.Tensor) -> float:
     """Mean SSIM over the 'valid' map of two float64 (H, W) images (0-255 scale).
 
-    The image is processed in tiles of output rows so that the moment maps of one tile stay in
-    cache from construction through the SSIM map (whole-image float64 temporaries would make
-    this memory-bound). The SSIM map only needs sigma_x^2 + sigma_y^2, so four maps suffice:
-    x, y, x^2 + y^2 and xy. The separable Gaussian is applied as banded matrix products, so
-    every filtered value is a dot product of the 11 taps with 11 inputs plus exact zeros:
-    vertically (down each column of a tile) one product per moment map, then horizontally
-    (along each row) one batched product over chunks of ``_CHUNK_COLS`` output columns, the
-    chunks being overlapping windows of the same buffer (no copy). The result matches a
-    direct 'valid' 2-D convolution (scikit-image's) to float64 rounding, about 1e-15.
-
-    On the CPU the tiles are split into contiguous runs across up to ``_MAX_PARTS`` threads
-    (:func:`cpu_single_thread`), each on one torch thread with its own buffers; the per-tile
-    sums are then added in tile order on the calling thread, so the score is bit-identical
-    whatever the number of threads.
+    On the CPU the map is computed row by row by a compiled kernel
+    (:func:`srbench.measure.kernels.ssim_rows`: an 11-row ring of the moment maps x, y,
+    x**2 + y**2 and xy, the separable window applied vertically then horizontally), its rows
+    split into contiguous runs across up to ``_MAX_PARTS`` threads (:func:`cpu_single_thread`);
+    the row sums are added with :func:`math.fsum` (correctly rounded), so the score does not
+    depend on the number of threads. Elsewhere :func:`ssim_separable`. Both agree with a direct
+    'valid' 2-D convolution (scikit-image's) to float64 rounding, about 1e-15.
     """
+    h, w = x.shape
+    check_ssim_size(h, w)
+    count = (h - SSIM_WINDOW + 1) * (w - SSIM_WINDOW + 1)
+    if x.device.type != "cpu":
+        return float(ssim_separable(x, y)) / count
+    from srbench.measure import kernels
+
+    xs = x.detach().contiguous().numpy()
+    ys = y.detach().contiguous().numpy()
+    rows = np.empty(h - SSIM_WINDOW + 1)
+    g = _window()
+    with cpu_single_thread(x.device) as parts:
+        run_parts(
+            kernels.ssim_rows,
+            [(xs, ys, a, b, g, SSIM_C1, SSIM_C2, rows) for a, b in _row_runs(rows.size, parts)],
+        )
+    return math.fsum(rows.tolist()) / count
+
+
+def ssim_separable(
+    x: torch.Tensor, y: torch.Tensor, *, offset: float = 0.0, c1: float = SSIM_C1, c2: float = SSIM_C2
+) -> torch.Tensor:
+    """Sum of the 'valid' SSIM map of two float64 (H, W) images, as a 0-d tensor on their device.
+
+    The definition of :func:`ssim` (11x11 Gaussian, sigma 1.5, population moments, C1, C2,
+    'valid' region): the four moment maps x, y, x**2 + y**2 and xy are stacked into one
+    (4, 1, H, W) batch and filtered by two 1-D convolutions (11x1, then 1x11), so a whole image
+    costs a few dozen kernels on a GPU. ``offset`` is added to the filtered means in the
+    luminance term and ``c1``/``c2`` replace C1/C2: the integer-luma form of :func:`luma_quality`
+    (offset 16 x 255000, constants x 255000**2). Divide by ``(H - 10) (W - 10)`` for the mean.
+    Runs on any device (the tests compare it on the CPU with the compiled kernel); agrees with
+    it to float64 rounding, not bit for bit.
+    """
+    import torch.nn.functional as F
+
     h, w = x.shape
     n = SSIM_WINDOW
     check_ssim_size(h, w)
-    ho = h - n + 1
-    br = min(_TILE_ROWS, ho)
-    starts = list(range(0, ho, br))
-    with cpu_single_thread(x.device) as parts:
-        runs = _split(starts, parts)
-        sums = run_parts(_ssim_tile_sums, [(x, y, run, br) for run in runs])
-    total = 0.0
-    for run_sums in sums:
-        for s in run_sums:  # tile order, whatever thread computed it
-            total += s
-    return total / (ho * (w - n + 1))
-
-
-def _ssim_tile_sums(x: torch.Tensor, y: torch.Tensor, starts: list[int], br: int) -> list[float]:
-    """SSIM-map sums of the tiles of ``br`` output rows starting at ``starts`` (see _ssim_2d)."""
-    h, w = x.shape
-    n = SSIM_WINDOW
-    ho, wo = h - n + 1, w - n + 1
-    dev = x.device
-    c = min(_CHUNK_COLS, wo)
-    chunks = -(-wo // c)
-    rem = wo - (chunks - 1) * c  # valid columns of the last chunk
-    wp = chunks * c + n - 1  # padded width: the last chunk reads zeros past the image
-    band_v = _band(br, dev).T  # (br, br + 10): the vertical filter by left multiplication
-    band_h = _band(c, dev).expand(chunks, c + n - 1, c)  # the horizontal filter, per chunk
-    # Buffers are reused across tiles (fresh allocations of this size cost page faults on
-    # every tile); zeros so that padding columns and the unused rows of a last, partial tile
-    # hold finite values (their outputs are discarded).
-    sq = torch.empty(br + n - 1, w, dtype=torch.float64, device=dev)
-    xy = torch.empty(br + n - 1, w, dtype=torch.float64, device=dev)
-    vert = torch.zeros(4, br, wp, dtype=torch.float64, device=dev)
-    # Overlapping windows of the vertically filtered maps: chunk i reads columns [i c, i c + c + 10).
-    windows = vert.as_strided((chunks, 4 * br, c + n - 1), (c, wp, 1))
-    filt = torch.empty(chunks, 4 * br, c, dtype=torch.float64, device=dev)
-    tmp = torch.empty(chunks, br, c, dtype=torch.float64, device=dev)
-    c1 = torch.tensor(SSIM_C1, dtype=torch.float64, device=dev)
-    c2 = torch.tensor(SSIM_C2, dtype=torch.float64, device=dev)
-
-    @functools.cache
-    def views(k: int) -> tuple:
-        # The views a tile of k output rows works on (built once per k: every tile but a
-        # last, partial one has k = br).
-        f = filt.view(chunks, 4, br, c)[:, :, :k]  # (chunks, moment, row, column)
-        return (
-            sq[: k + n - 1],
-            xy[: k + n - 1],
-            band_v[:k, : k + n - 1],
-            [vert[m, :k, :w] for m in range(4)],
-            [f[:, m] for m in range(4)],
-            tmp[:, :k],
-            f[-1, 3, :, rem:] if rem < c else None,  # the SSIM map's columns past the image
-        )
-
-    out = []
-    for r0 in starts:
-        k = min(br, ho - r0)  # output rows of this tile
-        sq_t, xy_t, bv, vert_m, (mu_x, mu_y, m_sq, m_xy), mu_xy, past = views(k)
-        xs, ys = x[r0 : r0 + k + n - 1], y[r0 : r0 + k + n - 1]
-        torch.mul(xs, xs, out=sq_t)
-        sq_t.addcmul_(ys, ys)
-        torch.mul(xs, ys, out=xy_t)
-        for src, dst in zip((xs, ys, sq_t, xy_t), vert_m):
-            torch.mm(bv, src, out=dst)
-        torch.bmm(windows, band_h, out=filt)
-        # SSIM = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 + sigma_y^2 + C2)),
-        # computed in place in the filtered maps (in cache) with one temporary.
-        torch.mul(mu_x, mu_y, out=mu_xy)
-        mu_sq = mu_x.mul_(mu_x).addcmul_(mu_y, mu_y)
-        num = torch.add(c2, m_xy.sub_(mu_xy), alpha=2.0, out=m_xy)
-        num.mul_(torch.add(c1, mu_xy, alpha=2.0, out=mu_xy))
-        den = m_sq.sub_(mu_sq).add_(SSIM_C2)
-        den.mul_(mu_sq.add_(SSIM_C1))
-        ssim_map = num.div_(den)
-        if past is not None:
-            past.zero_()
-        out.append(ssim_map.sum())
-    # One transfer for all the tile sums (one host synchronisation on a GPU, not one per tile).
-    return torch.stack(out).tolist() if out else []
+    g = gaussian_window_1d().to(device=x.device)
+    maps = torch.stack((x, y, x * x + y * y, x * y)).unsqueeze(1)  # (4, 1, H, W)
+    f = F.conv2d(F.conv2d(maps, g.view(1, 1, n, 1)), g.view(1, 1, 1, n))[:, 0]  # (4, H-10, W-10)
+    mu_x, mu_y, m_sq, m_xy = f[0], f[1], f[2], f[3]
+    lx, ly = mu_x + offset, mu_y + offset
+    num = (2.0 * lx * ly + c1) * (2.0 * (m_xy - mu_x * mu_y) + c2)
+    den = (lx * lx + ly * ly + c1) * ((m_sq - (mu_x * mu_x + mu_y * mu_y)) + c2)
+    return (num / den).sum()
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, *, crop_border: int) -> float:
@@ -307,7 +267,8 @@ def image_quality(sr: torch.Tensor, hr: torch.Tensor, *, crop_border: int) -> Im
     Both are uint8 (3, H, W) RGB tensors of identical shape (HR already mod-cropped, SR already
     quantised with :func:`to_uint8`). ``crop_border`` (normally the scale) pixels are removed
     from each side for all three metrics. Raises :class:`ImageShapeError` (a ``ValueError`` and
-    a :class:`SrbenchError`) naming both shapes when they differ.
+    a :class:`SrbenchError`) naming both shapes when they differ. The values are
+    :func:`luma_quality`'s, to the last bit.
     """
     if sr.shape != hr.shape or sr.dim() != 3 or sr.shape[0] != 3:
         raise ImageShapeError(
@@ -319,14 +280,116 @@ def image_quality(sr: torch.Tensor, hr: torch.Tensor, *, crop_border: int) -> Im
             f"image_quality: SR and HR must be uint8, got {sr.dtype} and {hr.dtype}; "
             "quantise SR with to_uint8"
         )
-    with cpu_single_thread(sr.device):
-        sr, hr = sr.contiguous(), hr.contiguous()
-        y_sr, y_hr = rgb_to_y(sr), rgb_to_y(hr)
-        return ImageQuality(
-            psnr_y=psnr(y_sr, y_hr, crop_border=crop_border),
-            ssim_y=ssim(y_sr, y_hr, crop_border=crop_border),
-            psnr_rgb=psnr(sr, hr, crop_border=crop_border),
+    return luma_quality(sr.permute(1, 2, 0), hr.permute(1, 2, 0), crop_border=crop_border)
+
+
+#: I = 255000 (Y - 16) = 65481 R + 128553 G + 24966 B: BT.601 luma as an exact integer.
+LUMA_SCALE = 255000
+_LUMA_INT_WEIGHTS = (65481.0, 128553.0, 24966.0)
+
+
+def luma_quality(sr: torch.Tensor, hr: torch.Tensor, *, crop_border: int) -> ImageQuality:
+    """PSNR-Y, SSIM-Y and PSNR-RGB of two uint8 (H, W, 3) RGB images (CPU or CUDA tensors).
+
+    The definitions of the module docstring, computed on the exact integer luma
+    ``I = 65481 R + 128553 G + 24966 B = 255000 (Y - 16)`` instead of a rounded float Y:
+
+    * PSNR-Y: the squared differences of I are exact integers and their sum is taken exactly,
+      so the MSE of Y, ``sum dI**2 / (255000**2 N)``, is rounded once (to the nearest float64)
+      before ``10 log10(255**2 / MSE)``: the same value on every device and thread count.
+    * PSNR-RGB: likewise an exact integer sum over R, G and B.
+    * SSIM-Y: the moment maps of I are exact integers below 2**53 in float64; the filtered
+      means get the offset 16 x 255000 in the luminance term and C1, C2 are scaled by
+      255000**2, which leaves the SSIM of Y unchanged (Y = 16 + I / 255000); float64 rounding
+      enters only in the filter sums and the map, so the score agrees with a float64
+      computation on Y (scikit-image's, BasicSR's) to about 1e-15.
+
+    On the CPU one compiled kernel walks the rows once (:func:`srbench.measure.kernels.
+    luma_ssim_rows`), its rows split across threads (:func:`cpu_single_thread`); on CUDA
+    whole-image ops with one transfer back. Raises :class:`ImageShapeError` when the shapes
+    disagree or the crop leaves less than one SSIM window.
+    """
+    if sr.shape != hr.shape or sr.dim() != 3 or sr.shape[-1] != 3:
+        raise ImageShapeError(
+            f"luma_quality: SR and HR must both be uint8 (H, W, 3) RGB of the same shape, got "
+            f"SR {tuple(sr.shape)} and HR {tuple(hr.shape)}"
         )
+    h, w, _ = sr.shape
+    _crop(sr.permute(2, 0, 1), crop_border)  # rejects a border that leaves nothing
+    hc, wc = h - 2 * crop_border, w - 2 * crop_border
+    check_ssim_size(hc, wc)
+    if sr.device.type == "cpu":
+        ssd_rgb, ssd_luma, ssim_sum = _luma_sums_cpu(sr, hr, crop_border)
+    else:
+        packed = luma_sums_device(sr, hr, crop_border)
+        ssd_rgb, ssd_luma, ssim_sum = unpack_luma_sums(packed.cpu())
+    return luma_figures(ssd_rgb, ssd_luma, ssim_sum, hc, wc)
+
+
+def luma_figures(ssd_rgb: int, ssd_luma: int, ssim_sum: float, hc: int, wc: int) -> ImageQuality:
+    """:class:`ImageQuality` from the exact integer sums of squared RGB and luma (I)
+    differences and the SSIM map's sum over a cropped (hc, wc) pair."""
+    n = hc * wc
+    return ImageQuality(
+        psnr_y=psnr_from_ssd(ssd_luma, LUMA_SCALE * LUMA_SCALE * n),
+        ssim_y=ssim_sum / ((hc - SSIM_WINDOW + 1) * (wc - SSIM_WINDOW + 1)),
+        psnr_rgb=psnr_from_ssd(ssd_rgb, 3 * n),
+    )
+
+
+def _luma_sums_cpu(sr: torch.Tensor, hr: torch.Tensor, border: int) -> tuple[int, int, float]:
+    from srbench.measure import kernels
+
+    a = np.ascontiguousarray(sr.detach().numpy())
+    b = np.ascontiguousarray(hr.detach().numpy())
+    h, w, _ = a.shape
+    hc, wc = h - 2 * border, w - 2 * border
+    ho = hc - SSIM_WINDOW + 1
+    s = float(LUMA_SCALE)
+    consts = (16.0 * s, SSIM_C1 * s * s, SSIM_C2 * s * s)  # the integer-luma offset and constants
+    ssim_rows = np.empty(ho)
+    ssd_luma = np.zeros((hc, -(-wc // kernels.LUMA_CHUNK)), dtype=np.int64)
+    ssd_rgb = np.zeros(hc, dtype=np.int64)
+    g = _window()
+    with cpu_single_thread(sr.device) as parts:
+        runs = _row_runs(ho, parts)
+        run_parts(
+            kernels.luma_ssim_rows,
+            [(a, b, border, r0, r1, g, *consts, ssim_rows, ssd_luma, ssd_rgb) for r0, r1 in runs],
+        )
+    # Python integers: the sums are exact whatever their size.
+    return sum(ssd_rgb.tolist()), sum(ssd_luma.ravel().tolist()), math.fsum(ssim_rows.tolist())
+
+
+def luma_sums_device(sr: torch.Tensor, hr: torch.Tensor, border: int) -> torch.Tensor:
+    """:func:`luma_quality`'s sums off the CPU, packed into one int64 tensor on the device (so
+    that one transfer brings them back; :func:`unpack_luma_sums`): the RGB sum, the SSIM sum's
+    float64 bits, then the luma sums per row and per ``kernels.LUMA_CHUNK`` columns."""
+    chunk = 2048  # kernels.LUMA_CHUNK, without importing numba for a GPU-only path
+    a, b = _crop(sr.permute(2, 0, 1), border), _crop(hr.permute(2, 0, 1), border)
+    d = a.to(torch.int32) - b.to(torch.int32)
+    ssd_rgb = (d * d).sum(dtype=torch.int64)
+    weights = torch.tensor(_LUMA_INT_WEIGHTS, dtype=torch.float64, device=sr.device)
+    # Integer weights and values: every product and sum is an exact float64 integer.
+    ia = a.permute(1, 2, 0).to(torch.float64) @ weights
+    ib = b.permute(1, 2, 0).to(torch.float64) @ weights
+    dl = (ia - ib).to(torch.int64)
+    hc, wc = dl.shape
+    pad = -wc % chunk
+    per_chunk = _pad_right(dl * dl, pad).view(hc, -1, chunk).sum(dim=2)  # each below 2**63
+    s = float(LUMA_SCALE)
+    ssim_sum = ssim_separable(ia, ib, offset=16.0 * s, c1=SSIM_C1 * s * s, c2=SSIM_C2 * s * s)
+    return torch.cat((ssd_rgb.view(1), ssim_sum.view(1).view(torch.int64), per_chunk.reshape(-1)))
+
+
+def _pad_right(x: torch.Tensor, right: int) -> torch.Tensor:
+    return torch.nn.functional.pad(x, (0, right)) if right else x
+
+
+def unpack_luma_sums(packed: torch.Tensor) -> tuple[int, int, float]:
+    """(exact RGB sum, exact luma sum, SSIM sum) from :func:`luma_sums_device`'s tensor on the CPU."""
+    values = packed.tolist()
+    return values[0], sum(values[2:]), float(packed[1:2].view(torch.float64))
 
 
 _state = threading.local()

@@ -2,72 +2,57 @@
 
 :func:`score_image` is what the protocol (:mod:`srbench.execution.protocol`) calls once per
 image. It produces exactly the values the definitions in :mod:`srbench.measure.metrics` give
-(``to_uint8``, ``rgb_to_y``, ``psnr``, ``ssim``) and the fingerprint ``ImageResult.sr_sha256``
-defines (SHA-256 of the uint8 SR image as H×W×3 RGB bytes), with less work:
+(``to_uint8``, then :func:`~srbench.measure.metrics.luma_quality`, which
+:func:`~srbench.measure.metrics.image_quality` also is) and the fingerprint
+``ImageResult.sr_sha256`` defines (SHA-256 of the uint8 SR image as H×W×3 RGB bytes), with
+little work:
 
-* the quantised image is written straight into an H×W×3 buffer, so the fingerprint hashes
-  that buffer as it is: no transpose copy, and the bytes hashed are the ones the definition
-  names;
-* on the CPU the output is quantised a band of rows at a time: the band's float32 copy is
-  gathered into H×W×3 order (it stays in cache), the band's finite check rides on that pass
-  instead of a second full pass, and the rounded band is converted to uint8 contiguously;
+* on the CPU a compiled kernel (:func:`srbench.measure.kernels.quantise_rows`) checks that
+  every value is finite and quantises the (3, H, W) output straight into an H×W×3 uint8
+  buffer, a row at a time; the fingerprint hashes that buffer as it is (no transpose copy);
   on CUDA the rounding and conversion write through a channels-last view;
-* PSNR-RGB is an exact integer sum of squared differences: the differences of uint8 values
-  are integers, their squares at most 65025 and every partial sum an integer below 2⁵³, so
-  the float64 accumulation is exact in any order and the PSNR equals the float64 closed form;
-* the Y images, the RGB sum and the Y differences for PSNR-Y come out of one banded pass over
-  both images (the same bands and operations as :func:`~srbench.measure.metrics.rgb_to_y`,
-  so every Y value is bit-identical); SSIM-Y then walks the cropped Y pair once, with the
-  very function :func:`~srbench.measure.metrics.ssim` uses;
-* the bands of the quantisation and of the Y pass, and SSIM's tiles, are split into
-  contiguous runs across as many threads as torch was allowed on entry (at most
-  ``metrics._MAX_PARTS``; :func:`~srbench.measure.metrics.run_parts`), each thread running
-  its ops on one torch thread. Every value stays bit-identical to a one-thread run: the
-  quantised and Y values are elementwise, the RGB partial sums exact integers, PSNR-Y's
-  differences are summed by one dot product over one buffer after every run has written
-  its rows, and SSIM's per-tile sums are added in tile order. The runs are joined before
-  this returns: nothing keeps running into the next timed forward;
+* the three metrics come from one walk over the rows of the uint8 pair
+  (:func:`~srbench.measure.metrics.luma_quality`): exact integer sums for both PSNRs, SSIM
+  from an 11-row ring of exact integer moment maps;
+* on the CPU the rows are split into contiguous runs across as many threads as torch was
+  allowed on entry (at most ``metrics._MAX_PARTS``; :func:`~srbench.measure.metrics.run_parts`).
+  Every value is the same whatever the split: quantisation is elementwise, the PSNR sums are
+  exact integers and the SSIM row sums are added with ``math.fsum``. The runs are joined
+  before this returns: nothing keeps running into the next timed forward;
 * the SHA-256 runs on a helper thread (``hashlib`` releases the GIL) while the metrics run,
   and is waited for before this returns.
 
 On CUDA the quantised image is copied to pinned host memory with a non-blocking copy that
 the hash thread waits for, the metrics run on the device (SSIM as separable convolutions
-over stacked float64 moment maps: :func:`ssim_separable`, a few dozen kernels per image),
-and their four sums come back to the host in one synchronisation per image.
+over stacked float64 moment maps, a few dozen kernels per image), and their sums come back
+to the host in one transfer per image.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from srbench.errors import SrbenchError
+
+# Imported here, not where first used: loading the compiled kernels (about 0.4 s) belongs to
+# the import of the protocol (preloaded by the worker server), never to a measured loop.
+from srbench.measure import kernels
 from srbench.measure.metrics import (
-    _Y_BAND_ROWS,
-    BT601_WEIGHTS,
-    SSIM_C1,
-    SSIM_C2,
-    SSIM_WINDOW,
     ImageShapeError,
     _crop,
-    _split,
-    _ssim_2d,
-    check_ssim_size,
+    _row_runs,
     cpu_single_thread,
-    gaussian_window_1d,
-    psnr_from_ssd,
-    rgb_to_y,
+    luma_figures,
+    luma_quality,
+    luma_sums_device,
     run_parts,
+    unpack_luma_sums,
 )
-
-#: Rows per band when quantising on the CPU (3 × rows × W float32 stays in L2 for W ≈ 2040).
-_QUANT_BAND_ROWS = 16
 
 _HASHER: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -146,40 +131,17 @@ def _not_finite(name: str) -> SrbenchError:
 
 
 def _quantise_cpu(out: torch.Tensor, input_range: float, parts: int = 1) -> tuple[torch.Tensor, bool]:
-    """(uint8 (H, W, 3), all finite) of a (3, H, W) output, one band of rows at a time.
-
-    The bands are split into ``parts`` contiguous runs, one per thread (:func:`run_parts`);
-    every value is elementwise, so the result does not depend on ``parts``.
-    """
-    _, h, w = out.shape
+    """(uint8 (H, W, 3), all finite) of a (3, H, W) output, quantised as ``to_uint8(out.float()
+    / input_range)``; the rows are split into ``parts`` contiguous runs, one per thread."""
+    src = out.detach().float()
+    if input_range != 1.0:
+        src = src / input_range  # torch's division, as the definition does it
+    src = src.contiguous()
+    _, h, w = src.shape
     u8 = torch.empty(h, w, 3, dtype=torch.uint8)
-    band = min(_QUANT_BAND_ROWS, h)
-    runs = _split(list(range(0, h, band)), parts)
-    finite = run_parts(_quantise_bands, [(out, u8, run, band, input_range) for run in runs])
+    a, b = src.numpy(), u8.numpy()
+    finite = run_parts(kernels.quantise_rows, [(a, b, r0, r1) for r0, r1 in _row_runs(h, parts)])
     return u8, all(finite)
-
-
-def _quantise_bands(
-    out: torch.Tensor, u8: torch.Tensor, starts: list[int], band: int, input_range: float
-) -> bool:
-    """Quantise the bands of ``band`` rows starting at ``starts`` into ``u8``; False at a non-finite one."""
-    h, w = out.shape[-2:]
-    buf = torch.empty(band, w, 3, dtype=torch.float32)
-    for r0 in starts:
-        rows = min(band, h - r0)
-        b = buf[:rows]
-        # .float() of the band (exact for float32), gathered into H×W×3 order here, where
-        # it is in cache, so that the uint8 conversion below writes contiguously.
-        b.copy_(out[:, r0 : r0 + rows].permute(1, 2, 0))
-        # NaN propagates through max and min, ±Inf shows in them: one reduction, in cache.
-        lo, hi = torch.aminmax(b)
-        if not (math.isfinite(lo.item()) and math.isfinite(hi.item())):
-            return False
-        if input_range != 1.0:
-            b.div_(input_range)
-        b.clamp_(0.0, 1.0).mul_(255.0).round_()
-        u8[r0 : r0 + rows].copy_(b)
-    return True
 
 
 def _hash(u8: torch.Tensor) -> str:
@@ -197,123 +159,15 @@ def _score_cpu(
         try:
             if hr is None:
                 return ImageScore(sr_u8=u8, sr_sha256=sha.result())
-            ssd_rgb, ssd_y, n_rgb, n_y, y_sr, y_hr = _y_and_sums(u8, hr.cpu(), border, parts)
-            ssim_y = _ssim_2d(_crop(y_sr, border), _crop(y_hr, border))
+            q = luma_quality(u8, hr.cpu(), crop_border=border)
         finally:
             concurrent.futures.wait([sha])  # nothing outlives the call, even on an error
         return ImageScore(
-            sr_u8=u8,
-            sr_sha256=sha.result(),
-            psnr_y=psnr_from_ssd(ssd_y, n_y),
-            ssim_y=ssim_y,
-            psnr_rgb=psnr_from_ssd(ssd_rgb, n_rgb),
+            sr_u8=u8, sr_sha256=sha.result(), psnr_y=q.psnr_y, ssim_y=q.ssim_y, psnr_rgb=q.psnr_rgb
         )
-
-
-def _y_and_sums(
-    sr: torch.Tensor, hr: torch.Tensor, border: int, parts: int = 1
-) -> tuple[float, float, int, int, torch.Tensor, torch.Tensor]:
-    """One banded pass over two uint8 (H, W, 3) images on the CPU.
-
-    Returns ``(ssd_rgb, ssd_y, n_rgb, n_y, y_sr, y_hr)``: the exact RGB sum of squared
-    differences over the border-cropped region and its element count, the Y sum of squared
-    differences (float64, summed as :func:`~srbench.measure.metrics.psnr` sums it) and its
-    pixel count, and the two full (H, W) float64 Y images. The bands are split into ``parts``
-    contiguous runs, one per thread; every value is bit-identical whatever ``parts`` is (the
-    Y values are elementwise, the RGB partial sums exact integers, and the Y differences are
-    summed once, on this thread, after every run has written its rows).
-    """
-    h, w, _ = sr.shape
-    c0, c1 = border, h - border  # cropped rows
-    wc = w - 2 * border
-    y_sr = torch.empty(h, w, dtype=torch.float64)
-    y_hr = torch.empty(h, w, dtype=torch.float64)
-    # PSNR-Y's differences go into one contiguous buffer summed by one dot product, the
-    # way metrics.psnr sums them, so PSNR-Y keeps its last bit too.
-    y_diff = torch.empty((c1 - c0) * wc, dtype=torch.float64)
-    band = min(_Y_BAND_ROWS, h)  # metrics.rgb_to_y's band: Y is bit-identical
-    runs = _split(list(range(0, h, band)), parts)
-    args = [(sr, hr, y_sr, y_hr, y_diff, border, run, band) for run in runs]
-    ssd_rgb = sum(run_parts(_y_bands, args))  # integers below 2^53: exact in any order
-    ssd_y = float(torch.dot(y_diff, y_diff))
-    return ssd_rgb, ssd_y, 3 * (c1 - c0) * wc, (c1 - c0) * wc, y_sr, y_hr
-
-
-def _y_bands(
-    sr: torch.Tensor,
-    hr: torch.Tensor,
-    y_sr: torch.Tensor,
-    y_hr: torch.Tensor,
-    y_diff: torch.Tensor,
-    border: int,
-    starts: list[int],
-    band: int,
-) -> float:
-    """The bands of ``band`` rows starting at ``starts`` of :func:`_y_and_sums`: writes their Y
-    rows and Y differences, returns their exact RGB sum of squared differences."""
-    h, w, _ = sr.shape
-    wr, wg, wb = BT601_WEIGHTS
-    c0, c1 = border, h - border
-    wc = w - 2 * border
-    rgb_a = torch.empty(3, band, w, dtype=torch.float64)
-    rgb_b = torch.empty(3, band, w, dtype=torch.float64)
-    d_rgb = torch.empty(3, band, wc, dtype=torch.float64)
-    src_a, src_b = sr.permute(2, 0, 1), hr.permute(2, 0, 1)
-    ssd_rgb = 0.0
-    for r0 in starts:
-        rows = min(band, h - r0)
-        a, b = rgb_a[:, :rows], rgb_b[:, :rows]
-        a.copy_(src_a[:, r0 : r0 + rows])
-        b.copy_(src_b[:, r0 : r0 + rows])
-        ya, yb = y_sr[r0 : r0 + rows], y_hr[r0 : r0 + rows]
-        # The operations of metrics.rgb_to_y, in its order, on the same bands.
-        torch.mul(a[0], wr, out=ya)
-        ya.add_(a[1], alpha=wg).add_(a[2], alpha=wb).div_(255.0).add_(16.0)
-        torch.mul(b[0], wr, out=yb)
-        yb.add_(b[1], alpha=wg).add_(b[2], alpha=wb).div_(255.0).add_(16.0)
-        lo, hi = max(r0, c0), min(r0 + rows, c1)
-        if lo >= hi:
-            continue
-        k = hi - lo
-        d = d_rgb[:, :k]
-        rows_c, cols_c = slice(lo - r0, hi - r0), slice(border, w - border)
-        torch.sub(a[:, rows_c, cols_c], b[:, rows_c, cols_c], out=d)
-        flat = d.reshape(-1)
-        ssd_rgb += float(torch.dot(flat, flat))  # integers below 2^53: exact
-        at = (lo - c0) * wc  # this band's place in the row-major cropped difference image
-        torch.sub(
-            y_sr[lo:hi, border : w - border],
-            y_hr[lo:hi, border : w - border],
-            out=y_diff[at : at + k * wc].view(k, wc),
-        )
-    return ssd_rgb
 
 
 # --------------------------------------------------------------------------- CUDA
-
-
-def ssim_separable(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Sum of the 'valid' SSIM map of two float64 (H, W) images, as a 0-d tensor on their device.
-
-    The same definition as :func:`~srbench.measure.metrics.ssim` (11×11 Gaussian, σ 1.5,
-    population moments, C1, C2, 'valid' region): the four moment maps x, y, x²+y² and xy are
-    stacked into one (4, 1, H, W) batch and filtered by two 1-D convolutions (11×1, then
-    1×11), so a whole image costs a few dozen kernels on a GPU instead of one chain per tile.
-    Divide by ``(H - 10) (W - 10)`` for the mean. Runs on any device (the tests compare it on
-    the CPU with the tiled implementation); agrees with it to float64 rounding, not bit for bit.
-    """
-    h, w = x.shape
-    n = SSIM_WINDOW
-    check_ssim_size(h, w)
-    g = gaussian_window_1d().to(device=x.device)
-    maps = torch.stack((x, y, x * x + y * y, x * y)).unsqueeze(1)  # (4, 1, H, W)
-    f = F.conv2d(F.conv2d(maps, g.view(1, 1, n, 1)), g.view(1, 1, 1, n))[:, 0]  # (4, H-10, W-10)
-    mu_x, mu_y, m_sq, m_xy = f[0], f[1], f[2], f[3]
-    mu_xy = mu_x * mu_y
-    mu_sq = mu_x * mu_x + mu_y * mu_y
-    num = (2.0 * mu_xy + SSIM_C1) * (2.0 * (m_xy - mu_xy) + SSIM_C2)
-    den = (mu_sq + SSIM_C1) * ((m_sq - mu_sq) + SSIM_C2)
-    return (num / den).sum()
 
 
 def _score_cuda(
@@ -343,24 +197,10 @@ def _score_cuda(
             raise _not_finite(name)
         return ImageScore(sr_u8=u8, sr_sha256=sha.result())
     hr_dev = hr.to(dev, non_blocking=True)
-    a, b = u8_dev.permute(2, 0, 1), hr_dev.permute(2, 0, 1)
-    d = _crop(a, border).to(torch.int32) - _crop(b, border).to(torch.int32)
-    ssd_rgb = (d * d).sum(dtype=torch.int64)
-    ya, yb = _crop(rgb_to_y(a), border), _crop(rgb_to_y(b), border)  # whole image off the CPU
-    dy = (ya - yb).reshape(-1)
-    ssd_y = torch.dot(dy, dy)
-    ssim_sum = ssim_separable(ya, yb)
-    # The one host synchronisation of the image.
-    ok, rgb_sum, y_sum, s_sum = torch.stack(
-        (finite.to(torch.float64), ssd_rgb.to(torch.float64), ssd_y, ssim_sum)
-    ).tolist()
-    if not ok:
+    packed = luma_sums_device(u8_dev, hr_dev, border)
+    # The one transfer (and host synchronisation) of the image's figures.
+    values = torch.cat((finite.to(torch.int64).view(1), packed)).cpu()
+    if not bool(values[0]):
         raise _not_finite(name)
-    hc, wc = ya.shape
-    return ImageScore(
-        sr_u8=u8,
-        sr_sha256=sha.result(),
-        psnr_y=psnr_from_ssd(y_sum, hc * wc),
-        ssim_y=s_sum / ((hc - SSIM_WINDOW + 1) * (wc - SSIM_WINDOW + 1)),
-        psnr_rgb=psnr_from_ssd(rgb_sum, 3 * hc * wc),
-    )
+    q = luma_figures(*unpack_luma_sums(values[1:]), h - 2 * border, w - 2 * border)
+    return ImageScore(sr_u8=u8, sr_sha256=sha.result(), psnr_y=q.psnr_y, ssim_y=q.ssim_y, psnr_rgb=q.psnr_rgb)
