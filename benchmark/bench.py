@@ -229,7 +229,10 @@ def fixed_cost_figures(images: ImageCache, device: str) -> list[Figure]:
         for name in FIXED_COST_MODELS:
             t0 = time.perf_counter()
             run_config = dataclasses.replace(config, recount=recount)
-            result = measure_in_worker(ModelSpec(name, name), images, run_config)
+            # skip_main: a worker of `python -m srbench.bench` would otherwise re-import this
+            # module as its __mp_main__ (≈36 ms measured), which `srbench run`'s workers do
+            # not pay (they re-run only the console script's two imports).
+            result = measure_in_worker(ModelSpec(name, name), images, run_config, skip_main=True)
             wall = time.perf_counter() - t0
             if result.status == "error":
                 raise RuntimeError(f"bench: {name} failed in its worker: {result.reason}")
