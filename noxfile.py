@@ -91,7 +91,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Harness overhead, metrics, resize, timer fidelity, fusion and counting figures."""
-    _install(session, "test,onnx")  # the ONNX Runtime / PyTorch latency figures
+    # onnx: the ONNX Runtime / PyTorch latency figures; ray: the sweep figure.
+    _install(session, "test,onnx,ray")
     out = session.posargs[0] if session.posargs else "bench-out"
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
     session.run("python", "-m", "srbench.bench", "--output", out, env=env)

@@ -372,3 +372,15 @@ def test_split_runs_inside_inference_mode(parts_knob) -> None:
         expected.ssim_y,
         expected.psnr_rgb,
     )
+
+
+def test_kernels_never_compile_during_a_run() -> None:
+    # Compiled once, at import, for one signature each; other argument types are refused
+    # rather than compiled (seconds of LLVM) inside a measured loop.
+    from srbench.measure import kernels
+
+    for kernel in (kernels.quantise_rows, kernels.luma_ssim_rows, kernels.ssim_rows):
+        assert len(kernel.signatures) == 1
+    with pytest.raises(TypeError):
+        kernels.quantise_rows(np.zeros((3, 4, 4)), np.zeros((4, 4, 3), dtype=np.uint8), 0, 4)
+    assert len(kernels.quantise_rows.signatures) == 1

@@ -23,12 +23,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-# Integer BT.601 luma weights: 1000 x (65.481, 128.553, 24.966); I = 255000 (Y - 16).
-_WR, _WG, _WB = 65481.0, 128553.0, 24966.0
+from srbench.measure.metrics import LUMA_CHUNK, LUMA_INT_WEIGHTS
 
-#: Columns per exact partial sum of squared luma differences: |dI| <= 219 x 255000, so 2048
-#: squares sum to at most 6.4e18, below 2**63.
-LUMA_CHUNK = 2048
+# Integer BT.601 luma weights (globals are compile-time constants to numba).
+_WR, _WG, _WB = LUMA_INT_WEIGHTS
 
 _OPTS = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
 
@@ -217,3 +215,9 @@ def ssim_rows(
         _moments(x[r], y[r], ring, r % 11, wc)
         if r >= a + 10:
             out[r - 10] = _ssim_row_sum(ring, r - 10, g, v, f, smap, 0.0, c1, c2)
+
+
+# Each kernel has exactly the signature above: a call with other types raises TypeError instead
+# of compiling a new specialisation (seconds of LLVM) in the middle of a measurement.
+for _kernel in (quantise_rows, luma_ssim_rows, ssim_rows):
+    _kernel.disable_compile()

@@ -285,7 +285,12 @@ def image_quality(sr: torch.Tensor, hr: torch.Tensor, *, crop_border: int) -> Im
 
 #: I = 255000 (Y - 16) = 65481 R + 128553 G + 24966 B: BT.601 luma as an exact integer.
 LUMA_SCALE = 255000
-_LUMA_INT_WEIGHTS = (65481.0, 128553.0, 24966.0)
+LUMA_INT_WEIGHTS = (65481.0, 128553.0, 24966.0)  # 1000 x BT601_WEIGHTS
+#: Columns per exact partial sum of squared luma differences: |dI| <= 219 x 255000, so 2048
+#: squares sum to at most 6.4e18, below 2**63.
+LUMA_CHUNK = 2048
+#: SSIM on I: the luma offset (16 x 255000) for the luminance term, C1 and C2 x 255000**2.
+_LUMA_SSIM = (16.0 * LUMA_SCALE, SSIM_C1 * float(LUMA_SCALE) ** 2, SSIM_C2 * float(LUMA_SCALE) ** 2)
 
 
 def luma_quality(sr: torch.Tensor, hr: torch.Tensor, *, crop_border: int) -> ImageQuality:
@@ -345,17 +350,15 @@ def _luma_sums_cpu(sr: torch.Tensor, hr: torch.Tensor, border: int) -> tuple[int
     h, w, _ = a.shape
     hc, wc = h - 2 * border, w - 2 * border
     ho = hc - SSIM_WINDOW + 1
-    s = float(LUMA_SCALE)
-    consts = (16.0 * s, SSIM_C1 * s * s, SSIM_C2 * s * s)  # the integer-luma offset and constants
     ssim_rows = np.empty(ho)
-    ssd_luma = np.zeros((hc, -(-wc // kernels.LUMA_CHUNK)), dtype=np.int64)
+    ssd_luma = np.zeros((hc, -(-wc // LUMA_CHUNK)), dtype=np.int64)
     ssd_rgb = np.zeros(hc, dtype=np.int64)
     g = _window()
     with cpu_single_thread(sr.device) as parts:
         runs = _row_runs(ho, parts)
         run_parts(
             kernels.luma_ssim_rows,
-            [(a, b, border, r0, r1, g, *consts, ssim_rows, ssd_luma, ssd_rgb) for r0, r1 in runs],
+            [(a, b, border, r0, r1, g, *_LUMA_SSIM, ssim_rows, ssd_luma, ssd_rgb) for r0, r1 in runs],
         )
     # Python integers: the sums are exact whatever their size.
     return sum(ssd_rgb.tolist()), sum(ssd_luma.ravel().tolist()), math.fsum(ssim_rows.tolist())
@@ -364,21 +367,20 @@ def _luma_sums_cpu(sr: torch.Tensor, hr: torch.Tensor, border: int) -> tuple[int
 def luma_sums_device(sr: torch.Tensor, hr: torch.Tensor, border: int) -> torch.Tensor:
     """:func:`luma_quality`'s sums off the CPU, packed into one int64 tensor on the device (so
     that one transfer brings them back; :func:`unpack_luma_sums`): the RGB sum, the SSIM sum's
-    float64 bits, then the luma sums per row and per ``kernels.LUMA_CHUNK`` columns."""
-    chunk = 2048  # kernels.LUMA_CHUNK, without importing numba for a GPU-only path
+    float64 bits, then the luma sums per row and per ``LUMA_CHUNK`` columns."""
     a, b = _crop(sr.permute(2, 0, 1), border), _crop(hr.permute(2, 0, 1), border)
     d = a.to(torch.int32) - b.to(torch.int32)
     ssd_rgb = (d * d).sum(dtype=torch.int64)
-    weights = torch.tensor(_LUMA_INT_WEIGHTS, dtype=torch.float64, device=sr.device)
+    weights = torch.tensor(LUMA_INT_WEIGHTS, dtype=torch.float64, device=sr.device)
     # Integer weights and values: every product and sum is an exact float64 integer.
     ia = a.permute(1, 2, 0).to(torch.float64) @ weights
     ib = b.permute(1, 2, 0).to(torch.float64) @ weights
     dl = (ia - ib).to(torch.int64)
     hc, wc = dl.shape
-    pad = -wc % chunk
-    per_chunk = _pad_right(dl * dl, pad).view(hc, -1, chunk).sum(dim=2)  # each below 2**63
-    s = float(LUMA_SCALE)
-    ssim_sum = ssim_separable(ia, ib, offset=16.0 * s, c1=SSIM_C1 * s * s, c2=SSIM_C2 * s * s)
+    pad = -wc % LUMA_CHUNK
+    per_chunk = _pad_right(dl * dl, pad).view(hc, -1, LUMA_CHUNK).sum(dim=2)  # each below 2**63
+    offset, c1, c2 = _LUMA_SSIM
+    ssim_sum = ssim_separable(ia, ib, offset=offset, c1=c1, c2=c2)
     return torch.cat((ssd_rgb.view(1), ssim_sum.view(1).view(torch.int64), per_chunk.reshape(-1)))
 
 
