@@ -63,3 +63,68 @@ def test_repeat_keeps_every_sample() -> None:
     timer = ForwardTimer(torch.device("cpu"))
     _, ms = timer.time_repeated(lambda: torch.zeros(1), 5)
     assert len(timer.last_samples_ms) == 5 and ms == float(np.median(timer.last_samples_ms))
+
+
+def test_no_garbage_collection_inside_a_timed_forward() -> None:
+    # A forward whose allocations make collections come due (thresholds of 1): none may run
+    # inside the timed call (a full one costs ~0.1 s with torch loaded); the one that came
+    # due runs after the timer stops, at the next allocation, not never.
+    import gc
+
+    events: list[bool] = []
+    inside = [False]
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            events.append(inside[0])
+
+    def forward() -> torch.Tensor:
+        inside[0] = True
+        for _ in range(200):
+            cycle: list = []
+            cycle.append(cycle)  # cyclic garbage: only the collector frees it
+        inside[0] = False
+        return torch.zeros(1)
+
+    old = gc.get_threshold()
+    gc.callbacks.append(on_gc)
+    try:
+        gc.set_threshold(1, 1, 1)
+        ForwardTimer(torch.device("cpu")).time(forward)
+        assert gc.isenabled()
+        [[] for _ in range(10)]  # allocations after the call: the deferred collection runs
+    finally:
+        gc.set_threshold(*old)
+        gc.callbacks.remove(on_gc)
+    assert events and not any(events)
+
+
+def test_a_model_measurement_freezes_the_heap_and_gives_it_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    import gc
+
+    from srbench.data.cache import ImageCache
+    from srbench.data.datasets import load_dataset
+    from srbench.execution import protocol
+    from srbench.execution.config import RunConfig
+    from srbench.execution.specs import ModelSpec
+
+    seen: list[int] = []
+    real = protocol.timed_loop
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(gc.get_freeze_count())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(protocol, "timed_loop", spy)
+    images = ImageCache.build(load_dataset("sample-mini", scale=4), tmp_path / "c")
+    before = gc.get_freeze_count()
+    result = protocol.measure_model(
+        ModelSpec("bicubic", "bicubic"), images, RunConfig(models=["bicubic"], device="cpu", isolate=False)
+    )
+    assert result.status != "error", result.reason
+    # Frozen during the loop (everything alive, the model and its warm-up included), all of
+    # it given back to the collector afterwards.
+    assert seen and seen[0] > before
+    assert gc.get_freeze_count() == before

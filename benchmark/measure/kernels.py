@@ -25,8 +25,8 @@ import numpy as np
 
 from srbench.measure.metrics import LUMA_CHUNK, LUMA_INT_WEIGHTS
 
-# Integer BT.601 luma weights (globals are compile-time constants to numba).
-_WR, _WG, _WB = LUMA_INT_WEIGHTS
+# Integer BT.601 luma weights, as int64 (globals are compile-time constants to numba).
+_WR, _WG, _WB = (int(v) for v in LUMA_INT_WEIGHTS)
 
 _OPTS = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
 
@@ -56,12 +56,6 @@ def quantise_rows(out: np.ndarray, u8: np.ndarray, r0: int, r1: int) -> bool:
             row[j, 1] = np.uint8(np.rint(min(max(p1[j], lo), hi) * peak))
             row[j, 2] = np.uint8(np.rint(min(max(p2[j], lo), hi) * peak))
     return True
-
-
-@nb.njit(inline="always")
-def _luma_row(img: np.ndarray, r: int, c0: int, wc: int, out: np.ndarray) -> None:
-    for j in range(wc):
-        out[j] = _WR * img[r, c0 + j, 0] + _WG * img[r, c0 + j, 1] + _WB * img[r, c0 + j, 2]
 
 
 @nb.njit(inline="always")
@@ -175,25 +169,34 @@ def luma_ssim_rows(
     hc, wc = h - 2 * border, w - 2 * border
     ho = hc - 10
     ring = np.empty((4, 11, wc))
-    lx, ly = np.empty(wc), np.empty(wc)
     v, f, smap = np.empty((4, wc)), np.empty((4, wc - 10)), np.empty(wc - 10)
     for r in range(a, b + 10):
-        _luma_row(sr, border + r, border, wc, lx)
-        _luma_row(hr, border + r, border, wc, ly)
-        _moments(lx, ly, ring, r % 11, wc)
-        if r < b or (b == ho and r < hc):
-            for k in range(ssd_luma_rows.shape[1]):
-                dl = 0
-                for j in range(k * LUMA_CHUNK, min(wc, (k + 1) * LUMA_CHUNK)):
-                    d = np.int64(lx[j] - ly[j])
-                    dl += d * d
+        own = r < b or (b == ho and r < hc)
+        ps, ph = sr[border + r], hr[border + r]
+        rx, ry, rs, rp = ring[0, r % 11], ring[1, r % 11], ring[2, r % 11], ring[3, r % 11]
+        drgb = 0
+        # One pass over the row's bytes: the luma of both images, both sums of squared
+        # differences (int64) and the moment maps (float64, exact: integers below 2**53).
+        for k in range(ssd_luma_rows.shape[1]):
+            dl = 0
+            for j in range(k * LUMA_CHUNK, min(wc, (k + 1) * LUMA_CHUNK)):
+                c = border + j
+                r0, g0, b0 = np.int64(ps[c, 0]), np.int64(ps[c, 1]), np.int64(ps[c, 2])
+                r1, g1, b1 = np.int64(ph[c, 0]), np.int64(ph[c, 1]), np.int64(ph[c, 2])
+                ix = _WR * r0 + _WG * g0 + _WB * b0
+                iy = _WR * r1 + _WG * g1 + _WB * b1
+                d = ix - iy
+                dl += d * d
+                dr, dg, db = r0 - r1, g0 - g1, b0 - b1
+                drgb += dr * dr + dg * dg + db * db
+                x, y = np.float64(ix), np.float64(iy)
+                rx[j] = x
+                ry[j] = y
+                rs[j] = x * x + y * y
+                rp[j] = x * y
+            if own:
                 ssd_luma_rows[r, k] = dl
-            drgb = 0
-            ps, ph = sr[border + r], hr[border + r]
-            for j in range(border, border + wc):
-                for ch in range(3):
-                    d = np.int64(ps[j, ch]) - np.int64(ph[j, ch])
-                    drgb += d * d
+        if own:
             ssd_rgb_rows[r] = drgb
         if r >= a + 10:
             ssim_rows[r - 10] = _ssim_row_sum(ring, r - 10, g, v, f, smap, offset, c1, c2)

@@ -8,6 +8,13 @@ the input already on the device and under ``torch.inference_mode()``.
   ``start.elapsed_time(end)``. Only GPU work between the two events is timed.
 * CPU: ``time.perf_counter_ns()`` immediately before and after the forward.
 
+Python's cyclic garbage collector is paused during each timed call (:func:`gc_paused`, as
+``timeit`` does): a collection the forward's allocations would trigger runs after the timer
+stops instead. With srbench, torch and numba loaded a full collection scans ~265k objects,
+≈0.1 s on a 2-core CPU, i.e. a fifth of span's forward on a DIV2K image; the protocol also
+freezes the objects that exist when a model's measurement starts (:func:`gc_frozen`), so the
+collections that do run between forwards scan only what the measurement made.
+
 With ``repeat > 1`` the forward runs R times on the same input and the per-image figure is
 the median of the R times (all R are kept in ``images[].runtime_samples_ms``). Summary
 statistics (:class:`RuntimeStats`) are over images: mean, median, population std, min, max,
@@ -17,10 +24,12 @@ ranks, numpy's default) and the coefficient of variation (std / mean).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -82,6 +91,33 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic garbage collection inside the block (restored after it, even on error).
+
+    The collector's counters keep running, so a collection that came due inside runs at the
+    next allocation after the block: outside the timed region, not skipped."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextlib.contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Objects alive on entry are left out of every collection inside the block (``gc.freeze``),
+    and given back to the collector on exit (``gc.unfreeze``). Both are O(1) list moves; the
+    frozen objects are the interpreter's, torch's and the model's, none of them garbage."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 class ForwardTimer:
     """Times single forward calls on one device (see the module docstring)."""
 
@@ -97,14 +133,16 @@ class ForwardTimer:
     def time(self, fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
         """Run ``fn()`` once; return its output and the elapsed milliseconds."""
         if self._cuda:
-            self._start.record()
-            out = fn()
-            self._end.record()
-            torch.cuda.synchronize(self.device)
+            with gc_paused():
+                self._start.record()
+                out = fn()
+                self._end.record()
+                torch.cuda.synchronize(self.device)
             return out, float(self._start.elapsed_time(self._end))
-        t0 = time.perf_counter_ns()
-        out = fn()
-        t1 = time.perf_counter_ns()
+        with gc_paused():
+            t0 = time.perf_counter_ns()
+            out = fn()
+            t1 = time.perf_counter_ns()
         return out, (t1 - t0) / 1e6
 
     def time_repeated(self, fn: Callable[[], torch.Tensor], repeat: int) -> tuple[torch.Tensor, float]:
