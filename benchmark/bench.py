@@ -34,7 +34,8 @@ fails the build, and timings depend on the machine (record it; compare like with
 7. **Meter independence** (``meters.timing_ratio``): the median forward time of ``span``
    measured with the memory meter on over the same with it off
    (:func:`~srbench.execution.protocol.measure_model` ``measure_memory``), interleaved
-   on/off rounds on the sample set, the median of the per-round ratios. Goal 0.97-1.03.
+   rounds on the sample set (on/off and off/on alternately; 9 rounds, 3 with ``--quick``), the
+   median of the per-round ratios. Goal 0.97-1.03.
 
 Every time is a median of several runs unless the label says otherwise; ``torch`` threads are
 left as configured (``torch.get_num_threads()`` is recorded).
@@ -578,9 +579,11 @@ def meters_figure(images: ImageCache, device: str, rounds: int) -> Figure:
     """``meters.timing_ratio``: median forward time with the memory meter on / off (span)."""
     config = _run_config(device, ("span",), isolate=False)
     ratios, on_ms, off_ms = [], [], []
-    for _ in range(rounds):
+    for i in range(rounds):
         medians = {}
-        for memory in (True, False):
+        # ABBA order: whatever the first measurement of a round gains or loses (a cooler
+        # cache, a neighbour's burst) falls on each side equally often.
+        for memory in (True, False) if i % 2 == 0 else (False, True):
             result = measure_model(ModelSpec("span", "span"), images, config, measure_memory=memory)
             if result.runtime_ms is None:
                 raise RuntimeError(f"bench: span failed: {result.reason}")
@@ -764,7 +767,7 @@ def run_bench(
 
         section("overhead, DIV2K-sized set", div2k)
         section("fixed cost", lambda: fixed_cost_figures(sample, str(dev), 2 if quick else 3))
-        section("meters", lambda: [meters_figure(sample, str(dev), 3 if quick else 5)])
+        section("meters", lambda: [meters_figure(sample, str(dev), 3 if quick else 9)])
     section("metrics", lambda: metrics_figures(runs))
     section("post-processing", lambda: [postproc_figure(runs + 2)])
     section("LR generation", lambda: [resize_figure(runs)])
