@@ -108,3 +108,30 @@ def test_shape_probe_round_trips_through_results_json(tmp_path: Path) -> None:
 
     m = ModelResult("m", "m", 4, "ok", shape_probe={"shapes": [[23, 23]], "flagged": True})
     assert ModelResult.from_dict(m.to_dict()).shape_probe == m.shape_probe
+
+
+def test_probe_uses_the_smallest_croppable_image(tmp_path: Path) -> None:
+    # The embedded sample: astronaut (128x128 LR) first, chelsea (75x112) the smallest. The
+    # probe's new shape is chelsea's, 1 pixel smaller, against chelsea's own timed forward.
+    images = ImageCache.build(load_dataset(None, scale=4), tmp_path / "sample")
+    result = measure_model(ModelSpec("bicubic", "bicubic"), images, RunConfig(profile_input=[1, 3, 32, 32]))
+    probe = result.shape_probe
+    assert probe is not None and not probe["skipped"], probe
+    assert probe["shapes"][0] == [74, 111]
+    chelsea = next(i for i in result.images if i.name == "chelsea")
+    assert probe["seen_ms"][0] == chelsea.runtime_ms
+
+
+def test_no_croppable_image_skips_the_probe(tmp_path: Path) -> None:
+    import types
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    pairs = []
+    for i in range(2):
+        lr = rng.integers(0, 256, (6, 7), dtype=np.uint8)[..., None].repeat(3, axis=2)
+        pairs.append(types.SimpleNamespace(name=f"im{i}", lr=lr, hr=np.repeat(np.repeat(lr, 4, 0), 4, 1)))
+    images = ImageCache.build(pairs, tmp_path / "tiny")
+    result = measure_model(ModelSpec("bicubic", "bicubic"), images, RunConfig(profile_input=[1, 3, 32, 32]))
+    assert result.shape_probe is not None and result.shape_probe["skipped"] == "input 6x7 too small to crop"

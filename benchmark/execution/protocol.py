@@ -63,7 +63,7 @@ from srbench.measure import quality
 from srbench.measure.counting import Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import KIND_CPU_COMPILED, ForwardMemory, SessionRssGrowth, resident_tensors
-from srbench.measure.shapeprobe import ShapeProbe, probe_shape_caching
+from srbench.measure.shapeprobe import ShapeProbe, croppable, probe_shape_caching
 from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation, gc_frozen
 from srbench.models.registry import ModelEntry
 from srbench.reporting.results import (
@@ -585,18 +585,31 @@ def shape_probe_stage(
         if any(i.tiled for i in loop.images)
         else None
     )
-    first = loop.images[0] if loop.images else None
     if reason is None and loop.interrupted:
         reason = "the run was interrupted"
-    if reason is None and (first is None or first.name != images.names[0] or first.runtime_ms is None):
-        reason = "the first image has no timed forward to compare with"
+    # The probe's picture: the smallest LR image that can be cropped (a new shape costs one
+    # forward, the cheapest there is), compared with its own timed forward in the loop.
+    shapes = images.lr_shapes()
+    at = next(
+        (
+            i
+            for i in sorted(range(len(shapes)), key=lambda i: (shapes[i][0] * shapes[i][1], i))
+            if croppable(shapes[i])
+        ),
+        None,
+    )
+    seen = loop.images[at] if at is not None and at < len(loop.images) else None
+    if reason is None and at is None and shapes:
+        reason = f"input {shapes[0][0]}x{shapes[0][1]} too small to crop"
+    if reason is None and (seen is None or seen.name != images.names[at] or seen.runtime_ms is None):
+        reason = "the probed image has no timed forward to compare with"
     if reason:
         return ShapeProbe(skipped=reason)
-    assert first is not None and first.runtime_ms is not None
+    assert at is not None and seen is not None and seen.runtime_ms is not None
     try:
         with torch.inference_mode():
-            x = backend.to_input(images.first_lr())
-        return probe_shape_caching(backend.forward, x, timer, first.runtime_ms)
+            x = backend.to_input(images.lr(at))
+        return probe_shape_caching(backend.forward, x, timer, seen.runtime_ms)
     except Exception as exc:  # e.g. out of memory untiled: the probe never fails a model
         return ShapeProbe(skipped=f"probe failed: {type(exc).__name__}: {cause(exc, 200)}")
 

@@ -5,11 +5,12 @@ warms itself up for the exact image sizes of the validation and test sets (in it
 constructor, say) looks faster than it is, while any other size pays the full cost. The
 probe measures exactly that, after the timed loop:
 
-For each of :data:`PROBE_CROPS` new shapes (the first image's LR cropped by ``d`` pixels
-in height and width, shapes no timed image had unless the data set holds such sizes), it
-times the first forward at that shape (``first_ms``) and compares it with the timed loop's
-forward of the first image itself (``seen_ms``: the same picture, ``d`` pixels larger, at a
-shape the model has seen). A model is flagged when, on **every** probed shape,
+For each of :data:`PROBE_CROPS` new shapes (an LR image cropped by ``d`` pixels in height
+and width, shapes no timed image had unless the data set holds such sizes; the protocol
+takes the smallest image that can be cropped, so the probe costs the cheapest forward there
+is), it times the first forward at that shape (``first_ms``) and compares it with the timed
+loop's forward of that image itself (``seen_ms``: the same picture, ``d`` pixels larger, at
+a shape the model has seen). A model is flagged when, on **every** probed shape,
 ``first_ms >= RATIO * seen_ms`` and ``first_ms - seen_ms >= GAP_MS``: its forward time
 drops sharply once a shape has been seen. Requiring every shape keeps one load spike on a
 busy machine from flagging an honest model; an honest model (after srbench's warm-up) runs
@@ -44,7 +45,7 @@ class ShapeProbe:
     """What :func:`probe_shape_caching` measured (ms); ``flagged`` per the module rule.
 
     ``seen_ms[i]`` is the reference ``first_ms[i]`` was compared with (the same for every
-    shape: the first image's timed forward)."""
+    shape: the probed image's timed forward)."""
 
     shapes: list[list[int]] = field(default_factory=list)
     first_ms: list[float] = field(default_factory=list)
@@ -67,14 +68,20 @@ class ShapeProbe:
         )
 
 
+def croppable(shape: tuple[int, ...]) -> bool:
+    """Whether an LR image of ``shape`` (H, W, ...) leaves at least 4 pixels a side after the
+    largest crop."""
+    return min(shape[0], shape[1]) - max(PROBE_CROPS) >= 4
+
+
 def probe_shape_caching(
     forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, timer: ForwardTimer, seen_ms: float
 ) -> ShapeProbe:
-    """Run the probe on ``forward`` from ``x`` (the first image's model input, (1, C, H, W)),
-    whose timed forward took ``seen_ms`` (ms) in the timed loop."""
+    """Run the probe on ``forward`` from ``x`` (an image's model input, (1, C, H, W)), whose
+    timed forward took ``seen_ms`` (ms) in the timed loop."""
     probe = ShapeProbe()
     h, w = int(x.shape[-2]), int(x.shape[-1])
-    if min(h, w) - max(PROBE_CROPS) < 4:
+    if not croppable((h, w)):
         probe.skipped = f"input {h}x{w} too small to crop"
         return probe
     with torch.inference_mode():
