@@ -11,12 +11,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import nn
 
 from srbench.errors import SrbenchError
 from srbench.execution.specs import ModelSpec
 from srbench.models.registry import ModelEntry
+
+if TYPE_CHECKING:
+    from srbench.deploy.onnx_export import ExportMetadata
+
+#: The end of an export failure from ``srbench export`` (whose options cannot avoid it).
+_EXPORT_ADVICE = "such a model cannot be deployed as ONNX; srbench run --backend torch measures it in PyTorch"
 
 
 @dataclass
@@ -35,6 +42,32 @@ class ExportRequest:
     #: the folder's files.
     browser_provider: str = "wasm"
     overwrite: bool = False
+
+    @property
+    def opset_used(self) -> int:
+        """``opset``, or the exporter's default when none was asked for."""
+        from srbench.deploy.onnx_export import DEFAULT_OPSET
+
+        return self.opset or DEFAULT_OPSET
+
+    def metadata(self) -> ExportMetadata:
+        """What the ONNX file records about the model (an ``ExportMetadata``)."""
+        from srbench.deploy.onnx_export import ExportMetadata
+
+        return ExportMetadata(
+            model=self.spec.name,
+            arch=self.entry.name,
+            scale=self.scale,
+            input_range=self.entry.input_range,
+            weights_sha256=self.weights_sha256,
+            dtype=self.dtype,
+        )
+
+    def onnx_bytes(self) -> bytes:
+        """The exported file's bytes (:func:`~srbench.deploy.onnx_export.export_onnx`)."""
+        from srbench.deploy.onnx_export import export_onnx
+
+        return export_onnx(self.model, self.metadata(), opset=self.opset_used, advice=_EXPORT_ADVICE)
 
 
 @dataclass
@@ -103,20 +136,12 @@ def load_for_export(
 
 def export_onnx_file(req: ExportRequest) -> ExportResult:
     """Write ``req``'s model as one ONNX file and check it against PyTorch on a random input."""
-    from srbench.deploy.onnx_export import DEFAULT_OPSET, ExportMetadata, export_onnx, write_onnx
+    from srbench.deploy.onnx_export import write_onnx
     from srbench.deploy.verify import verify_against_torch
 
-    meta = ExportMetadata(
-        model=req.spec.name,
-        arch=req.entry.name,
-        scale=req.scale,
-        input_range=req.entry.input_range,
-        weights_sha256=req.weights_sha256,
-        dtype=req.dtype,
-    )
-    opset = req.opset or DEFAULT_OPSET
+    meta, opset = req.metadata(), req.opset_used
     t0 = time.perf_counter()
-    data = export_onnx(req.model, meta, opset=opset)
+    data = req.onnx_bytes()
     write_onnx(req.output, data)
     seconds = time.perf_counter() - t0
     lines = [
@@ -139,25 +164,17 @@ def export_web_folder(req: ExportRequest) -> ExportResult:
     export (checked against PyTorch as for ``--format onnx``), the page and ORT-Web's files."""
     import tempfile
 
-    from srbench.deploy.onnx_export import DEFAULT_OPSET, ExportMetadata, export_onnx, write_onnx
+    from srbench.deploy.onnx_export import write_onnx
     from srbench.deploy.verify import verify_against_torch
     from srbench.web.bundle import WebConfig, write_web_bundle
     from srbench.web.ortweb import find_ort_web
 
     find_ort_web(req.browser_provider)  # missing ORT-Web: one line before the slow export
-    meta = ExportMetadata(
-        model=req.spec.name,
-        arch=req.entry.name,
-        scale=req.scale,
-        input_range=req.entry.input_range,
-        weights_sha256=req.weights_sha256,
-        dtype=req.dtype,
-    )
-    opset = req.opset or DEFAULT_OPSET
+    meta, opset = req.metadata(), req.opset_used
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="srbench-web-") as tmp:
         onnx_path = Path(tmp) / "model.onnx"
-        write_onnx(onnx_path, export_onnx(req.model, meta, opset=opset))
+        write_onnx(onnx_path, req.onnx_bytes())
         diff = verify_against_torch(onnx_path, req.model, meta)
         config = WebConfig(
             name=req.spec.name,

@@ -139,7 +139,7 @@ def test_dcr_depth_to_space_is_refused() -> None:
         node = helper.make_node("DepthToSpace", ["input"], ["output"], name="d2s", **kwargs)
         proto = helper.make_model(helper.make_graph([node], "g", [x], [y]))
         with pytest.raises(SrbenchError, match="DCR mode"):
-            check_graph(proto, "toy")
+            check_graph(proto, "toy", "advice")
 
 
 def test_depth_to_space_crd_is_pixel_shuffle() -> None:
@@ -218,6 +218,8 @@ def test_unsupported_op_is_one_line_naming_op_and_module(
     lines = [ln for ln in err.splitlines() if ln.startswith("srbench: error:")]
     assert len(lines) == 1 and lines[0].startswith("srbench: error: cannot export test_noonnx"), err
     assert "bessel_i0" in lines[0] and "module 'tail.1' (_NoOnnx)" in lines[0], err
+    # The advice fits the command: export has no --backend, so it names the run that has one.
+    assert lines[0].endswith("srbench run --backend torch measures it in PyTorch"), err
     assert err.strip().endswith(lines[0])  # the error is the last thing printed
     assert not out.exists()
 

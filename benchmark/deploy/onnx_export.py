@@ -177,8 +177,9 @@ def _module_of(node: torch.fx.Node | None) -> str:
     return f"module '{path or '(root)'}' ({cls_name})"
 
 
-def export_error(exc: BaseException, name: str, opset: int) -> SrbenchError:
-    """The one-line error for a failed export of model ``name``."""
+def export_error(exc: BaseException, name: str, opset: int, advice: str) -> SrbenchError:
+    """The one-line error for a failed export of model ``name``, ending with ``advice`` (what
+    the command that exported can do instead)."""
     text = _chain_text(exc)
     node = _failed_node(exc)
     missing = re.search(r"No ONNX function found for <OpOverload\(op='([^']+)'", text)
@@ -186,22 +187,22 @@ def export_error(exc: BaseException, name: str, opset: int) -> SrbenchError:
         op = missing.group(1) if missing else str(getattr(node, "target", "an operator"))
         return SrbenchError(
             f"cannot export {name} to ONNX: operator {op} in {_module_of(node)} has no ONNX mapping "
-            f"at opset {opset}; measure this model with --backend torch"
+            f"at opset {opset}; {advice}"
         )
     first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
     where = f" in {_module_of(node)}" if node is not None else ""
-    return SrbenchError(
-        f"cannot export {name} to ONNX{where}: {first[:300]}; measure this model with --backend torch"
-    )
+    return SrbenchError(f"cannot export {name} to ONNX{where}: {first[:300]}; {advice}")
 
 
-def export_onnx(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_OPSET) -> bytes:
+def export_onnx(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_OPSET, advice: str) -> bytes:
     """The ONNX file (bytes) of ``model``'s deployed form; see the module docstring.
 
     Args:
         model: the built, loaded model (CPU, any mode; see :func:`deployed_module`).
         meta: what the file records; ``meta.dtype`` chooses fp32 or fp16.
         opset: ONNX opset, at least :data:`MIN_OPSET`.
+        advice: the end of the error when the model cannot be exported: what the calling
+            command offers instead (each command has its own options).
 
     Raises:
         SrbenchError: the extra is missing, an op has no ONNX mapping, the model cannot be
@@ -233,7 +234,7 @@ def export_onnx(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_
                 verbose=False,
             )
     except Exception as exc:
-        raise export_error(exc, meta.model, opset) from None
+        raise export_error(exc, meta.model, opset, advice) from None
     proto = program.model_proto
     for node in proto.graph.node:
         del node.metadata_props[:]
@@ -241,7 +242,7 @@ def export_onnx(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_
     for key, value in meta.to_props().items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    check_graph(proto, meta.model)
+    check_graph(proto, meta.model, advice)
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as exc:
@@ -249,8 +250,9 @@ def export_onnx(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_
     return proto.SerializeToString()
 
 
-def check_graph(proto: Any, name: str) -> None:
-    """Refuse a graph the backend cannot trust: DCR pixel shuffle, static height/width."""
+def check_graph(proto: Any, name: str, advice: str) -> None:
+    """Refuse a graph the backend cannot trust: DCR pixel shuffle, static height/width
+    (``advice`` ends the latter's error, as in :func:`export_error`)."""
     for node in proto.graph.node:
         if node.op_type == "DepthToSpace":
             modes = [a.s.decode() for a in node.attribute if a.name == "mode"]
@@ -264,7 +266,7 @@ def check_graph(proto: Any, name: str) -> None:
     if len(dims) != 4 or not all(isinstance(d, str) for d in dims[2:]):
         raise SrbenchError(
             f"the ONNX export of {name} has a fixed input size {dims}: the model specialised on "
-            "its example input's height/width; measure it with --backend torch"
+            f"its example input's height/width; {advice}"
         )
 
 

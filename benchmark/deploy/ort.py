@@ -112,7 +112,7 @@ def cached_export(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAUL
     if path.is_file():
         data = path.read_bytes()
         return CachedExport(path, hashlib.sha256(data).hexdigest(), cached=True)
-    data = export_onnx(model, meta, opset=opset)
+    data = export_onnx(model, meta, opset=opset, advice="measure this model with --backend torch")
     try:
         write_onnx(path, data)
     except SrbenchError as exc:
