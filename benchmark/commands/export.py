@@ -61,12 +61,9 @@ def export_command(args: argparse.Namespace) -> int:
     from srbench.export import FORMATS, ExportRequest, load_for_export
 
     if args.format == "web":
-        if args.output.exists() and not args.output.is_dir():
-            raise SrbenchError(
-                f"-o {args.output} is a file; the web export writes a folder (e.g. -o span-web)"
-            )
-        if args.output.is_dir() and any(args.output.iterdir()) and not args.overwrite:
-            raise SrbenchError(f"{args.output} is not empty; add --overwrite or choose another -o")
+        from srbench.web.bundle import check_destination
+
+        check_destination(args.output, overwrite=args.overwrite)  # before the slow export
         if args.dtype != "fp32":
             raise SrbenchError(
                 f"--dtype {args.dtype} with --format web: the web page runs fp32; drop --dtype"

@@ -200,7 +200,7 @@ class RunResult:
     dataset: dict[str, Any]
     models: list[ModelResult] = field(default_factory=list)
     created: str = ""
-    #: Run-level warnings (e.g. the machine was busy: see ``reporting.tables.busy_notes``).
+    #: Run-level warnings (e.g. the machine was busy: see ``reporting.environment.busy_notes``).
     notes: list[str] = field(default_factory=list)
 
     @property

@@ -53,6 +53,15 @@ def _copy(src: Path, dest: Path) -> None:
         shutil.copyfileobj(fin, fout, 1 << 20)
 
 
+def check_destination(dest: Path, *, overwrite: bool) -> None:
+    """Refuse a web-bundle destination that is a file, or a folder holding files (unless
+    ``overwrite``): one line naming it (:class:`SrbenchError`)."""
+    if dest.exists() and not dest.is_dir():
+        raise SrbenchError(f"-o {dest} is a file; the web export writes a folder (e.g. -o span-web/)")
+    if dest.is_dir() and any(dest.iterdir()) and not overwrite:
+        raise SrbenchError(f"{dest} is not empty; add --overwrite or choose another -o")
+
+
 def write_web_bundle(
     model: Path,
     dest: Path,
@@ -73,10 +82,7 @@ def write_web_bundle(
     unknown = [p for p in wanted if p not in PROVIDERS]
     if unknown:
         raise SrbenchError(f"--browser-provider {unknown[0]!r} is not one of {', '.join(PROVIDERS)}")
-    if dest.exists() and not dest.is_dir():
-        raise SrbenchError(f"-o {dest} is a file; the web export writes a folder (e.g. -o span-web/)")
-    if dest.is_dir() and any(dest.iterdir()) and not overwrite:
-        raise SrbenchError(f"{dest} is not empty; add --overwrite or choose another -o")
+    check_destination(dest, overwrite=overwrite)
     orts = [find_ort_web(p) for p in wanted]
     written = []
     for name in PAGE_FILES:
