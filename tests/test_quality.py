@@ -384,3 +384,23 @@ def test_kernels_never_compile_during_a_run() -> None:
     with pytest.raises(TypeError):
         kernels.quantise_rows(np.zeros((3, 4, 4)), np.zeros((4, 4, 3), dtype=np.uint8), 0, 4)
     assert len(kernels.quantise_rows.signatures) == 1
+
+
+def test_kernels_compile_without_a_writable_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where numba finds nowhere to keep its cache it refuses cache=True; the kernels must then
+    # compile without it (once per process) rather than make every run fail at import.
+    import importlib
+    import sys
+
+    from numba.core import caching
+
+    import srbench.measure
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [])
+    monkeypatch.delitem(sys.modules, "srbench.measure.kernels")  # restored afterwards
+    monkeypatch.setattr(srbench.measure, "kernels", srbench.measure.kernels)
+    fresh = importlib.import_module("srbench.measure.kernels")
+    assert fresh.quantise_rows._cache.__class__.__name__ == "NullCache"
+    u8 = np.zeros((2, 3, 3), dtype=np.uint8)
+    assert fresh.quantise_rows(np.full((3, 2, 3), 0.5, dtype=np.float32), u8, 0, 2)
+    assert (u8 == 128).all()  # 0.5 x 255 = 127.5, rounded half to even

@@ -2,7 +2,8 @@
 
 The definitions live in :mod:`srbench.measure.metrics`; these are their CPU implementation,
 compiled by numba with explicit signatures (so compilation, or loading the compiled code from
-numba's on-disk cache, happens when this module is imported, never inside a measurement), and
+numba's on-disk cache, keyed by the SHA-256 of this file, happens when this module is
+imported, never inside a measurement), and
 ``nogil`` so that :func:`~srbench.measure.metrics.run_parts` can split the rows of one image
 across threads. Every kernel works on a contiguous run of rows and writes per-row results; the
 caller combines the rows in a fixed order, so no value depends on how many threads ran.
@@ -20,6 +21,9 @@ in float64, as are the PSNR differences; only the Gaussian filter sums and the S
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numba as nb
 import numpy as np
 
@@ -28,10 +32,29 @@ from srbench.measure.metrics import LUMA_CHUNK, LUMA_INT_WEIGHTS
 # Integer BT.601 luma weights, as int64 (globals are compile-time constants to numba).
 _WR, _WG, _WB = (int(v) for v in LUMA_INT_WEIGHTS)
 
-_OPTS = {"nogil": True, "cache": True, "error_model": "numpy", "boundscheck": False}
+_OPTS = {"nogil": True, "error_model": "numpy", "boundscheck": False}
 
 
-@nb.njit("boolean(float32[:, :, ::1], uint8[:, :, ::1], int64, int64)", **_OPTS)
+def _kernel(signature: str) -> Callable[[Callable], Any]:
+    """``numba.njit(signature, nogil, ...)`` with numba's on-disk cache of the machine code (keyed
+    by the SHA-256 of this file's source) where it has somewhere writable to keep it: beside
+    this file, ``NUMBA_CACHE_DIR`` or the user's cache folder. Where it has none (a read-only
+    install without a home folder) numba refuses ``cache=True`` at compile time; the kernels
+    are then compiled without it, once per process (the worker server's, which its workers
+    inherit), instead of failing every run."""
+
+    def wrap(fn: Callable) -> Any:
+        try:
+            return nb.njit(signature, cache=True, **_OPTS)(fn)
+        except RuntimeError as exc:
+            if "no locator available" not in str(exc):
+                raise
+            return nb.njit(signature, cache=False, **_OPTS)(fn)
+
+    return wrap
+
+
+@_kernel("boolean(float32[:, :, ::1], uint8[:, :, ::1], int64, int64)")
 def quantise_rows(out: np.ndarray, u8: np.ndarray, r0: int, r1: int) -> bool:
     """Rows ``[r0, r1)`` of a (3, H, W) float32 image in [0, 1] into ``u8`` (H, W, 3) uint8.
 
@@ -136,10 +159,9 @@ def _ssim_row_sum(
     return (t0 + t1) + (t2 + t3)
 
 
-@nb.njit(
+@_kernel(
     "void(uint8[:, :, ::1], uint8[:, :, ::1], int64, int64, int64, float64[::1], float64, float64, float64,"
-    " float64[::1], int64[:, ::1], int64[::1])",
-    **_OPTS,
+    " float64[::1], int64[:, ::1], int64[::1])"
 )
 def luma_ssim_rows(
     sr: np.ndarray,
@@ -202,10 +224,7 @@ def luma_ssim_rows(
             ssim_rows[r - 10] = _ssim_row_sum(ring, r - 10, g, v, f, smap, offset, c1, c2)
 
 
-@nb.njit(
-    "void(float64[:, ::1], float64[:, ::1], int64, int64, float64[::1], float64, float64, float64[::1])",
-    **_OPTS,
-)
+@_kernel("void(float64[:, ::1], float64[:, ::1], int64, int64, float64[::1], float64, float64, float64[::1])")
 def ssim_rows(
     x: np.ndarray, y: np.ndarray, a: int, b: int, g: np.ndarray, c1: float, c2: float, out: np.ndarray
 ) -> None:
