@@ -16,8 +16,9 @@ fails the build, and timings depend on the machine (record it; compare like with
    once counted afresh (``--recount``, what a first run pays; goal <= 1.5 s) and once with
    the counts cached (goal <= 0.5 s); the median of 3 runs per model (2 with ``--quick``).
    **Post-processing** (ratio): :func:`~srbench.measure.quality.score_image` on one 2040x1356
-   output over the previous steps (finite check, quantise, transposed hash, ``image_quality``),
-   and whether both give identical values.
+   output over the plain definitions (finite check, ``to_uint8``, transposed hash, float64 Y
+   by ``rgb_to_y`` with ``psnr``/``ssim`` on it, ``psnr`` on RGB), and whether both agree
+   (same fingerprint, figures within 1e-12).
 2. **Metrics** (ratio): PSNR + SSIM of one 2040x1356 Y pair (border-cropped float64), srbench
    over scikit-image (``structural_similarity(gaussian_weights=True, sigma=1.5,
    use_sample_covariance=False, data_range=255)`` + ``peak_signal_noise_ratio``). Goal <= 0.5;
@@ -231,11 +232,11 @@ def fixed_cost_figures(images: ImageCache, device: str, repeats: int = 3) -> lis
         ("fixed_cost.cached", "counts cached", False, GOAL_FIXED_CACHED_S),
     ):
         per_model: dict[str, dict[str, Any]] = {}
+        run_config = dataclasses.replace(config, recount=recount)
         for name in FIXED_COST_MODELS:
             runs = []
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                run_config = dataclasses.replace(config, recount=recount)
                 # skip_main: a worker of `python -m srbench.bench` would otherwise re-import
                 # this module as its __mp_main__ (≈36 ms measured), which `srbench run`'s
                 # workers do not pay (they re-run only the console script's two imports).

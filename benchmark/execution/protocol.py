@@ -588,19 +588,12 @@ def shape_probe_stage(
     if reason is None and loop.interrupted:
         reason = "the run was interrupted"
     # The probe's picture: the smallest LR image that can be cropped (a new shape costs one
-    # forward, the cheapest there is), compared with its own timed forward in the loop.
+    # forward, the cheapest there is), compared with its own timed forward in the loop; when
+    # none can be, the smallest, and the probe says it is too small to crop.
     shapes = images.lr_shapes()
-    at = next(
-        (
-            i
-            for i in sorted(range(len(shapes)), key=lambda i: (shapes[i][0] * shapes[i][1], i))
-            if croppable(shapes[i])
-        ),
-        None,
-    )
+    by_size = sorted(range(len(shapes)), key=lambda i: (shapes[i][0] * shapes[i][1], i))
+    at = next((i for i in by_size if croppable(shapes[i])), by_size[0] if by_size else None)
     seen = loop.images[at] if at is not None and at < len(loop.images) else None
-    if reason is None and at is None and shapes:
-        reason = f"input {shapes[0][0]}x{shapes[0][1]} too small to crop"
     if reason is None and (seen is None or seen.name != images.names[at] or seen.runtime_ms is None):
         reason = "the probed image has no timed forward to compare with"
     if reason:

@@ -350,7 +350,7 @@ def execute_cell(
     ``threads`` sets the worker's torch thread count (``None``: torch's default, as ``run``);
     ``node`` names the node in the row (default: the host name); ``skip_main``: the
     measuring worker does not re-run this process's ``__main__`` script (a Ray worker's,
-    see :func:`~srbench.execution.isolation.main_hidden`).
+    see :func:`~srbench.execution.forkserver.main_hidden`).
     Never raises for a model fault: that is an ``error`` result, as in ``run``.
     """
     from srbench.execution.devices import resolve_device

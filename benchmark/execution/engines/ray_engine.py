@@ -92,10 +92,9 @@ def _ray_cell(cell_pickle: bytes, sweep_id: str, threads: int | None, use_gpu: b
     cell: Cell = pickle.loads(cell_pickle)
     from srbench.execution.sweep import execute_cell
 
+    ctx = ray.get_runtime_context()
     # The cache folder is per sweep and per node: every cell of the sweep on this node
     # shares one decoded copy of its dataset.
-
-    ctx = ray.get_runtime_context()
     cache_root = Path(tempfile.gettempdir()) / f"srbench-sweep-{sweep_id}"
     device = visible = None
     if use_gpu:
