@@ -95,7 +95,7 @@ def bench(session: nox.Session) -> None:
     _install(session, "test,onnx,ray")
     out = session.posargs[0] if session.posargs else "bench-out"
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
-    session.run("python", "-m", "srbench.bench", "--output", out, env=env)
+    session.run("python", "-m", "srbench.selfcheck.bench", "--output", out, env=env)
 
 
 @nox.session
@@ -109,7 +109,7 @@ def gpu(session: nox.Session) -> None:
     _install(session, "test,gpu")
     out = session.posargs[0] if session.posargs else "gpu-check-out"
     env = {"SRBENCH_WEIGHTS_DIR": os.environ.get("SRBENCH_WEIGHTS_DIR", "../shared/weights")}
-    session.run("python", "-m", "srbench.gpu_check", "--output", out, env=env)
+    session.run("python", "-m", "srbench.selfcheck.gpu_check", "--output", out, env=env)
 
 
 #: The CI regression fixture: every model with official weights, plus efficiency-only rows.

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from srbench import __version__
 from srbench.commands import COMMAND_MODULES, COMMAND_SUMMARIES
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 
 
 class _Parser(argparse.ArgumentParser):

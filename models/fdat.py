@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 from srbench.models.registry import register_model
 from srbench.models.sources import ALL_SCALES
 

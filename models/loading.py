@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from srbench.errors import SrbenchError, cause
+from srbench.core.errors import SrbenchError, cause
 from srbench.models.registry import ModelEntry, all_entries
 
 #: Wrapper keys unwrapped by :func:`canonicalize_state_dict`, in priority order

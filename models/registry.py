@@ -18,7 +18,7 @@ from typing import Any
 
 from torch import nn
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 
 #: A state-dict converter: takes a canonical state dict (wrappers and ``module.`` already
 #: stripped) and returns one whose keys fit the registered class. It must return the input

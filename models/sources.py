@@ -2,7 +2,7 @@
 
 Every URL an architecture module registers is ``BASE/<path>`` with one of these bases, so a
 checkpoint's address cannot drift with an upstream branch; ``SRBENCH_WEIGHTS_MIRROR`` replaces
-the whole URL with ``MIRROR/<file_name>`` (see :mod:`srbench.execution.weights`).
+the whole URL with ``MIRROR/<file_name>`` (see :mod:`srbench.models.weights`).
 """
 
 NTIRE2024 = "https://github.com/Amazingren/NTIRE2024_ESR/raw/6404fa48dde4a4adbf241a51debdc661aef20449"

@@ -15,7 +15,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 from srbench.models.registry import get_entry, list_models, register_model
 
 PREFIX = "spandrel-"

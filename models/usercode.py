@@ -2,7 +2,7 @@
 
 A :class:`CodeRef` names a class or factory in a Python file or an importable module. It
 is plain data (strings), so it travels to worker processes inside a
-:class:`~srbench.execution.specs.ModelSpec`; each process imports the file itself, once,
+:class:`~srbench.models.specs.ModelSpec`; each process imports the file itself, once,
 under a module name unique to the file's absolute path (two ``model.py`` files in
 different folders never collide, and a file imported twice is the same module).
 
@@ -35,7 +35,7 @@ from typing import Any
 
 from torch import nn
 
-from srbench.errors import SrbenchError, cause
+from srbench.core.errors import SrbenchError, cause
 from srbench.models.registry import ModelEntry
 
 #: Constructor parameter names that mean "the upscaling factor"; srbench passes ``--scale``

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 
 
 def missing(what: str, exc: SrbenchError) -> None:
@@ -24,7 +24,7 @@ def missing(what: str, exc: SrbenchError) -> None:
 
 def chromium_or_skip() -> None:
     """Skip unless Chromium and Playwright are both there."""
-    from srbench.web.browser import find_chromium, import_playwright
+    from srbench.backends.browser.browser import find_chromium, import_playwright
 
     try:
         find_chromium()
@@ -35,7 +35,7 @@ def chromium_or_skip() -> None:
 
 def ort_web_or_skip(provider: str = "wasm") -> None:
     """Skip unless the browser and ONNX Runtime Web (srbench browser setup) are there."""
-    from srbench.web.ortweb import find_ort_web
+    from srbench.backends.browser.ortweb import find_ort_web
 
     chromium_or_skip()
     try:

@@ -20,7 +20,7 @@ def weights_dir() -> Path | None:
 # The browser tests read the ONNX Runtime Web that 'srbench browser setup' installed into the
 # user's cache (read-only, pinned version), although every test gets a private cache below.
 if not os.environ.get("SRBENCH_ORT_WEB_DIR"):
-    from srbench.web.ortweb import ort_web_prefix
+    from srbench.backends.browser.ortweb import ort_web_prefix
 
     os.environ["SRBENCH_ORT_WEB_DIR"] = str(ort_web_prefix())
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from srbench.cli import main
-from srbench.reporting import results as results_module
+from srbench.results import io as results_module
 
 
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -126,7 +126,7 @@ def test_disk_full_keeps_earlier_results(tmp_path: Path, capsys, monkeypatch: py
             raise OSError(28, "No space left on device")
         real(path, text)
 
-    # write_results writes through the shared helper (srbench.files) as results.atomic_write_text.
+    # write_results writes through the shared helper (srbench.core.files) as results.io.atomic_write_text.
     monkeypatch.setattr(results_module, "atomic_write_text", flaky)
     args = [
         "run",

@@ -108,9 +108,9 @@ def test_export_web_writes_the_page_model_and_ort_web(
     official_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("onnxscript")
-    from srbench.errors import SrbenchError
-    from srbench.files import file_sha256
-    from srbench.web.ortweb import find_ort_web
+    from srbench.backends.browser.ortweb import find_ort_web
+    from srbench.core.errors import SrbenchError
+    from srbench.core.files import file_sha256
 
     try:
         ort = find_ort_web("wasm")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 @pytest.fixture
 def page() -> Iterator[Any]:
     chromium_or_skip()
-    from srbench.web.browser import launch_chromium
+    from srbench.backends.browser.browser import launch_chromium
 
     with launch_chromium() as browser:
         pg = browser.new_page(viewport={"width": 1400, "height": 900})

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from browser_support import ort_web_or_skip, tiny_sr_onnx
 
-from srbench.errors import SrbenchError
-from srbench.web.server import HOST
+from srbench.backends.browser.server import HOST
+from srbench.core.errors import SrbenchError
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,7 @@ def _reference(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, scale: int) 
 
 def test_wasm_session_matches_the_reference_reports_provider_and_stops_its_server(tmp_path: Path) -> None:
     ort_web_or_skip("wasm")
-    from srbench.web.driver import BrowserSession
+    from srbench.backends.browser.driver import BrowserSession
 
     model = tmp_path / "tiny.onnx"
     weight, bias = tiny_sr_onnx(model, scale=2)
@@ -57,7 +57,7 @@ def test_wasm_session_matches_the_reference_reports_provider_and_stops_its_serve
 
 def test_op_without_a_wasm_kernel_fails_in_one_line(tmp_path: Path) -> None:
     ort_web_or_skip("wasm")
-    from srbench.web.driver import BrowserSession
+    from srbench.backends.browser.driver import BrowserSession
 
     model = tmp_path / "double.onnx"
     tiny_sr_onnx(model, conv_dtype="double")  # ORT's CPU provider has no float64 Conv
@@ -74,7 +74,7 @@ def test_op_without_a_webgpu_kernel_is_reported_as_falling_back(tmp_path: Path) 
     # WebGPU here is Chromium's software adapter (SwiftShader): correct, slow, fine for a
     # 2-node graph. Round has no WebGPU kernel in ORT-Web 1.30: ORT places it on the CPU.
     ort_web_or_skip("webgpu")
-    from srbench.web.driver import BrowserSession
+    from srbench.backends.browser.driver import BrowserSession
 
     model = tmp_path / "round.onnx"
     weight, bias = tiny_sr_onnx(model, tail_op="Round")
@@ -102,9 +102,9 @@ def test_web_export_page_upscales_a_chosen_image_and_shows_the_time(tmp_path: Pa
     ort_web_or_skip("wasm")
     from PIL import Image
 
-    from srbench.web.browser import launch_chromium
-    from srbench.web.bundle import WebConfig, write_web_bundle
-    from srbench.web.server import LocalServer
+    from srbench.backends.browser.browser import launch_chromium
+    from srbench.backends.browser.bundle import WebConfig, write_web_bundle
+    from srbench.backends.browser.server import LocalServer
 
     model = tmp_path / "tiny.onnx"
     weight, bias = tiny_sr_onnx(model, scale=2)

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from srbench.cli import main
-from srbench.errors import SrbenchError
-from srbench.execution.challenge import aggregate, challenge_results_txt, resolve_split_data
+from srbench.core.errors import SrbenchError
 from srbench.measure.timing import RuntimeStats
-from srbench.reporting.editions import get_edition
-from srbench.reporting.results import ImageResult, ModelResult, RunResult, load_results
-from srbench.reporting.score import load_entries
+from srbench.ntire.challenge import aggregate, challenge_results_txt, resolve_split_data
+from srbench.ntire.editions import get_edition
+from srbench.ntire.score import load_entries
+from srbench.results.schema import ImageResult, ModelResult, RunResult, load_results
 
 ED = get_edition("ntire2026")
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from srbench.cli import main
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 from srbench.measure.timing import RuntimeStats
 from srbench.reporting import check as C
-from srbench.reporting.results import (
+from srbench.results.schema import (
     ImageResult,
     ModelResult,
     RunResult,

@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from srbench.cli import main
+from srbench.core.errors import SrbenchError
 from srbench.data.imresize import imresize_uint8
-from srbench.errors import SrbenchError
 from srbench.reporting.compare import (
     GAP,
     LABEL_HEIGHT,
@@ -27,7 +27,8 @@ from srbench.reporting.compare import (
     local_psnr,
     parse_crop,
 )
-from srbench.reporting.results import ImageResult, ModelResult, RunResult, write_results
+from srbench.results.io import write_results
+from srbench.results.schema import ImageResult, ModelResult, RunResult
 
 # Where model "b" is made much worse than model "a" (HR pixels).
 BAD_X, BAD_Y, BAD = 40, 24, 16
@@ -163,7 +164,7 @@ def test_luma_helper_agrees_with_metrics() -> None:
 def test_models_without_weights_are_left_out_and_bicubic_appears_once(fake_run: Path, capsys) -> None:
     """Issue 19 case 8: a random-init output saved under images/ (as older runs did) is not a
     panel, --auto-crop ignores it, and the run's own bicubic row is not a second bicubic panel."""
-    from srbench.reporting.results import load_results
+    from srbench.results.schema import load_results
 
     run = load_results(fake_run)
     hr = load_comparison(fake_run, "face").hr

@@ -13,11 +13,8 @@ import torch
 from torch import nn
 
 from srbench.commands.profile import profile_specs
+from srbench.core.errors import SrbenchError
 from srbench.data.cache import ImageCache
-from srbench.errors import SrbenchError
-from srbench.execution.config import RunConfig
-from srbench.execution.protocol import measure_model
-from srbench.execution.specs import ModelSpec
 from srbench.measure import complexity_cache, counting
 from srbench.measure.complexity_cache import (
     cache_dir,
@@ -28,6 +25,9 @@ from srbench.measure.complexity_cache import (
 )
 from srbench.measure.counting import Complexity, profile_model
 from srbench.models.registry import create_model, get_entry
+from srbench.models.specs import ModelSpec
+from srbench.results.config import RunConfig
+from srbench.run.protocol import measure_model
 
 SHAPE = (1, 3, 16, 16)
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from srbench.cli import main
-from srbench.execution.config import FIELD_SECTIONS, HASHED_SECTIONS, SECTIONS, RunConfig, hashed_keys
-from srbench.execution.orchestrator import resume_command
-from srbench.reporting.results import RunResult, load_results
+from srbench.results.config import FIELD_SECTIONS, HASHED_SECTIONS, SECTIONS, RunConfig, hashed_keys
+from srbench.results.schema import RunResult, load_results
+from srbench.run.orchestrator import resume_command
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 BASELINE = Path(__file__).resolve().parents[1] / "results" / "baselines" / "ci-cpu.json"

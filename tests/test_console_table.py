@@ -7,8 +7,8 @@ import pytest
 from rich.console import Console
 
 from srbench.measure.timing import RuntimeStats
-from srbench.reporting.results import ModelResult, RunResult
-from srbench.reporting.tables import console_table
+from srbench.results.schema import ModelResult, RunResult
+from srbench.results.tables import console_table
 
 
 def _run(energy: bool = False) -> RunResult:

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from srbench.cli import main
+from srbench.core.errors import SrbenchError
 from srbench.data.datasets import CacheWarning, check_dataset, load_dataset, prefetch
 from srbench.data.imageio import read_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8, modcrop
-from srbench.errors import SrbenchError
 
 H, W = 26, 37  # not multiples of 4: HR is mod-cropped to 24x36, LR is 6x9
 

@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import srbench.data.download as dl
+import srbench.data.remote as dl
 from srbench.cli import main
+from srbench.core.download import DownloadWarning, download, extract_archive
+from srbench.core.errors import SrbenchError
 from srbench.data.datasets import load_dataset
-from srbench.data.download import DownloadWarning, download, extract_archive, fetch_dataset
 from srbench.data.imresize import imresize_uint8
-from srbench.errors import SrbenchError
+from srbench.data.remote import fetch_dataset
 
 # --------------------------------------------------------------------------- server
 

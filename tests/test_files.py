@@ -16,11 +16,8 @@ import numpy as np
 import pytest
 
 from srbench.cli import main
-from srbench.data.cache import ImageCache
-from srbench.data.datasets import load_dataset
-from srbench.data.download import extract_archive
-from srbench.data.imageio import write_png_atomic
-from srbench.files import (
+from srbench.core.download import extract_archive
+from srbench.core.files import (
     atomic_open,
     atomic_write_bytes,
     atomic_write_text,
@@ -30,6 +27,9 @@ from srbench.files import (
     stamp_matches,
     write_stamp,
 )
+from srbench.data.cache import ImageCache
+from srbench.data.datasets import load_dataset
+from srbench.data.imageio import write_png_atomic
 
 
 @pytest.fixture(params=[0o022, 0o002], ids=["umask022", "umask002"])
@@ -148,7 +148,7 @@ def test_weights_hash_memo_sees_new_content_with_the_same_size_and_mtime(tmp_pat
     """The in-process sha256 memo of checkpoints is not keyed by mtime/size alone (issue 19 kind 2)."""
     import hashlib
 
-    from srbench.execution.weights import sha256_file
+    from srbench.models.weights import sha256_file
 
     path = tmp_path / "w.pth"
     path.write_bytes(b"A" * 64)

@@ -14,8 +14,8 @@ from srbench.measure.counting import (
     profile_model,
 )
 from srbench.models import create_model
-from srbench.reporting.results import ModelResult, RunResult
-from srbench.reporting.tables import console_table, results_markdown
+from srbench.results.schema import ModelResult, RunResult
+from srbench.results.tables import console_table, results_markdown
 
 
 class _NumpyTrip(nn.Module):

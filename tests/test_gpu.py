@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from srbench.data.cache import ImageCache
-from srbench.execution import protocol
-from srbench.execution.config import RunConfig
-from srbench.execution.protocol import measure_model
-from srbench.execution.specs import ModelSpec
 from srbench.measure.energy import EnergyMeter, mean_energy
-from srbench.reporting.results import ModelResult, RunResult
-from srbench.reporting.tables import console_table
+from srbench.models.specs import ModelSpec
+from srbench.results.config import RunConfig
+from srbench.results.schema import ModelResult, RunResult
+from srbench.results.tables import console_table
+from srbench.run import protocol
+from srbench.run.protocol import measure_model
 
 
 class _NotSupported(Exception):

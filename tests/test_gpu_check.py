@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from srbench import gpu_check
+from srbench.selfcheck import gpu_check
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 
@@ -18,7 +18,7 @@ needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machi
 @needs_no_cuda
 def test_without_cuda_it_exits_2_with_one_line(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "srbench.gpu_check", "--output", str(tmp_path / "out")],
+        [sys.executable, "-m", "srbench.selfcheck.gpu_check", "--output", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -27,7 +27,7 @@ OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 NAMED_COMMAND = re.compile(r"srbench ((?:data|weights) [a-z]+|[a-z_]+)")
 GLOBAL_OPTIONS = {"--debug", "--help", "--version"}
 #: Modules that are not reached from a command (``nox -s bench`` is its own program).
-NOT_COMMANDS = {"srbench.bench"}
+NOT_COMMANDS = {"srbench.selfcheck.bench"}
 #: (module, function, command): hints the name-based call graph reaches but the command cannot
 #: print, each with the reason.
 UNREACHABLE = {
@@ -49,10 +49,10 @@ UNREACHABLE = {
     },
     ("srbench.data.imageio", "read_image", "compare"): "run's options",
     # upscale builds its RunConfig with defaults for these; the checks cannot fire there.
-    ("srbench.execution.devices", "check_config", "upscale"): "defaults",
+    ("srbench.run.checks", "check_config", "upscale"): "defaults",
     # The --weights file check fires only for an explicit path, which list/weights never pass.
     **{
-        ("srbench.execution.weights", "resolve_weights", c): "no explicit path"
+        ("srbench.models.weights", "resolve_weights", c): "no explicit path"
         for c in (
             "list",
             "weights fetch",
@@ -63,16 +63,16 @@ UNREACHABLE = {
     ("srbench.models.registry", "ModelEntry.build", "weights list"): "registered scales",
     ("srbench.models.registry", "ModelEntry.check_scale", "weights list"): "registered scales",
     # By name only: weights list never calls fetch_dataset ("fetch" methods elsewhere).
-    ("srbench.data.download", "fetch_dataset", "weights list"): "name collision",
+    ("srbench.core.download", "fetch_dataset", "weights list"): "name collision",
     # run --protocol scores with the edition's default baseline and never passes a name, so
     # the messages about a named --baseline cannot fire there (nor in sweep, which never scores).
-    **{("srbench.reporting.score", "resolve_baseline", c): "no baseline name" for c in ("run", "sweep")},
+    **{("srbench.ntire.score", "resolve_baseline", c): "no baseline name" for c in ("run", "sweep")},
     # sweep imports prepare_output_dir from the orchestrator; it resumes by cell, never through
     # the run-level _resume_base whose message names --force.
-    ("srbench.execution.orchestrator", "_resume_base", "sweep"): "sweep resumes by cell",
+    ("srbench.run.orchestrator", "_resume_base", "sweep"): "sweep resumes by cell",
     # By name only: sweep never calls run's run_command/challenge_command.
     **{("srbench.commands.run", f, "sweep"): "name collision" for f in ("run_command", "challenge_command")},
-    ("srbench.execution.challenge", "resolve_split_data", "sweep"): "name collision",
+    ("srbench.ntire.challenge", "resolve_split_data", "sweep"): "name collision",
     # sweep configures each cell from run's defaults: --ntire-repo/--teams are always unset there.
     **{
         (m, f, "sweep"): "run's defaults"
@@ -83,9 +83,9 @@ UNREACHABLE = {
         )
     },
     # run's deploy stage exports at the default opset, which the --opset check always passes.
-    **{("srbench.deploy.onnx_export", "export_onnx", c): "default opset" for c in ("run", "sweep")},
+    **{("srbench.backends.onnx_export", "export_onnx", c): "default opset" for c in ("run", "sweep")},
     # profile builds models offline for counting and never prints a row's weights reason.
-    ("srbench.execution.weights", "missing_weights_reason", "profile"): "reason not printed",
+    ("srbench.models.weights", "missing_weights_reason", "profile"): "reason not printed",
 }
 
 
@@ -342,10 +342,10 @@ def test_issue_cases_accept_the_hinted_option(command: str, option: str) -> None
 
 def test_option_mirrors_match_their_sources() -> None:
     """commands.options keeps torch-free copies of choices; they must equal the real ones."""
+    from srbench.backends.devices import DTYPES
+    from srbench.backends.tiling import DEFAULT_OVERLAP
     from srbench.commands import options
     from srbench.data.datasets import DEGRADATIONS, LAYOUTS, SPLITS
-    from srbench.execution.config import DTYPES
-    from srbench.execution.tiling import DEFAULT_OVERLAP
 
     assert options.LAYOUT_CHOICES == LAYOUTS
     assert options.SPLIT_CHOICES == SPLITS

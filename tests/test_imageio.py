@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from srbench.core.errors import SrbenchError
 from srbench.data.imageio import ImageWarning, probe_image, read_image, write_png_atomic
-from srbench.errors import SrbenchError
 
 
 def _rgb(h: int = 12, w: int = 20, seed: int = 0) -> np.ndarray:

@@ -16,11 +16,11 @@ import srbench_test_models
 
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
-from srbench.execution.config import RunConfig
-from srbench.execution.isolation import measure_in_worker
-from srbench.execution.orchestrator import run_benchmark
-from srbench.execution.protocol import measure_model
-from srbench.execution.specs import ModelSpec
+from srbench.models.specs import ModelSpec
+from srbench.results.config import RunConfig
+from srbench.run.isolation import measure_in_worker
+from srbench.run.orchestrator import run_benchmark
+from srbench.run.protocol import measure_model
 
 TESTS = Path(__file__).parent
 #: Small images and a small complexity input: these tests are about surviving, not figures.
@@ -80,9 +80,9 @@ if __name__ == "__main__":
 
     from srbench.data.cache import ImageCache
     from srbench.data.datasets import load_dataset
-    from srbench.execution.config import RunConfig
-    from srbench.execution.isolation import measure_in_worker
-    from srbench.execution.specs import ModelSpec
+    from srbench.results.config import RunConfig
+    from srbench.run.isolation import measure_in_worker
+    from srbench.models.specs import ModelSpec
 
     images = ImageCache.build(load_dataset("sample-mini", scale=4), Path(sys.argv[1]))
     cfg = RunConfig(profile_input=[1, 3, 64, 64])
@@ -120,7 +120,7 @@ def test_main_hidden_overlapping_hides_until_the_last_leaves_then_restores() -> 
     # The forkserver's start (a background thread) and a measuring worker's start may overlap.
     import multiprocessing.spawn as mp_spawn
 
-    from srbench.execution.forkserver import main_hidden
+    from srbench.run.forkserver import main_hidden
 
     main = sys.modules["__main__"]
     before = (main.__spec__, getattr(main, "__file__", None))
@@ -140,9 +140,9 @@ from pathlib import Path
 
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
-from srbench.execution.config import RunConfig
-from srbench.execution.isolation import measure_in_worker
-from srbench.execution.specs import ModelSpec
+from srbench.results.config import RunConfig
+from srbench.run.isolation import measure_in_worker
+from srbench.models.specs import ModelSpec
 
 if __name__ == "__main__":
     images = ImageCache.build(load_dataset("sample-mini", scale=4), Path(sys.argv[1]))

@@ -1,11 +1,13 @@
-"""The package layout: nothing in the root shadows the installed package, models/ owns its
-knowledge and stays free of the harness, the CLI's help imports no heavy library."""
+"""The package layout: rooms import only rooms below them (checked on every import, inside
+functions too), no module-level import cycle, nothing in the root shadows the installed package,
+the CLI's help imports no heavy library."""
 
 from __future__ import annotations
 
 import ast
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,26 +26,202 @@ def test_no_folder_in_the_root_shadows_the_installed_package() -> None:
     assert not (ROOT / "srbench.py").exists()
 
 
-def _srbench_imports(path: Path) -> set[str]:
+#: The rooms of the package, lowest first: a module may import its own room and rooms of a
+#: lower rank, never one of the same rank or above (README, "Project layout"). ``""`` is the
+#: package root (``srbench.__version__``).
+RANKS = {
+    "": 0,
+    "core": 0,
+    "data": 1,
+    "measure": 2,
+    "models": 2,
+    "backends": 3,
+    "results": 4,
+    "run": 5,
+    "ntire": 6,
+    "reporting": 6,
+    "commands": 7,
+    "cli": 8,
+    "__main__": 9,
+    "selfcheck": 9,
+}
+
+#: The one deliberate sideways import: the bicubic row *is* srbench's MATLAB bicubic resampler.
+ALLOWED_SIDEWAYS = {("srbench.models.bicubic", "srbench.data.imresize")}
+
+
+@dataclass(frozen=True)
+class Import:
+    source: str  # importing module, dotted
+    target: str  # imported module, dotted
+    line: int
+    in_function: bool
+    names: tuple[str, ...] = ()  # the names of ``from target import ...``
+
+    def modules(self, known: set[str]) -> set[str]:
+        """The modules this import loads: ``from pkg import mod`` loads ``pkg.mod``."""
+        subs = {f"{self.target}.{n}" for n in self.names} & known
+        return subs or ({self.target} if self.target in known else {self.target.rsplit(".", 1)[0]})
+
+
+def module_name(path: Path, package_dirs: dict[str, Path]) -> str:
+    """Dotted name of ``path`` under the package-dir mapping (``srbench`` -> benchmark/, ...)."""
+    for dotted, folder in sorted(package_dirs.items(), key=lambda kv: -len(kv[0])):
+        if path.is_relative_to(folder):
+            parts = [*dotted.split("."), *path.relative_to(folder).with_suffix("").parts]
+            return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    raise ValueError(path)
+
+
+def srbench_imports(path: Path, name: str) -> list[Import]:
+    """Every ``srbench`` import in one file, module level and inside functions alike."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("srbench"):
-            found.add(node.module)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("srbench"))
+    found: list[Import] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            if isinstance(child, ast.ImportFrom) and child.module and child.module.startswith("srbench"):
+                names = tuple(a.name for a in child.names)
+                found.append(Import(name, child.module, child.lineno, inner, names))
+            elif isinstance(child, ast.Import):
+                targets = [a.name for a in child.names if a.name.startswith("srbench")]
+                found.extend(Import(name, t, child.lineno, inner) for t in targets)
+            visit(child, inner)
+
+    visit(tree, False)
     return found
 
 
-#: The one deliberate exception: the bicubic row *is* srbench's MATLAB bicubic resampler.
-_ALLOWED_HARNESS_IMPORTS = {("bicubic.py", "srbench.data.imresize")}
+def room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
 
 
-@pytest.mark.parametrize("path", sorted(MODELS.glob("*.py")), ids=lambda p: p.name)
-def test_models_do_not_import_the_harness(path: Path) -> None:
-    for module in _srbench_imports(path):
-        allowed = module.startswith("srbench.models") or module == "srbench.errors"
-        assert allowed or (path.name, module) in _ALLOWED_HARNESS_IMPORTS, f"{path.name} imports {module}"
+def layer_violations(imports: list[Import]) -> list[str]:
+    """Imports that go up or sideways between rooms, and unknown rooms."""
+    bad = []
+    for imp in imports:
+        a, b = room(imp.source), room(imp.target)
+        if a == b or (imp.source, imp.target) in ALLOWED_SIDEWAYS:
+            continue
+        if a not in RANKS or b not in RANKS:
+            bad.append(f"{imp.source}:{imp.line} is in or imports an unranked room ({a!r} -> {b!r})")
+        elif RANKS[b] >= RANKS[a] and b != "":
+            bad.append(f"{imp.source}:{imp.line} imports {imp.target} ({a} may not import {b})")
+    return bad
+
+
+def module_cycles(imports: list[Import], modules: set[str]) -> list[list[str]]:
+    """Cycles among module-level imports (each a strongly connected component of >1 module)."""
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for imp in imports:
+        if imp.in_function:
+            continue
+        graph[imp.source].update(m for m in imp.modules(modules) if m in modules and m != imp.source)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def strongconnect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                strongconnect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            strongconnect(v)
+    return cycles
+
+
+def scan(package_dirs: dict[str, Path]) -> tuple[list[Import], set[str]]:
+    imports: list[Import] = []
+    modules: set[str] = set()
+    for folder in package_dirs.values():
+        for path in sorted(folder.rglob("*.py")):
+            name = module_name(path, package_dirs)
+            modules.add(name)
+            imports.extend(srbench_imports(path, name))
+    return imports, modules
+
+
+PACKAGE_DIRS = {"srbench": ROOT / "benchmark", "srbench.models": MODELS}
+
+
+def test_every_import_goes_down_the_layers() -> None:
+    imports, _ = scan(PACKAGE_DIRS)
+    assert len(imports) > 300  # the scan sees the package (module- and function-level imports)
+    assert layer_violations(imports) == []
+
+
+def test_no_module_level_import_cycle() -> None:
+    imports, modules = scan(PACKAGE_DIRS)
+    assert module_cycles(imports, modules) == []
+
+
+def test_every_room_is_ranked() -> None:
+    rooms = {p.name for p in (ROOT / "benchmark").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    modules = {p.stem for p in (ROOT / "benchmark").glob("*.py")}
+    assert rooms | modules | {"models"} <= set(RANKS) | {"__init__"}
+
+
+def _fixture_package(tmp_path: Path, files: dict[str, str]) -> dict[str, Path]:
+    for rel, text in files.items():
+        path = tmp_path / "pkg" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return {"srbench": tmp_path / "pkg"}
+
+
+def test_the_layer_check_catches_an_upward_import_even_inside_a_function(tmp_path: Path) -> None:
+    dirs = _fixture_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "core/__init__.py": "",
+            "core/paths.py": "def f():\n    from srbench.run.protocol import measure_model\n",
+            "run/__init__.py": "",
+            "run/protocol.py": "from srbench.core.paths import f\n",
+            "measure/__init__.py": "",
+            "measure/timing.py": "from srbench.models.registry import x\n",
+        },
+    )
+    imports, _ = scan(dirs)
+    bad = layer_violations(imports)
+    assert any("srbench.core.paths:2 imports srbench.run.protocol" in b for b in bad), bad
+    assert any("measure may not import models" in b for b in bad), bad  # sideways, same rank
+    assert not any("srbench.run.protocol:" in b for b in bad)  # downward is fine
+
+
+def test_the_cycle_check_catches_a_cycle(tmp_path: Path) -> None:
+    dirs = _fixture_package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "run/__init__.py": "",
+            "run/a.py": "from srbench.run.b import x\n",
+            "run/b.py": "from srbench.run import c\n",
+            "run/c.py": "import srbench.run.a\n",
+            "run/d.py": "def f():\n    from srbench.run.a import y\n",
+        },
+    )
+    imports, modules = scan(dirs)
+    assert module_cycles(imports, modules) == [["srbench.run.a", "srbench.run.b", "srbench.run.c"]]
 
 
 def test_each_architecture_module_registers_its_own_models() -> None:

@@ -10,8 +10,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from srbench.errors import SrbenchError
-from srbench.execution.weights import WeightsFile, resolve_weights, sha256_file, weights_cache_dir
+from srbench.core.errors import SrbenchError
 from srbench.models.loading import (
     detect_architecture,
     load_weights,
@@ -20,6 +19,7 @@ from srbench.models.loading import (
 from srbench.models.registry import ModelEntry, WeightsSpec, all_entries, create_model, get_entry
 from srbench.models.rlfn import rename_rlfn_ntire2022_keys
 from srbench.models.span import SPAN, convert_span_full_to_fused
+from srbench.models.weights import WeightsFile, resolve_weights, sha256_file, weights_cache_dir
 
 
 def randomise_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

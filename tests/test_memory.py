@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import torch
 
+from srbench.backends import pytorch as backend_mod
 from srbench.data.cache import ImageCache
-from srbench.execution import backend as backend_mod
-from srbench.execution.config import RunConfig
-from srbench.execution.isolation import measure_in_worker
-from srbench.execution.protocol import measure_model
-from srbench.execution.specs import ModelSpec
 from srbench.measure import memory as memory_mod
 from srbench.measure.memory import KIND_CPU, ForwardMemory, resident_tensors
+from srbench.models.specs import ModelSpec
+from srbench.results.config import RunConfig
+from srbench.run.isolation import measure_in_worker
+from srbench.run.protocol import measure_model
 
 Pair = namedtuple("Pair", "name lr hr")
 
@@ -299,7 +299,7 @@ def test_the_input_the_harness_converts_is_counted() -> None:
     """uint8 LR -> float32 input through the protocol's own conversion: `to` and `contiguous`
     may return their input by schema, yet here they copy; the copy is the model's input and
     counts. Peak at the convolution: weights + input + output (the uint8 array does not)."""
-    from srbench.execution.backend import to_model_input
+    from srbench.backends.pytorch import to_model_input
 
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1)).eval()
     lr = np.random.default_rng(0).integers(0, 256, (24, 40, 3), dtype=np.uint8)

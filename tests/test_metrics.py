@@ -10,8 +10,8 @@ import torch
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from srbench.core.errors import SrbenchError
 from srbench.data.imresize import imresize_uint8, modcrop
-from srbench.errors import SrbenchError
 from srbench.measure.metrics import (
     ImageQuality,
     image_quality,

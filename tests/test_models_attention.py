@@ -17,7 +17,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 from srbench.models import create_model, get_entry
 from srbench.models.fdat import build_fdat
 from srbench.models.grla import GRLA, GRBFLinearAttention, WindowAttention, grbf_linear_attention

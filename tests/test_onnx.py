@@ -25,20 +25,20 @@ pytest.importorskip("onnxscript")
 import onnx
 from torch import nn
 
-from srbench.cli import main
-from srbench.data.datasets import load_dataset
-from srbench.deploy.onnx_export import (
+from srbench.backends.onnx_export import (
     ExportMetadata,
     check_graph,
     read_metadata,
 )
-from srbench.deploy.ort import OrtBackend, cached_export
-from srbench.errors import SrbenchError
-from srbench.execution.backend import to_model_input
-from srbench.execution.building import build_model
-from srbench.execution.specs import ModelSpec
+from srbench.backends.onnxruntime.session import OrtBackend, cached_export
+from srbench.backends.pytorch import to_model_input
+from srbench.cli import main
+from srbench.core.errors import SrbenchError
+from srbench.data.datasets import load_dataset
 from srbench.models.bicubic import Bicubic, BicubicPolyphase
 from srbench.models.registry import register_model, unregister_model
+from srbench.models.specs import ModelSpec
+from srbench.run.building import build_model
 
 #: The models the issue names; all but bicubic need their official checkpoints.
 EXPORTED = ("span", "span_tiny", "spanf", "rlfn", "efdn", "bicubic")
@@ -318,7 +318,7 @@ def test_second_run_reuses_the_cached_file(
     def no_export(*_a: object, **_k: object) -> bytes:
         raise AssertionError("exported again instead of reusing the cached file")
 
-    monkeypatch.setattr("srbench.deploy.ort.export_onnx", no_export)
+    monkeypatch.setattr("srbench.backends.onnxruntime.session.export_onnx", no_export)
     out = tmp_path / "again"
     assert main(["run", "--models", "span", "--backend", "onnxruntime", "--output", str(out), *RUN_FAST]) == 0
     _, again = _rows(out)
@@ -345,9 +345,9 @@ def test_report_check_and_score_side_by_side(runs: dict[str, Path], tmp_path: Pa
 
 
 def test_drifted_backend_row_is_flagged_not_ranked() -> None:
-    from srbench.reporting.results import BackendAgreement, ModelResult, RunResult
-    from srbench.reporting.score import entries_from_run
-    from srbench.reporting.tables import footnotes, results_markdown
+    from srbench.ntire.score import entries_from_run
+    from srbench.results.schema import BackendAgreement, ModelResult, RunResult
+    from srbench.results.tables import footnotes, results_markdown
 
     agreement = BackendAgreement("torch fp32 on cpu", ["a"], 0.02, 5, 41.0, 1e-3, False)
     row = ModelResult(

@@ -22,10 +22,10 @@ from srbench.cli import main
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.data.imageio import write_png_atomic
-from srbench.execution.config import RunConfig
-from srbench.execution.protocol import measure_model
-from srbench.execution.specs import ModelSpec
 from srbench.models.registry import register_model, unregister_model
+from srbench.models.specs import ModelSpec
+from srbench.results.config import RunConfig
+from srbench.run.protocol import measure_model
 
 MODEL = "test_probe"
 PLAIN = "test_plain"

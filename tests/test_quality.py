@@ -12,8 +12,8 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from srbench.core.errors import SrbenchError
 from srbench.data.cache import ImageCache
-from srbench.errors import SrbenchError
 from srbench.measure.metrics import (
     LUMA_SCALE,
     _ssim_2d,

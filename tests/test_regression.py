@@ -11,14 +11,15 @@ import torch
 from srbench.cli import main
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
-from srbench.execution.config import RunConfig
-from srbench.execution.protocol import measure_model
-from srbench.execution.specs import ModelSpec
 from srbench.models.bicubic import Bicubic
 from srbench.models.registry import register_model, unregister_model
+from srbench.models.specs import ModelSpec
 from srbench.reporting.check import compare_runs, failures
-from srbench.reporting.environment import collect_environment
-from srbench.reporting.results import RunResult, write_results
+from srbench.results.config import RunConfig
+from srbench.results.environment import collect_environment
+from srbench.results.io import write_results
+from srbench.results.schema import RunResult
+from srbench.run.protocol import measure_model
 
 
 class _OnePixelOff(Bicubic):

@@ -10,12 +10,12 @@ from PIL import Image
 
 from srbench.cli import build_parser, main
 from srbench.commands.run import config_from_args
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 from srbench.measure.timing import RuntimeStats
 from srbench.reporting import claims as K
 from srbench.reporting.plots import DPI, FIGSIZE, PlotPoint, pareto_front, scatter_figure, wrap_label
 from srbench.reporting.report import build_report, labelled_models, load_runs
-from srbench.reporting.results import (
+from srbench.results.schema import (
     ImageResult,
     ModelResult,
     RunResult,
@@ -24,7 +24,7 @@ from srbench.reporting.results import (
     check_label,
     results_json,
 )
-from srbench.reporting.tables import caption
+from srbench.results.tables import caption
 
 NTIRE_INPUT = [1, 3, 256, 256]
 

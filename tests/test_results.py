@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 from srbench.measure.timing import RuntimeStats
-from srbench.reporting import results as R
-from srbench.reporting.results import ImageResult, ModelResult, RunResult, WeightsInfo, load_results
-from srbench.reporting.tables import results_markdown
+from srbench.results import schema as R
+from srbench.results.io import write_results
+from srbench.results.schema import ImageResult, ModelResult, RunResult, WeightsInfo, load_results
+from srbench.results.tables import results_markdown
 
 
 def _run() -> RunResult:
@@ -56,7 +57,7 @@ def math_inf() -> float:
 
 def test_json_round_trip_and_schema(tmp_path: Path) -> None:
     run = _run()
-    R.write_results(run, tmp_path)
+    write_results(run, tmp_path)
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["schema"] == "srbench/1"
     assert data["config_hash"] == run.config_hash
@@ -130,7 +131,7 @@ def test_disk_full_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.Monke
 
     monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(SrbenchError, match="cannot write results"):
-        R.write_results(_run(), tmp_path)
+        write_results(_run(), tmp_path)
 
 
 def test_wrong_schema_is_refused(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from srbench.cli import main
-from srbench.reporting.environment import busy_notes
-from srbench.reporting.results import load_results
-from srbench.reporting.tables import footnotes
+from srbench.results.environment import busy_notes
+from srbench.results.schema import load_results
+from srbench.results.tables import footnotes
 
 FAST = ["--data", "sample-mini", "--profile-input", "1x3x64x64", "--no-isolate"]
 
@@ -65,8 +65,8 @@ def test_busy_machine_is_a_note_in_json_and_table(tmp_path: Path) -> None:
 
 
 def test_busy_note_compares_time_per_pixel() -> None:
-    from srbench.execution.protocol import BUSY_CV, _runtime_summary
-    from srbench.reporting.results import ImageResult, ModelResult
+    from srbench.results.schema import ImageResult, ModelResult
+    from srbench.run.protocol import BUSY_CV, _runtime_summary
 
     def summary(times: list[float]) -> list[str]:
         m = ModelResult(name="m", arch="m", scale=4, status="ok")

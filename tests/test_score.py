@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from srbench.cli import main
-from srbench.errors import SrbenchError
-from srbench.reporting import score
-from srbench.reporting.editions import EDITIONS, get_edition
-from srbench.reporting.results import ModelResult, RunResult, results_json
-from srbench.reporting.score import Entry, load_entries, score_entries
+from srbench.core.errors import SrbenchError
+from srbench.ntire import score
+from srbench.ntire.editions import EDITIONS, get_edition
+from srbench.ntire.score import Entry, load_entries, score_entries
+from srbench.results.schema import ModelResult, RunResult, results_json
 
 E2 = math.exp(2)
 
@@ -192,7 +192,7 @@ def test_score_module_has_no_torch_at_import() -> None:
     import subprocess
     import sys
 
-    code = "import sys, srbench.reporting.score, srbench.commands.score; print('torch' in sys.modules)"
+    code = "import sys, srbench.ntire.score, srbench.commands.score; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 

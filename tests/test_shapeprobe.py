@@ -12,12 +12,12 @@ from torch import nn
 
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
-from srbench.execution.config import RunConfig
-from srbench.execution.isolation import measure_in_worker
-from srbench.execution.protocol import measure_model
-from srbench.execution.specs import ModelSpec
 from srbench.measure.shapeprobe import GAP_MS, RATIO, probe_shape_caching
 from srbench.measure.timing import ForwardTimer
+from srbench.models.specs import ModelSpec
+from srbench.results.config import RunConfig
+from srbench.run.isolation import measure_in_worker
+from srbench.run.protocol import measure_model
 
 CPU = ForwardTimer(torch.device("cpu"))
 
@@ -104,7 +104,7 @@ def test_flag_survives_a_worker_process(images: ImageCache) -> None:
 
 
 def test_shape_probe_round_trips_through_results_json(tmp_path: Path) -> None:
-    from srbench.reporting.results import ModelResult
+    from srbench.results.schema import ModelResult
 
     m = ModelResult("m", "m", 4, "ok", shape_probe={"shapes": [[23, 23]], "flagged": True})
     assert ModelResult.from_dict(m.to_dict()).shape_probe == m.shape_probe

@@ -17,10 +17,10 @@ from torch import nn
 
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
-from srbench.execution.config import RunConfig
-from srbench.execution.protocol import measure_model
-from srbench.execution.specs import parse_model_specs
 from srbench.models.registry import unregister_model
+from srbench.models.specs import parse_model_specs
+from srbench.results.config import RunConfig
+from srbench.run.protocol import measure_model
 
 
 class _Community(nn.Module):
@@ -80,7 +80,7 @@ def test_unknown_checkpoint_goes_through_spandrel(fake_spandrel: Path, tmp_path:
 
 
 def test_without_spandrel_unknown_checkpoint_is_one_line_error(tmp_path: Path, monkeypatch) -> None:
-    from srbench.errors import SrbenchError
+    from srbench.core.errors import SrbenchError
 
     monkeypatch.setitem(sys.modules, "spandrel", None)  # import fails as if not installed
     ckpt = tmp_path / "odd.pth"

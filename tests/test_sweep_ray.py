@@ -3,7 +3,7 @@
 Run with ``nox -s ray`` (or ``python -m pytest -m ray tests/test_sweep_ray.py``); needs the
 ``srbench[ray]`` extra. The cluster is a head node with 2 CPUs started with ``ray start
 --head --node-ip-address 127.0.0.1 --block`` in the environment of
-:func:`~srbench.execution.engines.ray_engine.loopback_environment`; only that process (and
+:func:`~srbench.run.launchers.ray_engine.loopback_environment`; only that process (and
 its session) is ever stopped, never ``ray stop``.
 """
 
@@ -24,9 +24,9 @@ import pytest
 from tests_support import require_weights
 
 from srbench.commands.sweep import build_sweep_plan
-from srbench.errors import SrbenchError
-from srbench.execution.engines.ray_engine import RayEngine, loopback_environment
-from srbench.execution.sweep import run_sweep
+from srbench.core.errors import SrbenchError
+from srbench.run.launchers.ray_engine import RayEngine, loopback_environment
+from srbench.run.sweep import run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from srbench.execution.tiling import _windows, tiled_forward
+from srbench.backends.tiling import _windows, tiled_forward
 
 SCALE = 3
 

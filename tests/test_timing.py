@@ -106,9 +106,9 @@ def test_a_model_measurement_freezes_the_heap_and_gives_it_back(
 
     from srbench.data.cache import ImageCache
     from srbench.data.datasets import load_dataset
-    from srbench.execution import protocol
-    from srbench.execution.config import RunConfig
-    from srbench.execution.specs import ModelSpec
+    from srbench.models.specs import ModelSpec
+    from srbench.results.config import RunConfig
+    from srbench.run import protocol
 
     seen: list[int] = []
     real = protocol.timed_loop

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from srbench.cli import main
+from srbench.core.errors import SrbenchError
 from srbench.data.imresize import imresize_uint8
-from srbench.errors import SrbenchError
 from srbench.measure.metrics import psnr, rgb_to_y
 from srbench.models.registry import create_model, get_entry
-from srbench.upscale import (
+from srbench.run.upscale import (
     SourceImage,
     Upscaler,
     collect_inputs,

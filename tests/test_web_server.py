@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from srbench.errors import SrbenchError
-from srbench.web import ortweb
-from srbench.web.driver import parse_placements, provider_summary
-from srbench.web.server import HOST, LocalServer
+from srbench.backends.browser import ortweb
+from srbench.backends.browser.driver import parse_placements, provider_summary
+from srbench.backends.browser.server import HOST, LocalServer
+from srbench.core.errors import SrbenchError
 
 
 def _get(port: int, path: str, host: str = HOST) -> http.client.HTTPResponse:
@@ -124,7 +124,7 @@ def test_ort_web_is_found_at_the_pinned_version_or_named_with_its_install_comman
 def test_missing_chromium_is_one_line_with_the_install_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from srbench.web import browser
+    from srbench.backends.browser import browser
 
     monkeypatch.setenv("SRBENCH_CHROMIUM", str(tmp_path / "nope"))
     with pytest.raises(SrbenchError, match=r"SRBENCH_CHROMIUM=.* is not an executable"):

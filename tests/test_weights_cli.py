@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from srbench.cli import main
-from srbench.execution.weights import resolve_weights
 from srbench.models import all_entries, get_entry
+from srbench.models.weights import resolve_weights
 
 SPAN_FILE = "ntire2024_team38_span_ch28_slim_x4.pth"
 
@@ -82,8 +82,8 @@ def test_missing_file_is_one_line_error(server, isolated_env: Path, monkeypatch,
 
 
 def test_run_fetches_unless_offline(server, isolated_env: Path, monkeypatch, tmp_path: Path) -> None:
-    from srbench.execution.building import build_model
-    from srbench.execution.specs import ModelSpec
+    from srbench.models.specs import ModelSpec
+    from srbench.run.building import build_model
 
     url, _ = server
     monkeypatch.setenv("SRBENCH_WEIGHTS_MIRROR", url)
@@ -110,7 +110,7 @@ def test_weights_list_prints_every_sha256_whole(
     isolated_env: Path, capsys, monkeypatch: pytest.MonkeyPatch, width: int
 ) -> None:
     # A cut sha256 ("71069f10ef234cd…") cannot verify a file: each must appear in full.
-    monkeypatch.setattr("srbench.console.PIPE_WIDTH", width)
+    monkeypatch.setattr("srbench.core.console.PIPE_WIDTH", width)
     assert main(["weights", "list"]) == 0
     out = capsys.readouterr().out
     shas = {w.sha256 for e in all_entries() for w in e.weights}

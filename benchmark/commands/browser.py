@@ -6,8 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from srbench.console import make_console
-from srbench.errors import SrbenchError
+from srbench.core.console import make_console
+from srbench.core.errors import SrbenchError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def browser_command(args: argparse.Namespace) -> int:
     if args.browser_action == "serve":
         return _serve(args.folder, args.port)
-    from srbench.web.browser import find_chromium, import_playwright
-    from srbench.web.ortweb import find_ort_web, install_ort_web, ort_web_prefix
+    from srbench.backends.browser.browser import find_chromium, import_playwright
+    from srbench.backends.browser.ortweb import find_ort_web, install_ort_web, ort_web_prefix
 
     console = make_console()
     if args.browser_action == "setup":
@@ -60,7 +60,7 @@ def browser_command(args: argparse.Namespace) -> int:
 
 
 def _serve(folder: Path, port: int) -> int:
-    from srbench.web.server import LocalServer
+    from srbench.backends.browser.server import LocalServer
 
     if not (folder / "index.html").is_file() or not (folder / "srbench-web.json").is_file():
         raise SrbenchError(

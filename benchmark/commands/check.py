@@ -14,10 +14,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from srbench.console import make_console
-from srbench.errors import SrbenchError
+from srbench.core.console import make_console
+from srbench.core.errors import SrbenchError
 from srbench.reporting import check as C
-from srbench.reporting.results import RunResult, atomic_write_text, load_results, results_json
+from srbench.results.schema import RunResult, atomic_write_text, load_results, results_json
 
 _STYLE = {
     C.CHANGED: "red",

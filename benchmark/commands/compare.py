@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srbench.console import make_console
-from srbench.errors import SrbenchError
+from srbench.core.console import make_console
+from srbench.core.errors import SrbenchError
 from srbench.reporting.compare import (
     DEFAULT_CROP_SIZE,
     DEFAULT_STRIDE,

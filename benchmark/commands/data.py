@@ -16,7 +16,7 @@ from pathlib import Path
 
 from srbench.commands.options import add_dataset_options, add_scale_option, dataset_path
 from srbench.data.datasets import Dataset, resolve_dataset
-from srbench.data.download import MIRROR_ENV, fetch_dataset, remote_datasets
+from srbench.data.remote import MIRROR_ENV, fetch_dataset, remote_datasets
 
 
 def _dataset_options(p: argparse.ArgumentParser, *, path_required: bool) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from srbench.backends.browser.ortweb import PROVIDERS as BROWSER_PROVIDERS
 from srbench.commands.options import add_model_options
-from srbench.console import make_console
-from srbench.errors import SrbenchError
-from srbench.web.ortweb import PROVIDERS as BROWSER_PROVIDERS
+from srbench.core.console import make_console
+from srbench.core.errors import SrbenchError
 
 #: ``--format`` choices; kept here so ``srbench --help`` imports nothing heavy. Each has a
-#: writer in :data:`srbench.export.FORMATS`.
+#: writer in :data:`srbench.run.export.FORMATS`.
 FORMAT_CHOICES = ("onnx", "web")
 
 
@@ -58,10 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    from srbench.export import FORMATS, ExportRequest, load_for_export
+    from srbench.run.export import FORMATS, ExportRequest, load_for_export
 
     if args.format == "web":
-        from srbench.web.bundle import check_destination
+        from srbench.backends.browser.bundle import check_destination
 
         check_destination(args.output, overwrite=args.overwrite)  # before the slow export
         if args.dtype != "fp32":
@@ -74,7 +74,7 @@ def export_command(args: argparse.Namespace) -> int:
         raise SrbenchError(f"{args.output} exists; add --overwrite or choose another -o")
     fmt = FORMATS[args.format]
     fmt.check_installed()
-    from srbench.execution.specs import parse_input_ranges, parse_model_args
+    from srbench.models.specs import parse_input_ranges, parse_model_args
 
     spec, entry, model, sha = load_for_export(
         args.model,
@@ -98,7 +98,7 @@ def export_command(args: argparse.Namespace) -> int:
         browser_provider=args.browser_provider,
         overwrite=args.overwrite,
     )
-    from srbench.execution.failures import model_call
+    from srbench.run.failures import model_call
 
     # A model that raises while being traced/exported is one line naming it (issue 19 kind 3).
     with model_call(spec.name, f"the {args.format} export (x{args.scale}, {args.dtype})"):

@@ -7,11 +7,11 @@ import argparse
 
 from rich.table import Table
 
-from srbench.console import make_console
-from srbench.errors import SrbenchError
-from srbench.execution.weights import resolve_weights
+from srbench.core.console import make_console
+from srbench.core.errors import SrbenchError
 from srbench.measure.counting import count_params
 from srbench.models.registry import get_entry, list_models
+from srbench.models.weights import resolve_weights
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -20,7 +20,7 @@ import keyword
 import re
 from pathlib import Path
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -187,7 +187,7 @@ def write_model_files(name: str, folder: Path, *, force: bool = False) -> tuple[
 
     Raises :class:`SrbenchError` for a bad name or an existing file without ``force``.
     """
-    from srbench.files import atomic_write_text
+    from srbench.core.files import atomic_write_text
 
     model_path, test_path = folder / f"{name}.py", folder / f"test_{name}.py"
     existing = [str(p) for p in (model_path, test_path) if p.exists()]
@@ -217,7 +217,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def new_model_command(args: argparse.Namespace) -> int:
-    from srbench.console import make_console
+    from srbench.core.console import make_console
 
     model_path, test_path = write_model_files(args.name, args.dir, force=args.force)
     cls = class_name(args.name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 
 #: Dataset layouts, splits and LR kinds (mirrors :mod:`srbench.data.datasets`, which is not
 #: imported here so that ``srbench --help`` stays light).
@@ -19,7 +19,7 @@ LAYOUT_CHOICES = ("sample", "div2k", "ntire-esr", "benchmark", "paired", "hr-onl
 SPLIT_CHOICES = ("train", "valid", "test")
 DEGRADATION_CHOICES = ("bicubic", "unknown")
 DTYPE_CHOICES = ("fp32", "fp16", "bf16")
-#: ``--tile-overlap`` default in LR pixels (== :data:`srbench.execution.tiling.DEFAULT_OVERLAP`).
+#: ``--tile-overlap`` default in LR pixels (== :data:`srbench.backends.tiling.DEFAULT_OVERLAP`).
 DEFAULT_TILE_OVERLAP = 32
 
 

@@ -18,11 +18,11 @@ from srbench.commands.options import (
     parse_shape,
     parse_weights,
 )
-from srbench.console import make_console
-from srbench.errors import SrbenchError
-from srbench.execution.building import build_model
-from srbench.execution.specs import ModelSpec
+from srbench.core.console import make_console
+from srbench.core.errors import SrbenchError
 from srbench.measure.counting import complexity_breakdown
+from srbench.models.specs import ModelSpec
+from srbench.run.building import build_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -89,7 +89,7 @@ def profile_specs(
         for spec in specs:
             import torch
 
-            from srbench.execution.failures import model_call
+            from srbench.run.failures import model_call
 
             bar.update(task, description=spec.name)
             entry, loaded = build_model(spec, scale=scale, offline=True)
@@ -161,7 +161,7 @@ def breakdown_tables(row: dict) -> list[Table]:
 
 
 def profile_command(args: argparse.Namespace) -> int:
-    from srbench.execution.specs import parse_input_ranges, parse_model_args, parse_model_specs
+    from srbench.models.specs import parse_input_ranges, parse_model_args, parse_model_specs
 
     specs = parse_model_specs(
         ",".join(model_tokens(args)),

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from srbench.console import make_console
+from srbench.core.console import make_console
 from srbench.reporting.report import build_report
-from srbench.reporting.results import check_label
+from srbench.results.schema import check_label
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -56,9 +56,9 @@ def report_command(args: argparse.Namespace) -> int:
 
 def _score_section(args: argparse.Namespace, report_md: Path, console: Console) -> None:
     """The NTIRE ranking of the same inputs: printed, appended to report.md, score.* beside it."""
-    from srbench.files import atomic_write_text
-    from srbench.reporting import score
-    from srbench.reporting.editions import get_edition
+    from srbench.core.files import atomic_write_text
+    from srbench.ntire import score
+    from srbench.ntire.editions import get_edition
 
     edition = get_edition(args.edition)
     entries = score.load_all(args.inputs)

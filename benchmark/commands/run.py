@@ -19,9 +19,9 @@ from srbench.commands.options import (
     parse_shape,
     parse_weights,
 )
-from srbench.console import make_console
-from srbench.errors import SrbenchError
-from srbench.execution.config import (
+from srbench.core.console import make_console
+from srbench.core.errors import SrbenchError
+from srbench.results.config import (
     BACKENDS,
     BROWSER_PROVIDERS,
     BROWSER_WARMUP,
@@ -29,9 +29,9 @@ from srbench.execution.config import (
     ORT_PROVIDERS,
     RunConfig,
 )
-from srbench.execution.orchestrator import default_output_dir, resume_command, run_benchmark
-from srbench.reporting.results import check_label
-from srbench.reporting.tables import console_table, footnotes
+from srbench.results.schema import check_label
+from srbench.results.tables import console_table, footnotes
+from srbench.run.orchestrator import default_output_dir, resume_command, run_benchmark
 
 # ----------------------------------------------------------------- options given on the command line
 # `--resume DIR` takes the stored configuration as the default for every option not given, so
@@ -186,7 +186,7 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
     the command line (``args.given``) are taken from ``args``; every other field keeps its
     stored value.
     """
-    from srbench.execution.specs import parse_input_ranges, parse_model_args
+    from srbench.models.specs import parse_input_ranges, parse_model_args
 
     if stored is not None:
         given = getattr(args, "given", set())
@@ -256,7 +256,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise SrbenchError("--resume names the output folder itself; drop --output")
     stored = None
     if args.resume:
-        from srbench.reporting.results import load_results
+        from srbench.results.schema import load_results
 
         if not (args.resume / "results.json").is_file():
             raise SrbenchError(
@@ -307,11 +307,11 @@ def models_lacking_official_weights(models: list) -> list[str]:
 
 
 def challenge_command(args: argparse.Namespace) -> int:
-    """``run --protocol ntireYYYY``: see :mod:`srbench.execution.challenge`."""
-    from srbench.execution.challenge import resolve_split_data, run_challenge
-    from srbench.reporting.editions import get_edition
-    from srbench.reporting.score import footnotes as score_footnotes
-    from srbench.reporting.score import rich_table
+    """``run --protocol ntireYYYY``: see :mod:`srbench.ntire.challenge`."""
+    from srbench.ntire.challenge import resolve_split_data, run_challenge
+    from srbench.ntire.editions import get_edition
+    from srbench.ntire.score import footnotes as score_footnotes
+    from srbench.ntire.score import rich_table
 
     edition = get_edition(args.protocol, option="--protocol")
     if args.resume is not None:

@@ -34,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def score_command(args: argparse.Namespace) -> int:
-    from srbench.console import make_console
-    from srbench.reporting import score
-    from srbench.reporting.editions import get_edition
+    from srbench.core.console import make_console
+    from srbench.ntire import score
+    from srbench.ntire.editions import get_edition
 
     edition = get_edition(args.edition)
     entries = score.load_all(args.inputs)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 
 #: Sweep options that take comma lists (or TOML/YAML lists in a sweep file).
 _AXES = ("models", "data", "backend", "dtype")
@@ -115,7 +115,7 @@ def _run_defaults() -> argparse.Namespace:
 
 def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
     """Sweep-file values overridden by every option given on the command line (``None``: not given)."""
-    from srbench.execution.sweep import read_sweep_file
+    from srbench.run.sweep import read_sweep_file
 
     merged: dict[str, Any] = read_sweep_file(args.file) if args.file else {}
     for key, value in vars(args).items():
@@ -128,13 +128,14 @@ def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_sweep_plan(options: dict[str, Any]) -> Any:
-    """The :class:`~srbench.execution.sweep.SweepPlan` of merged options (one-line errors)."""
+    """The :class:`~srbench.run.sweep.SweepPlan` of merged options (one-line errors)."""
+    from srbench.backends.devices import DTYPES
     from srbench.commands.run import config_from_args
     from srbench.data.datasets import dataset_options, load_dataset
-    from srbench.execution.config import BACKENDS, DTYPES
-    from srbench.execution.orchestrator import validate_checkpoints
-    from srbench.execution.specs import parse_model_specs
-    from srbench.execution.sweep import SWEEP_KEYS, build_plan, split_list
+    from srbench.models.specs import parse_model_specs
+    from srbench.results.config import BACKENDS
+    from srbench.run.orchestrator import validate_checkpoints
+    from srbench.run.sweep import SWEEP_KEYS, build_plan, split_list
 
     defaults = _run_defaults()
     engine_keys = SWEEP_KEYS | {"output", "resume", "force"}
@@ -183,18 +184,18 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
 
 def make_engine(options: dict[str, Any], out_dir: Path, plan: Any) -> Any:
     """The engine the options name: ``local`` (with ``devices``) or ``ray``."""
-    from srbench.execution.sweep import split_list
+    from srbench.run.sweep import split_list
 
     engine = options.get("engine") or "local"
     if engine == "local":
         for key in ("address", "cpus_per_cell", "retries"):
             if options.get(key) is not None:
                 raise SrbenchError(f"--{key.replace('_', '-')} applies to --engine ray only; drop it")
-        from srbench.execution.engines.local import LocalEngine
+        from srbench.run.launchers.local import LocalEngine
 
         devices = split_list(options.get("devices"))
         if devices:
-            from srbench.execution.devices import resolve_device
+            from srbench.backends.devices import resolve_device
 
             # cpu and cpu:0 are one device, as are cuda and cuda:0.
             resolved = [
@@ -209,7 +210,7 @@ def make_engine(options: dict[str, Any], out_dir: Path, plan: Any) -> Any:
     if engine == "ray":
         if options.get("devices"):
             raise SrbenchError("--devices applies to --engine local; Ray places cells on GPUs itself")
-        from srbench.execution.engines.ray_engine import RayEngine
+        from srbench.run.launchers.ray_engine import RayEngine
 
         device = str(plan.base.device)
         gpu = True if device.startswith("cuda") else False if device == "cpu" else None
@@ -223,10 +224,10 @@ def make_engine(options: dict[str, Any], out_dir: Path, plan: Any) -> Any:
 
 
 def sweep_command(args: argparse.Namespace) -> int:
-    from srbench.console import make_console
-    from srbench.execution.orchestrator import default_output_dir
-    from srbench.execution.sweep import run_sweep
-    from srbench.reporting.tables import console_table, footnotes
+    from srbench.core.console import make_console
+    from srbench.results.tables import console_table, footnotes
+    from srbench.run.orchestrator import default_output_dir
+    from srbench.run.sweep import run_sweep
 
     options = sweep_options(args)
     resume = options.get("resume")

@@ -16,9 +16,9 @@ from srbench.commands.options import (
     check_tiling,
     parse_weights,
 )
-from srbench.console import make_console
-from srbench.errors import SrbenchError
-from srbench.upscale import (
+from srbench.core.console import make_console
+from srbench.core.errors import SrbenchError
+from srbench.run.upscale import (
     UpscaleResult,
     collect_inputs,
     load_upscaler,
@@ -76,7 +76,7 @@ def upscale_command(args: argparse.Namespace) -> int:
     weights = parse_weights(args.weights)
     # Output names use the model's display name: the registry name, NAME of NAME=PATH, or a
     # checkpoint's stem.
-    from srbench.execution.specs import parse_input_ranges, parse_model_args
+    from srbench.models.specs import parse_input_ranges, parse_model_args
 
     spec = resolve_spec(
         args.model,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from srbench.console import make_console
-from srbench.errors import SrbenchError
-from srbench.execution.weights import fetch_weights, resolve_weights
+from srbench.core.console import make_console
+from srbench.core.errors import SrbenchError
 from srbench.models.registry import all_entries, get_entry
+from srbench.models.weights import fetch_weights, resolve_weights
 
 
 def register(sub: argparse._SubParsersAction) -> None:

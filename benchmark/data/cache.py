@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from srbench.files import atomic_open, atomic_write_text
+from srbench.core.files import atomic_open, atomic_write_text
 
 
 class ImageCache:

@@ -37,7 +37,7 @@ the HR folder's parent is not writable, they go to ``<cache root>/lr/<name>-<has
 the hash is of the HR folder's absolute path). The cache is keyed by content, never by
 modification time: beside each cached LR, ``{stem}x{s}.png.srbench.json`` records the SHA-256
 of the HR file it was made from, the scale and :data:`LR_CACHE_VERSION` (see
-:mod:`srbench.files`). A cached LR is used only when that record matches the HR file as it is
+:mod:`srbench.core.files`). A cached LR is used only when that record matches the HR file as it is
 now; otherwise it is regenerated and a :class:`CacheWarning` names the file (an HR replaced by
 ``cp -p``, ``rsync -a`` or an updated release keeps an old mtime but not its hash).
 ``srbench data prepare`` fills the cache ahead of time; ``cache_lr=False`` neither reads nor
@@ -59,10 +59,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from srbench.core.errors import SrbenchError
+from srbench.core.files import file_sha256, read_stamp, stamp_matches, write_stamp
+from srbench.core.paths import CACHE_ENV, cache_root
 from srbench.data.imageio import ImageInfo, is_image_file, probe_image, read_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8, modcrop
-from srbench.errors import SrbenchError
-from srbench.files import file_sha256, read_stamp, stamp_matches, write_stamp
 
 LAYOUTS: tuple[str, ...] = ("sample", "div2k", "ntire-esr", "benchmark", "paired", "hr-only")
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
@@ -548,17 +549,10 @@ def _split_from_name(path: Path, split: str) -> str:
 def _lr_cache_dir(hr_dir: Path, scale: int) -> Path:
     """Where generated LR for ``hr_dir`` is cached (see the module docstring)."""
     hr_dir = hr_dir.resolve()
-    env = os.environ.get("SRBENCH_CACHE_DIR")
-    if not env and os.access(hr_dir.parent, os.W_OK):
+    if not os.environ.get(CACHE_ENV) and os.access(hr_dir.parent, os.W_OK):
         return hr_dir.parent / f"{hr_dir.name}_LR_srbench" / f"X{scale}"
-    if env:
-        base = Path(env)
-    elif os.environ.get("XDG_CACHE_HOME"):
-        base = Path(os.environ["XDG_CACHE_HOME"]) / "srbench"
-    else:
-        base = Path.home() / ".cache" / "srbench"
     digest = hashlib.sha256(str(hr_dir).encode()).hexdigest()[:10]
-    return base / "lr" / f"{hr_dir.name}-{digest}" / f"X{scale}"
+    return cache_root() / "lr" / f"{hr_dir.name}-{digest}" / f"X{scale}"
 
 
 def _generic_name(folder: Path) -> str:

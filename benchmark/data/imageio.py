@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from srbench.errors import SrbenchError, cause
-from srbench.files import atomic_open
+from srbench.core.errors import SrbenchError, cause
+from srbench.core.files import atomic_open
 
 #: File suffixes srbench treats as images when it scans a folder (lower case).
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -170,7 +170,7 @@ def write_png_atomic(path: Path, img: np.ndarray, *, icc_profile: bytes | None =
     """Write uint8 ``img`` as a PNG at ``path``, atomically; returns ``path``.
 
     ``img`` is HxW (L), HxWx2 (LA), HxWx3 (RGB) or HxWx4 (RGBA). The PNG goes through
-    :func:`srbench.files.atomic_open` (temporary file in the same folder, then ``os.replace``;
+    :func:`srbench.core.files.atomic_open` (temporary file in the same folder, then ``os.replace``;
     mode 0o666 minus the umask), so readers never see a half-written file. Missing parent
     folders are created. ``icc_profile`` (bytes) is embedded as the PNG's iCCP chunk.
     """

@@ -3,7 +3,7 @@
 The counts depend only on the code and the architecture, never on weights or data, yet
 fvcore's traced forward costs seconds per model (tens for attention models) on a CPU. So
 :func:`cached_profile` keeps each record in ``<cache>/complexity/<key>.json`` (``<cache>``
-is ``$SRBENCH_CACHE_DIR`` or ``~/.cache/srbench``, :func:`srbench.execution.weights.cache_root`), keyed by
+is ``$SRBENCH_CACHE_DIR`` or ``~/.cache/srbench``, :func:`srbench.core.paths.cache_root`), keyed by
 the SHA-256 of everything the counts depend on:
 
 * the srbench, torch and fvcore versions and the cache format;
@@ -15,7 +15,7 @@ the SHA-256 of everything the counts depend on:
   ``extra_repr``, every parameter's and buffer's name, shape and dtype, and the source files
   of the (non-torch) classes involved, so editing an architecture misses its old entries.
 
-Entries are written atomically (:func:`srbench.files.atomic_write_text`); an unreadable or
+Entries are written atomically (:func:`srbench.core.files.atomic_write_text`); an unreadable or
 mismatching entry is a miss and is overwritten. ``--recount`` (``recount=True``) counts
 afresh and rewrites the entry. The record is serialised field by field from the dataclass
 (``dataclasses.asdict``) and rebuilt from its type hints, so new fields flow through.
@@ -37,7 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from srbench.files import atomic_write_text, file_sha256
+from srbench.core.files import atomic_write_text, file_sha256
+from srbench.core.paths import cache_root
 from srbench.measure.counting import Complexity, profile_model
 
 #: Bump when the entry layout changes.
@@ -45,9 +46,7 @@ CACHE_FORMAT = 1
 
 
 def cache_dir() -> Path:
-    """``<cache root>/complexity`` (:func:`srbench.execution.weights.cache_root`)."""
-    from srbench.execution.weights import cache_root
-
+    """``<cache root>/complexity`` (:func:`srbench.core.paths.cache_root`)."""
     return cache_root() / "complexity"
 
 

@@ -41,7 +41,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")

@@ -1,6 +1,6 @@
 """Scoring one SR output: finite check, uint8 quantisation, fingerprint and quality in one lean pass.
 
-:func:`score_image` is what the protocol (:mod:`srbench.execution.protocol`) calls once per
+:func:`score_image` is what the protocol (:mod:`srbench.run.protocol`) calls once per
 image. It produces exactly the values the definitions in :mod:`srbench.measure.metrics` give
 (``to_uint8``, then :func:`~srbench.measure.metrics.luma_quality`, which
 :func:`~srbench.measure.metrics.image_quality` also is) and the fingerprint
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 
 # Imported here, not where first used: loading the compiled kernels (about 0.4 s) belongs to
 # the import of the protocol (preloaded by the worker server), never to a measured loop.

@@ -1,2 +1,2 @@
-"""Reporting: the results schema and its I/O, environment facts, tables, reports, HTML, plots, claims,
-regression checks and crop grids."""
+"""Reporting: console and Markdown tables, merged reports, HTML, plots, claims, regression checks
+and crop grids."""

@@ -31,8 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from srbench.errors import SrbenchError
-from srbench.reporting.results import (
+from srbench.core.errors import SrbenchError
+from srbench.results.schema import (
     STATUS_ERROR,
     STATUS_NO_WEIGHTS,
     STATUS_OK,

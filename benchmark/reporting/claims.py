@@ -34,8 +34,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
-from srbench.errors import SrbenchError
-from srbench.reporting.results import ModelResult, RunResult
+from srbench.core.errors import SrbenchError
+from srbench.results.schema import ModelResult, RunResult
 
 REFERENCE_SCHEMA = "srbench/reference-1"
 

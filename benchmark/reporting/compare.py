@@ -29,12 +29,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from srbench.core.errors import SrbenchError
 from srbench.data.datasets import dataset_options, load_dataset
 from srbench.data.imageio import read_image, write_png_atomic
 from srbench.data.imresize import imresize_uint8
-from srbench.errors import SrbenchError
 from srbench.measure.metrics import image_quality, rgb_to_y
-from srbench.reporting.results import STATUS_OK, RunResult, load_results
+from srbench.results.schema import STATUS_OK, RunResult, load_results
 
 #: Default automatic crop: a 96x96 HR window searched on a 16-pixel grid.
 DEFAULT_CROP_SIZE = 96

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 from matplotlib.transforms import Bbox
 
-from srbench.reporting.results import ModelResult, atomic_write_bytes
+from srbench.results.schema import ModelResult, atomic_write_bytes
 
 #: Figure size in inches and resolution of the PNG: 7 x 4.8 in at 300 dpi = 2100 x 1440 px,
 #: print resolution at a column-and-a-half width (the SVG is vector anyway).

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from srbench.errors import SrbenchError
+from srbench.core.errors import SrbenchError
 from srbench.reporting import html
 from srbench.reporting.claims import (
     CONTRADICTED,
@@ -24,16 +24,16 @@ from srbench.reporting.claims import (
     load_references,
     unmeasured,
 )
-from srbench.reporting.hardware import mixed_hardware
 from srbench.reporting.plots import plot_points, write_plots
-from srbench.reporting.results import (
+from srbench.results.hardware import mixed_hardware
+from srbench.results.schema import (
     ModelResult,
     RunResult,
     atomic_write_bytes,
     atomic_write_text,
     load_results,
 )
-from srbench.reporting.tables import (
+from srbench.results.tables import (
     UNDERCOUNT_MARK,
     caption,
     footnotes,

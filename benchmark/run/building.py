@@ -1,0 +1,86 @@
+"""Building a model for a run: its architecture from the registry and its weights, strictly loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from torch import nn
+
+from srbench.core.errors import SrbenchError
+from srbench.models.registry import ModelEntry, get_entry
+from srbench.models.specs import ModelSpec
+from srbench.results.schema import WeightsInfo
+
+
+@dataclass
+class LoadedModel:
+    """A built model; ``reason`` says why its quality is meaningless (None: meaningful)."""
+
+    model: nn.Module
+    weights: WeightsInfo | None
+    reason: str | None
+
+
+def build_architecture(spec: ModelSpec, scale: int) -> tuple[ModelEntry, nn.Module]:
+    """``spec``'s untrained network at ``scale`` (eval mode) and the entry describing it.
+
+    Registered models come from the registry (with ``spec.model_args`` as extra builder
+    arguments); user code is imported in this process (once) and built by
+    :func:`srbench.models.usercode.build_user_model`. ``spec.input_range`` overrides the
+    entry's input range.
+    """
+    from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
+    from srbench.models.spandrel_adapter import spandrel_entry
+    from srbench.models.usercode import build_user_model
+
+    if spec.code is not None:
+        return build_user_model(
+            spec.code, name=spec.name, scale=scale, kwargs=spec.model_args, input_range=spec.input_range
+        )
+    if spec.arch.startswith(SPANDREL_PREFIX) and spec.weights_path is not None:
+        spandrel_entry(spec.weights_path)  # dynamic entries are per process: re-register here
+    entry = get_entry(spec.arch)
+    try:
+        model = entry.build(scale=scale, **spec.model_args)
+    except TypeError as exc:
+        if not spec.model_args:
+            raise
+        raise SrbenchError(
+            f"--model-args {spec.name}: model '{entry.name}' rejected {dict(spec.model_args)} ({exc}); "
+            "pass only its constructor's keyword arguments"
+        ) from None
+    if spec.input_range is not None:
+        entry = replace(entry, input_range=spec.input_range)
+    return entry, model
+
+
+def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[ModelEntry, LoadedModel]:
+    """Build ``spec``'s architecture for ``scale`` and load its weights (strict); CPU, fp32, eval mode.
+
+    Missing official weights are downloaded unless ``offline`` (or ``SRBENCH_OFFLINE``).
+    """
+    from srbench.models.loading import load_weights, read_checkpoint
+    from srbench.models.weights import fetch_weights, missing_weights_reason, offline_mode, resolve_weights
+
+    entry, model = build_architecture(spec, scale)
+    if spec.weights_path is None and not any(True for _ in model.parameters()):
+        # Nothing to train (bicubic): its output means something without any checkpoint.
+        return entry, LoadedModel(model.eval(), None, None)
+    found = resolve_weights(entry, scale, spec.weights_path)
+    if found is None and entry.weights_for(scale) is not None and not offline_mode(offline):
+        try:
+            found = fetch_weights(entry, scale)
+        except SrbenchError as exc:
+            reason = f"official weights not on disk and the download failed ({exc}); efficiency figures only"
+            return entry, LoadedModel(model.eval(), None, reason)
+    if found is None:
+        if not entry.has_trained_weights:
+            reason = "no trained weights exist for this architecture; efficiency figures only"
+        elif spec.code is not None:
+            reason = f"no checkpoint given; pass --weights {spec.name}=PATH (efficiency figures only)"
+        else:
+            reason = missing_weights_reason(entry, scale, offline=offline_mode(offline), name=spec.name)
+        return entry, LoadedModel(model.eval(), None, reason)
+    load_weights(model, entry, read_checkpoint(found.path), source=str(found.path))
+    info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source)
+    return entry, LoadedModel(model.eval(), info, None)

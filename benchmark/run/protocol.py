@@ -1,0 +1,929 @@
+"""The per-model protocol behind ``srbench run``, as stages.
+
+:func:`measure_model` runs, for one model, each stage below in order. Each is a small
+function with one job that returns a record; :func:`summarise` turns the records into the
+model's :class:`~srbench.results.schema.ModelResult`.
+
+1. :func:`build_stage`: build the registered architecture, resolve and strictly load its
+   weights (or mark the model ``no-weights``: efficiency figures only);
+2. :func:`count_stage`: complexity at ``profile_input`` (:mod:`srbench.measure.counting`), read
+   from the complexity cache when counted before (``--recount`` counts afresh);
+3. :func:`place_stage`: move the model to the device (dtype, channels-last, ``torch.compile``
+   as configured) as a :class:`~srbench.backends.pytorch.Backend`: ``forward(x) -> y``.
+   With ``--backend onnxruntime``, :func:`deploy_stage` first exports the deployed form to
+   ONNX (or finds it in the content-hashed cache; outside every figure) and the backend is an
+   ONNX Runtime session on the chosen provider (:mod:`srbench.backends.onnxruntime.session`);
+4. :func:`warmup_stage`: ``warmup`` forwards in all, at least one per LR shape (excluded
+   from every figure; the very first is ``first_forward_ms``; the CPU memory pass is one);
+5. :func:`timed_loop`: for each image, copy LR to the device (not timed; on CUDA read ahead
+   on a loader thread into pinned memory), time the forward (:mod:`srbench.measure.timing`),
+   then score it (:func:`score_image`: finite check, uint8, fingerprint, PSNR-Y, SSIM-Y and
+   PSNR-RGB against the HR on the device, in one lean pass: :mod:`srbench.measure.quality`);
+6. :func:`memory_stage`: the forward's peak memory, apart from the timing
+   (:mod:`srbench.measure.memory`: on CUDA read around each image's forward; on CPU one
+   untimed pass before the timed loop: a warm-up call, or a pass of its own right after
+   warm-up; with ``--warmup 0`` after the loop, whose first forward stays cold);
+   deployment backends then compare their outputs with PyTorch's on the first images
+   (:func:`agreement_stage`, :mod:`srbench.backends.agreement`);
+7. :func:`summarise`: statistics over images, status, notes.
+
+The dataset is decoded once per run into an :class:`ImageCache` shared by all models.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from srbench.backends.devices import DTYPES
+from srbench.backends.pytorch import (
+    Backend,
+    Tiling,
+    TorchBackend,
+    check_output,
+    timed_forward,
+    to_unit_range,
+)
+from srbench.core.errors import SrbenchError, cause
+from srbench.data.cache import ImageCache
+from srbench.measure import quality
+from srbench.measure.counting import Complexity
+from srbench.measure.energy import EnergyMeter, mean_energy
+from srbench.measure.memory import KIND_CPU_COMPILED, ForwardMemory, SessionRssGrowth, resident_tensors
+from srbench.measure.shapeprobe import ShapeProbe, croppable, probe_shape_caching
+from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation, gc_frozen
+from srbench.models.registry import ModelEntry
+from srbench.models.specs import ModelSpec
+from srbench.results.config import RunConfig
+from srbench.results.schema import (
+    STATUS_ERROR,
+    STATUS_NO_WEIGHTS,
+    STATUS_OK,
+    BackendAgreement,
+    ImageResult,
+    ModelResult,
+)
+from srbench.run.building import LoadedModel, build_model
+from srbench.run.checks import apply_backend_settings, check_config, run_device
+from srbench.run.failures import describe_failure
+
+ProgressFn = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class Built:
+    """Stage 1: the registry entry, the loaded model and the seconds it took."""
+
+    entry: ModelEntry
+    loaded: LoadedModel
+    seconds: float
+
+    @property
+    def quality(self) -> bool:
+        """True when the model's outputs mean something (trained weights or none needed)."""
+        return self.loaded.reason is None
+
+
+@dataclass
+class Warmup:
+    """Stage 4: wall seconds of the warm-up and, with ``--compile``, the first (compiling) call."""
+
+    seconds: float
+    compile_s: float | None = None
+    #: The very first forward (ms; None when no warm-up ran) and the number of warm-up calls.
+    first_forward_ms: float | None = None
+    calls: int = 0
+    #: Seconds of the CPU memory pass when it ran as a warm-up call (not in ``seconds``).
+    memory_s: float | None = None
+
+
+@dataclass
+class Loop:
+    """Stage 5: one record per image measured (so far), wall seconds, and the stop note."""
+
+    images: list[ImageResult] = field(default_factory=list)
+    seconds: float | None = None
+    interrupted: str | None = None
+    #: LR pixels (H*W) of each image, by name (the busy check compares time per pixel).
+    pixels: dict[str, int] = field(default_factory=dict)
+    #: The image being run, ``(name, (width, height))`` of its LR: named if the model raises.
+    current: tuple[str, tuple[int, int]] | None = None
+
+
+@dataclass
+class Stages:
+    """The records of the stages that have run; an error leaves the later ones ``None``."""
+
+    built: Built | None = None
+    complexity: Complexity | None = None
+    warmup: Warmup | None = None
+    loop: Loop | None = None
+    #: ForwardMemory (torch; ONNX Runtime on the CPU), a deployment's own meter, or None (off).
+    memory: Any = None
+    memory_mb: float | None = None
+    shape_probe: ShapeProbe | None = None
+    #: Wall seconds of the memory pass and of the shape probe (``phases_s``: both are fixed
+    #: costs a run pays per model, outside the warm-up and the timed loop).
+    memory_s: float | None = None
+    probe_s: float | None = None
+    #: The placed model and the warm-up image ``(name, (width, height))``, for error messages.
+    backend: Backend | None = None
+    current: tuple[str, tuple[int, int]] | None = None
+    #: Deployment backends only: the exported file (``srbench.backends.onnxruntime.session.Deployment``) and
+    #: the session's provider, then the agreement with PyTorch.
+    deployment: Any = None
+    provider: str | None = None
+    session_s: float | None = None
+    agreement: BackendAgreement | None = None
+    #: The browser backend's facts (``ModelResult.backend_info``).
+    backend_info: dict[str, Any] | None = None
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+def measure_model(
+    spec: ModelSpec,
+    images: ImageCache,
+    config: RunConfig,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    measure_memory: bool = True,
+) -> ModelResult:
+    """Measure one model on ``images`` per the module protocol; never raises for model faults.
+
+    Errors raised while building, loading or running the model become a result with
+    ``status="error"`` and the reason (keeping what the earlier stages measured), so the run
+    goes on with the next model.
+    """
+    stages = Stages()
+    try:
+        # Everything alive now is left out of the collections that run during the measurement
+        # (see srbench.measure.timing): a full one would otherwise cost ≈0.1 s between images.
+        with gc_frozen():
+            run_stages(
+                stages,
+                spec,
+                images,
+                config,
+                progress=progress,
+                should_stop=should_stop,
+                measure_memory=measure_memory,
+            )
+    except SrbenchError as exc:
+        return summarise(spec, config, stages, error=str(exc))
+    except Exception as exc:  # a broken model must not take the run down
+        return summarise(spec, config, stages, error=failure_reason(spec, stages, len(images), exc))
+    return summarise(spec, config, stages)
+
+
+def failure_reason(spec: ModelSpec, stages: Stages, total: int, exc: Exception) -> str:
+    """The error row's reason for a model that raised: the image it raised on (name, LR size),
+    the smallest input it accepts when the image was too small, and how many images it had
+    measured (see :mod:`srbench.run.failures`)."""
+    loop = stages.loop
+    current = loop.current if loop is not None and loop.current is not None else stages.current
+    if current is None or stages.backend is None:  # building or counting failed
+        return f"{type(exc).__name__}: {cause(exc)}"
+    backend = stages.backend
+
+    def probe(side: int) -> object:
+        with torch.inference_mode():
+            return backend.forward(backend.to_input(np.zeros((side, side, 3), np.uint8)))
+
+    name, size = current
+    done = len(loop.images) if loop is not None else 0
+    phase = "" if loop is not None and loop.current is not None else " (warm-up)"
+    reason = str(describe_failure(spec.name, f"image {name}{phase}", exc, size=size, probe=probe))
+    return f"{reason} [{done} of {total} images measured before it]"
+
+
+def run_stages(
+    stages: Stages,
+    spec: ModelSpec,
+    images: ImageCache,
+    config: RunConfig,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    measure_memory: bool = True,
+) -> None:
+    """Stages 1-6 in order, each record stored in ``stages`` as soon as it exists.
+
+    ``measure_memory=False`` leaves the memory meter out entirely (``bench``'s
+    ``meters.timing_ratio`` compares timings with it on and off).
+    """
+    device = run_device(config)
+    check_config(config, device)
+    apply_backend_settings(config, device)
+    stages.built = build_stage(spec, config)
+    stages.complexity = count_stage(stages.built, config, spec, device)
+    if config.backend != "torch":
+        stages.deployment = deploy_stage(stages.built, spec, config)
+    stages.memory = memory_meter(config, device) if measure_memory else None
+    if stages.memory is not None and not isinstance(stages.memory, ForwardMemory):
+        stages.memory.start()  # a deployment's device meter starts before its session exists
+    if stages.deployment is not None:
+        t0 = time.perf_counter()
+        backend = place_deployed(stages.built, stages.deployment, config, device, images)
+        stages.session_s = time.perf_counter() - t0
+        stages.provider = getattr(backend, "provider_name", None) or backend.session.provider_name
+        stages.backend_info = getattr(backend, "backend_info", None)
+    else:
+        backend = place_stage(stages.built, config, device)
+        stages.provider = str(device)
+    stages.backend = backend
+    if len(images):
+        first = images.first_lr()
+        stages.current = (images.names[0], (first.shape[1], first.shape[0]))
+    try:
+        timer = ForwardTimer(device)
+        tiling = Tiling(scale=config.scale, tile=config.tile, overlap=config.tile_overlap)
+
+        def warming(name: str, size: tuple[int, int]) -> None:
+            stages.current = (name, size)
+
+        torch_meter = stages.memory if isinstance(stages.memory, ForwardMemory) else None
+        cpu_meter = torch_meter if torch_meter is not None and not torch_meter.per_forward else None
+        stages.warmup = warmup_stage(
+            backend,
+            images,
+            config,
+            timer,
+            tiling=tiling,
+            on_image=warming,
+            # The CPU memory pass doubles as a warm-up call: one forward fewer per model.
+            memory_pass=cpu_memory_pass(cpu_meter, backend) if cpu_meter is not None else None,
+        )
+        stages.memory_s = stages.warmup.memory_s
+        # A deployed session's meter is read before the timed loop, before srbench's metrics
+        # run. The CPU pass (a live-tensor count: history does not move it) normally ran as
+        # a warm-up call; with --warmup 0 (--ntire-compat) it runs after the loop instead,
+        # so that the first timed forward stays the cold first call the challenge times.
+        reads_in_loop = torch_meter is not None and (torch_meter.per_forward or config.warmup == 0)
+        if cpu_meter is not None and stages.memory_s is not None:
+            # The warm-up ran the pass (or tried it: an image that fails there is the timed
+            # loop's to report); a second pass would repeat that forward.
+            stages.memory_mb = cpu_meter.megabytes()
+        elif stages.memory is not None and not reads_in_loop:
+            t0 = time.perf_counter()
+            stages.memory_mb = memory_stage(stages.memory, backend, images, timer, tiling)
+            if cpu_meter is not None:  # a pass of its own ran just now
+                stages.memory_s = time.perf_counter() - t0
+        stages.loop = Loop()
+        # What building, counting and warm-up made joins the frozen objects too (measure_model's
+        # gc_frozen gives them all back at the end): the loop's collections scan only its own.
+        gc.freeze()
+        timed_loop(
+            stages.loop,
+            backend,
+            images,
+            config,
+            timer=timer,
+            tiling=tiling,
+            quality=stages.built.quality,
+            memory=torch_meter,
+            # Random-init output is never kept as a result image (the note says so in summarise).
+            save_dir=Path(config.save_images) / spec.name
+            if config.save_images and stages.built.quality
+            else None,
+            progress=progress,
+            should_stop=should_stop,
+        )
+        stages.loop.current = stages.current = None  # past the images: a later error names none
+        if stages.memory is not None and reads_in_loop:
+            t0 = time.perf_counter()
+            stages.memory_mb = memory_stage(stages.memory, backend, images, timer, tiling)
+            if cpu_meter is not None:
+                stages.memory_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
+        stages.probe_s = time.perf_counter() - t0
+        if stages.deployment is not None and stages.loop.interrupted is None:
+            stages.agreement = agreement_stage(stages.built, backend, images, config, device)
+    finally:
+        close = getattr(backend, "close", None)  # the browser backend: browser and server
+        if close is not None:
+            close()
+
+
+def build_stage(spec: ModelSpec, config: RunConfig) -> Built:
+    """Stage 1: build and load (:func:`~srbench.run.building.build_model`), timed."""
+    t0 = time.perf_counter()
+    entry, loaded = build_model(spec, scale=config.scale, offline=config.offline)
+    return Built(entry, loaded, time.perf_counter() - t0)
+
+
+def count_stage(
+    built: Built, config: RunConfig, spec: ModelSpec, device: torch.device | None = None
+) -> Complexity:
+    """Stage 2: params, FLOPs, activations and convs at ``config.profile_input``, read from the
+    complexity cache when counted before (:mod:`srbench.measure.complexity_cache`; ``--recount``
+    counts afresh). On CUDA the model is counted on the device (fp32, before the run's dtype),
+    where fvcore's traced forward is faster; elsewhere on the CPU copy."""
+    from srbench.measure.complexity_cache import build_arguments, cached_profile
+
+    if device is not None and device.type == "cuda":
+        built.loaded.model.to(device)
+    complexity, _ = cached_profile(
+        built.loaded.model,
+        tuple(config.profile_input),
+        arch=spec.arch,
+        build_args=build_arguments(built.entry, spec),
+        scale=config.scale,
+        input_range=built.entry.input_range,
+        recount=config.recount,
+    )
+    return complexity
+
+
+def place_stage(built: Built, config: RunConfig, device: torch.device) -> Backend:
+    """Stage 3: the model on ``device`` as configured, ready to call."""
+    return TorchBackend.prepare(
+        built.loaded.model,
+        input_range=built.entry.input_range,
+        device=device,
+        dtype=DTYPES[config.dtype],
+        channels_last=config.channels_last,
+        compile=config.compile,
+    )
+
+
+def deploy_stage(built: Built, spec: ModelSpec, config: RunConfig) -> Any:
+    """Stage 3a (deployment backends): the ONNX file of the deployed model, from the cache or
+    exported now (:func:`srbench.backends.onnxruntime.session.deploy`); its seconds are
+    ``phases_s.export``."""
+    from srbench.backends.onnx_export import ExportMetadata
+    from srbench.backends.onnxruntime.session import deploy
+
+    weights = built.loaded.weights
+    meta = ExportMetadata(
+        model=spec.name,
+        arch=built.entry.name,
+        scale=config.scale,
+        input_range=built.entry.input_range,
+        weights_sha256=weights.sha256 if weights else "",
+        dtype=config.dtype,
+    )
+    return deploy(built.loaded.model, meta)
+
+
+def memory_meter(config: RunConfig, device: torch.device) -> Any:
+    """The memory meter of the run's backend: :class:`ForwardMemory` (torch), the process's
+    peak-RSS growth over the session's life for ONNX Runtime on the CPU
+    (:class:`~srbench.measure.memory.SessionRssGrowth`: its arena keeps what it allocates, so
+    a pass after warm-up would see nothing), the device's used-memory delta for ONNX Runtime
+    on a GPU, whose arena PyTorch's counters cannot see (both started before the session and
+    read after warm-up), or none for the browser and for ``--compile`` on the CPU."""
+    if config.backend == "browser":
+        return NotMeasured("browser_not_measured")
+    if config.backend == "torch" and device.type == "cpu" and config.compile:
+        # Inductor's kernels allocate their buffers outside PyTorch's operators, and dynamo
+        # does not compile under a dispatch mode: the live-tensor count would describe
+        # another forward than the timed one.
+        return NotMeasured(
+            KIND_CPU_COMPILED,
+            note="memory not measured: with --compile on the CPU, inductor's kernels allocate "
+            "outside PyTorch's operators, where srbench's live-tensor count cannot see them",
+        )
+    if config.backend != "torch" and device.type == "cuda":
+        from srbench.backends.onnxruntime.session import DeviceUsedMemory
+
+        return DeviceUsedMemory(device)
+    if config.backend != "torch":
+        return SessionRssGrowth()
+    return ForwardMemory(device)
+
+
+@dataclass
+class NotMeasured:
+    """A memory meter for a backend whose memory srbench cannot see (the browser runs the
+    model in its own renderer process; compiled CPU kernels): ``memory_mb`` stays null,
+    ``memory_kind`` says why, and ``note`` (if any) goes into the model's notes."""
+
+    kind: str
+    note: str | None = None
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> float | None:
+        return None
+
+
+def place_deployed(
+    built: Built, deployment: Any, config: RunConfig, device: torch.device, images: ImageCache
+) -> Any:
+    """Stage 3 (deployment backends): an ONNX Runtime session on ``--ort-provider`` as the
+    Backend (:class:`srbench.backends.onnxruntime.session.OrtModel`), or for ``--backend browser``
+    the export in headless Chromium through ONNX Runtime Web
+    (:class:`srbench.backends.browser.backend.BrowserModel`)."""
+    from srbench.backends.onnxruntime.session import max_lr_hw, place
+
+    if config.backend == "browser":
+        from srbench.backends.browser.backend import BrowserModel
+
+        return BrowserModel.open(
+            deployment.export.path,
+            provider=config.browser_provider,
+            threads=config.browser_threads or torch.get_num_threads(),
+            input_range=built.entry.input_range,
+        )
+
+    return place(
+        deployment,
+        provider=config.ort_provider,
+        dtype=config.dtype,
+        scale=config.scale,
+        input_range=built.entry.input_range,
+        device=device,
+        max_hw=max_lr_hw(images) if config.ort_provider == "tensorrt" else None,
+    )
+
+
+def agreement_stage(
+    built: Built, backend: Backend, images: ImageCache, config: RunConfig, device: torch.device
+) -> BackendAgreement:
+    """Stage 6a (deployment backends): outputs vs PyTorch fp32 on the run's device, on the first
+    images (:func:`srbench.backends.agreement.measure_agreement`); untimed."""
+    from srbench.backends.agreement import measure_agreement
+
+    reference = TorchBackend.prepare(built.loaded.model, input_range=built.entry.input_range, device=device)
+
+    def upscale(b: Backend) -> Callable[[Any], torch.Tensor]:
+        def run(lr: Any) -> torch.Tensor:
+            x = b.to_input(lr)
+            return to_unit_range(b.forward(x), x, config.scale, "agreement", b.input_range)
+
+        return run
+
+    return measure_agreement(
+        images,
+        upscale(backend),
+        upscale(reference),
+        dtype=config.dtype,
+        reference_label=f"torch fp32 on {device}",
+    )
+
+
+def warmup_stage(
+    backend: Backend,
+    images: ImageCache,
+    config: RunConfig,
+    timer: ForwardTimer,
+    *,
+    tiling: Tiling | None = None,
+    on_image: Callable[[str, tuple[int, int]], None] | None = None,
+    memory_pass: Callable[[Callable[[], torch.Tensor]], None] | None = None,
+) -> Warmup:
+    """Stage 4: ``config.warmup`` untimed forwards in all, at least one on the first image of
+    every distinct LR shape (so no first-of-shape cost: oneDNN primitives, allocator growth,
+    cuDNN heuristics, lands in a timed forward): one on each other shape's first image and
+    the rest (at least one) on the first image, first. ``--warmup 0`` runs none. Each call
+    is tiled as the timed forwards will be (``tiling``).
+
+    The very first call is timed apart (``first_forward_ms``). ``--compile`` compiles on the
+    first call: that call is never timed, even with ``--warmup 0``. ``on_image(name, (w, h))``
+    is told each warm-up image (error messages name it).
+
+    ``memory_pass(run)`` (the CPU memory meter, :func:`memory_stage`'s pass): the last
+    warm-up call at the shape of the largest LR image runs as ``memory_pass(run)`` instead
+    of a plain call, unless it is the very first call (cold, timed apart) or the model is
+    compiled; :attr:`Warmup.memory_s` is then set (its seconds are not in
+    :attr:`Warmup.seconds`). A run is warm after it either way: the meter only observes
+    which tensors the operators return.
+    """
+    tiling = tiling or Tiling(scale=config.scale)
+    compile_s = first_ms = memory_s = None
+    calls = 0
+    t0 = time.perf_counter()
+    shapes = images.lr_shapes()
+    first_of_shape: dict[tuple[int, ...], int] = {}
+    for i, shape in enumerate(shapes):
+        first_of_shape.setdefault(shape, i)
+    # At least one call per distinct shape; the first image's shape takes the rest of the
+    # `warmup` calls (the process-wide first-call costs are paid once, whatever the shape).
+    others = [i for i in first_of_shape.values() if i != 0] if config.warmup > 0 else []
+    first_calls = max(config.warmup - len(others), 1 if config.warmup > 0 or config.compile else 0)
+    plan = [(0, first_calls), *((i, 1) for i in others)] if shapes else []
+    metered = None  # the plan entry whose last call is the memory pass
+    if memory_pass is not None and config.warmup > 0 and not config.compile:
+        at = first_of_shape[shapes[largest_lr(shapes)]]
+        metered = next(k for k, (index, _) in enumerate(plan) if index == at)
+        if plan[metered][1] == 1 and metered == 0:
+            metered = None  # the only call is the cold first one: a pass of its own after
+    with torch.inference_mode():
+        for k, (index, count) in enumerate(plan):
+            if count == 0:
+                continue
+            lr = images.lr(index)
+            if on_image is not None:
+                on_image(images.names[index], (lr.shape[1], lr.shape[0]))
+            x = backend.to_input(lr)
+            for c in range(count):
+                if memory_pass is not None and k == metered and c == count - 1:
+                    m0 = time.perf_counter()
+                    try:
+                        # The input is made inside the pass: it is part of the figure.
+                        memory_pass(lambda lr=lr: forward_once(backend, lr, timer, tiling))
+                    except Exception:
+                        if index == 0:
+                            raise
+                        break  # as a plain call would; memory_stage leaves it unmeasured
+                    finally:
+                        memory_s = time.perf_counter() - m0
+                    calls += 1
+                    continue
+                try:
+                    _, ms, _ = timed_forward(backend.forward, x, timer, tiling, 1)
+                except Exception:
+                    if index == 0:
+                        raise
+                    # Another shape the model cannot run (too small, out of memory): the timed
+                    # loop meets it again and handles it there (an error naming the image after
+                    # the images before it are kept, or the tiling fallback).
+                    break
+                if calls == 0:
+                    first_ms = ms
+                    if config.compile:
+                        compile_s = ms / 1e3
+                calls += 1
+    seconds = time.perf_counter() - t0 - (memory_s or 0.0)
+    return Warmup(seconds, compile_s, first_ms, calls, memory_s)
+
+
+def largest_lr(shapes: list[tuple[int, ...]]) -> int:
+    """Index of the LR image with the most pixels (the first of equals): the memory pass's."""
+    return max(range(len(shapes)), key=lambda i: (shapes[i][0] * shapes[i][1], -i))
+
+
+def shape_probe_stage(
+    backend: Backend, images: ImageCache, config: RunConfig, timer: ForwardTimer, loop: Loop
+) -> ShapeProbe:
+    """After the loop (and the memory reading): does the forward time drop sharply only on
+    shapes already seen? See :mod:`srbench.measure.shapeprobe`."""
+    reason = (
+        "the browser backend times session.run in the page, not forward() calls"
+        if getattr(backend, "self_timed", False)
+        else "--compile recompiles per shape"
+        if config.compile
+        else "--cudnn-benchmark autotunes per shape"
+        if config.cudnn_benchmark
+        else "--tile"
+        if config.tile is not None
+        else "images were tiled after running out of memory (an untiled probe would too)"
+        if any(i.tiled for i in loop.images)
+        else None
+    )
+    if reason is None and loop.interrupted:
+        reason = "the run was interrupted"
+    # The probe's picture: the smallest LR image that can be cropped (a new shape costs one
+    # forward, the cheapest there is), compared with its own timed forward in the loop; when
+    # none can be, the smallest, and the probe says it is too small to crop.
+    shapes = images.lr_shapes()
+    by_size = sorted(range(len(shapes)), key=lambda i: (shapes[i][0] * shapes[i][1], i))
+    at = next((i for i in by_size if croppable(shapes[i])), by_size[0] if by_size else None)
+    seen = loop.images[at] if at is not None and at < len(loop.images) else None
+    if reason is None and (seen is None or seen.name != images.names[at] or seen.runtime_ms is None):
+        reason = "the probed image has no timed forward to compare with"
+    if reason:
+        return ShapeProbe(skipped=reason)
+    assert at is not None and seen is not None and seen.runtime_ms is not None
+    try:
+        with torch.inference_mode():
+            x = backend.to_input(images.lr(at))
+        return probe_shape_caching(backend.forward, x, timer, seen.runtime_ms)
+    except Exception as exc:  # e.g. out of memory untiled: the probe never fails a model
+        return ShapeProbe(skipped=f"probe failed: {type(exc).__name__}: {cause(exc, 200)}")
+
+
+def timed_loop(
+    loop: Loop,
+    backend: Backend,
+    images: ImageCache,
+    config: RunConfig,
+    *,
+    timer: ForwardTimer,
+    tiling: Tiling,
+    quality: bool,
+    memory: ForwardMemory | None = None,
+    save_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Loop:
+    """Stage 5: per image, the timed forward(s) then :func:`score_image`; appends to ``loop.images``.
+
+    On CUDA the memory meter reads its peak around each image's forward(s), outside the
+    timed region; on CPU it does nothing here (:func:`memory_stage` runs its own pass).
+    """
+    energy = EnergyMeter.for_device(backend.device)
+    t0 = time.perf_counter()
+    total = len(images)
+    with torch.inference_mode():
+        # On CUDA a loader thread reads the next pair into pinned memory during this forward,
+        # so the LR and HR copies to the device do not block; on the CPU a thread would
+        # compete with the timed forward for the cores.
+        pairs = images.prefetched(pin_memory=True) if backend.device.type == "cuda" else iter(images)
+        for done, (name, lr, hr) in enumerate(pairs, start=1):
+            loop.current = (name, (lr.shape[1], lr.shape[0]))
+            loop.pixels[name] = int(lr.shape[0] * lr.shape[1])
+            loop.images.append(
+                _measure_image(
+                    name,
+                    lr,
+                    hr if quality else None,
+                    backend,
+                    config,
+                    timer,
+                    tiling,
+                    energy,
+                    memory,
+                    save_dir,
+                )
+            )
+            if progress:
+                progress(done, total)
+            if should_stop and should_stop():
+                loop.interrupted = f"interrupted after {done} of {total} images"
+                break
+    loop.seconds = time.perf_counter() - t0
+    return loop
+
+
+def _measure_image(
+    name: str,
+    lr: Any,
+    hr: Any | None,
+    backend: Backend,
+    config: RunConfig,
+    timer: ForwardTimer,
+    tiling: Tiling,
+    energy: EnergyMeter,
+    memory: ForwardMemory | None,
+    save_dir: Path | None,
+) -> ImageResult:
+    # One function per image: its tensors are freed on return, so none is still allocated
+    # when the next image's memory peak is reset.
+    x = backend.to_input(lr)
+    if memory is not None:
+        memory.before_forward()
+    energy.begin()
+    samples = None
+    if getattr(backend, "self_timed", False):
+        # The browser times session.run in the page (performance.now()); a Python
+        # timer around the call would add the page round trip.
+        out, ms = backend.timed(x, config.repeat)
+        tiled = False
+    else:
+        out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
+        samples = list(timer.last_samples_ms) if config.repeat > 1 else None
+    joules = energy.end(config.repeat)
+    if memory is not None:
+        memory.after_forward()
+    check_output(out, x, config.scale, name, finite=False)  # finite: checked while scoring
+    del x
+    img = ImageResult(name=name, runtime_ms=ms, tiled=tiled, energy_j=joules, runtime_samples_ms=samples)
+    score_image(img, out, hr, crop_border=config.scale, input_range=backend.input_range, save_dir=save_dir)
+    return img
+
+
+def score_image(
+    img: ImageResult,
+    out: torch.Tensor,
+    hr: Any | None,
+    *,
+    crop_border: int,
+    input_range: float = 1.0,
+    save_dir: Path | None = None,
+) -> None:
+    """Stage 5, per image: quantise the model's output ``out`` ((1, 3, H, W) on
+    ``[0, input_range]``, on the device) to uint8, fingerprint it, save it if asked, and score
+    it against ``hr`` (uint8 (H, W, 3); None: no quality figures) into ``img``, in one lean pass
+    (:func:`srbench.measure.quality.score_image`; raises :class:`SrbenchError` for NaN/Inf)."""
+    score = quality.score_image(out, hr, crop_border=crop_border, input_range=input_range, name=img.name)
+    img.sr_sha256 = score.sr_sha256
+    img.psnr_y, img.ssim_y, img.psnr_rgb = score.psnr_y, score.ssim_y, score.psnr_rgb
+    if save_dir is not None:
+        _save_sr(save_dir / f"{img.name}.png", score.sr_u8)
+
+
+def memory_stage(
+    memory: Any, backend: Backend, images: ImageCache, timer: ForwardTimer, tiling: Tiling
+) -> float | None:
+    """Stage 6: the model's forward peak in MB (:mod:`srbench.measure.memory`).
+
+    CUDA: the maximum read around the timed forwards. CPU: the pass on the largest LR image
+    (most pixels), tiled as the timed forwards were, unless the warm-up already ran it (see
+    :func:`warmup_stage`); before the timed loop (after it with ``--warmup 0``). When that
+    pass fails on an image other than the first, the figure is left unmeasured: the timed
+    loop meets the image and reports it.
+    A deployment's own meter (ONNX Runtime on a GPU, the browser) is read now.
+    """
+    if not isinstance(memory, ForwardMemory):
+        return memory.stop()
+    if not memory.per_forward and memory.peak_bytes is None and len(images):
+        at = largest_lr(images.lr_shapes())
+        lr = images.lr(at)
+
+        def one_pass() -> torch.Tensor:
+            with torch.inference_mode():
+                return forward_once(backend, lr, timer, tiling)
+
+        try:
+            cpu_memory_pass(memory, backend)(one_pass)
+        except Exception:
+            if at == 0:
+                raise
+            # The timed loop meets this image again and handles it (tiling, or an error
+            # naming it after the images before it are kept); memory stays unmeasured.
+    return memory.megabytes()
+
+
+def forward_once(backend: Backend, lr: Any, timer: ForwardTimer, tiling: Tiling) -> torch.Tensor:
+    """The model's output for LR image ``lr``: its input made, one forward tiled as the timed
+    ones (the memory pass's forward, wherever it runs)."""
+    return timed_forward(backend.forward, backend.to_input(lr), timer, tiling)[0]
+
+
+def cpu_memory_pass(memory: ForwardMemory, backend: Backend) -> Callable[[Callable[[], Any]], None]:
+    """``pass_(run)``: the CPU meter's pass over ``run()`` with the placed model's weights resident."""
+
+    def pass_(run: Callable[[], Any]) -> None:
+        memory.measure_pass(run, resident=backend_tensors(backend))
+
+    return pass_
+
+
+def backend_tensors(backend: Backend) -> list[torch.Tensor]:
+    """The placed model's parameters and buffers (none when the backend holds no PyTorch
+    module, e.g. an ONNX Runtime session: its weights are then not counted)."""
+    module = getattr(backend, "module", None)
+    return resident_tensors(module) if isinstance(module, torch.nn.Module) else []
+
+
+def _save_sr(path: Path, sr_u8: torch.Tensor) -> None:
+    """Write the quantised uint8 (H, W, 3) SR image as a PNG."""
+    from srbench.data.imageio import write_png_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_png_atomic(path, sr_u8.numpy())
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str | None = None) -> ModelResult:
+    """Stage 7: the :class:`ModelResult` of the records in ``stages``.
+
+    With ``error`` the status is ``error`` and the reason is ``error``; the figures of the
+    stages that completed are kept.
+    """
+    name = config.row_name(spec.name)
+    result = ModelResult(name=name, arch=spec.arch, scale=config.scale, status=STATUS_ERROR)
+    result.backend, result.dtype = config.backend, config.dtype
+    result.provider = stages.provider
+    phases = result.phases_s
+    if stages.deployment is not None:
+        result.deployed = stages.deployment.describe()
+        phases["export"] = stages.deployment.seconds
+    built = stages.built
+    if built is not None:
+        phases["build_and_load"] = built.seconds
+        result.input_range = built.entry.input_range
+        result.weights = built.loaded.weights
+        result.reason = built.loaded.reason
+        if config.save_images and not built.quality:
+            result.notes.append("SR images not saved: without trained weights the output is not a result")
+    c = stages.complexity
+    if c is not None:
+        phases["count"] = c.seconds
+        result.params, result.flops = c.params, c.flops
+        result.activations, result.convs = c.activations, c.convs
+        result.complexity_input = list(c.input_shape)
+        result.unsupported_ops = c.unsupported_ops
+        result.flops_dispatch = c.flops_dispatch
+        result.functional_convs = c.functional_convs
+        result.flops_lower_bound = c.flops_lower_bound
+        result.flops_undercount = c.flops_undercount
+        result.flops_thop = c.flops_thop
+        if c.flops_note:
+            result.notes.append(c.flops_note)
+        if c.functional_convs:
+            result.notes.append(
+                f"{c.functional_convs} functional convolution call(s) are invisible to the "
+                "NTIRE activation/conv counters"
+            )
+    if stages.session_s is not None:
+        phases["session"] = stages.session_s
+    if stages.warmup is not None:
+        if stages.warmup.compile_s is not None:
+            phases["compile"] = stages.warmup.compile_s
+        phases["warmup"] = stages.warmup.seconds
+    loop = stages.loop
+    if loop is not None:
+        result.images = loop.images
+        if loop.interrupted:
+            result.notes.append(loop.interrupted)
+        if loop.seconds is not None:
+            phases["loop"] = loop.seconds
+    if stages.memory_s is not None:
+        phases["memory"] = stages.memory_s
+    if stages.probe_s is not None:
+        phases["shape_probe"] = stages.probe_s
+    if error is not None:
+        result.status, result.reason = STATUS_ERROR, error
+        return result
+    assert built is not None and loop is not None
+    if stages.memory is not None:
+        result.memory_mb = stages.memory_mb
+        result.memory_kind = stages.memory.kind
+        note = getattr(stages.memory, "note", None)
+        if note:
+            result.notes.append(note)
+    _runtime_summary(result, loop.pixels, forced_tiling=config.tile is not None)
+    result.first_forward_ms = _first_forward_ms(stages.warmup, result.images)
+    result.warmup_calls = stages.warmup.calls if stages.warmup is not None else 0
+    if built.quality and result.images:
+        result.psnr_y = _mean(i.psnr_y for i in result.images)
+        result.ssim_y = _mean(i.ssim_y for i in result.images)
+        result.psnr_rgb = _mean(i.psnr_rgb for i in result.images)
+        result.status = STATUS_OK
+    else:
+        result.status = STATUS_NO_WEIGHTS
+    result.energy_j_per_image = mean_energy(i.energy_j for i in result.images)
+    if stages.shape_probe is not None:
+        result.shape_probe = asdict(stages.shape_probe)
+        note = stages.shape_probe.note()
+        if note:
+            result.notes.append(note)
+    result.backend_agreement = stages.agreement
+    result.backend_info = stages.backend_info
+    if stages.backend_info and stages.backend_info.get("fallback"):
+        result.notes.append(f"{stages.backend_info['provider_requested']}: {stages.backend_info['fallback']}")
+    if stages.agreement is not None and not stages.agreement.within_tolerance:
+        a = stages.agreement
+        result.notes.append(
+            f"output drifts from PyTorch: max |diff| {a.max_abs_diff:.2e} > tolerance {a.tolerance:g} "
+            f"({a.psnr_vs_torch_db:.2f} dB vs PyTorch); its quality is not ranked"
+        )
+    return result
+
+
+def _runtime_summary(result: ModelResult, pixels: dict[str, int], *, forced_tiling: bool) -> None:
+    # Images tiled after running out of memory are timed differently: excluded, and said so.
+    # With --tile every image is tiled the same way, so all are comparable and kept.
+    fallback = [] if forced_tiling else [i.name for i in result.images if i.tiled]
+    times = [i.runtime_ms for i in result.images if i.runtime_ms is not None and i.name not in fallback]
+    result.runtime_ms = RuntimeStats.from_samples(times) if times else None
+    # Time per LR pixel, so that images of different sizes do not count as noise.
+    per_pixel = [
+        i.runtime_ms / pixels[i.name]
+        for i in result.images
+        if i.runtime_ms is not None and i.name not in fallback and pixels.get(i.name)
+    ]
+    if len(per_pixel) >= 3:
+        cv = coefficient_of_variation(per_pixel)
+        if cv > BUSY_CV:
+            result.notes.append(
+                f"time per pixel varies by CV {cv:.2f} > {BUSY_CV:.2f} across images: the machine was "
+                "probably busy; compare times with care"
+            )
+    if fallback:
+        result.notes.append(
+            f"{len(fallback)} image(s) ran out of memory and were tiled ({', '.join(fallback[:5])}); "
+            "their times are excluded from runtime_ms"
+        )
+
+
+def _first_forward_ms(warmup: Warmup | None, images: list[ImageResult]) -> float | None:
+    # Without warm-up (--warmup 0, --ntire-compat) the first timed forward is the cold one.
+    if warmup is not None and warmup.first_forward_ms is not None:
+        return warmup.first_forward_ms
+    if not images:
+        return None
+    first = images[0]
+    return first.runtime_samples_ms[0] if first.runtime_samples_ms else first.runtime_ms
+
+
+#: Above this coefficient of variation of the per-image time per LR pixel, a note warns that
+#: the machine was probably busy (on a quiet machine it stays within a few %).
+BUSY_CV = 0.10
+
+
+def _mean(values: Any) -> float:
+    vals = [float(v) for v in values]
+    # Identical SR and HR give +inf PSNR; the mean is then +inf, as in BasicSR.
+    return math.inf if any(math.isinf(v) for v in vals) else statistics.fmean(vals)
