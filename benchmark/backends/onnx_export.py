@@ -41,7 +41,7 @@ from torch import nn
 
 from srbench import __version__
 from srbench.core.errors import SrbenchError
-from srbench.core.extras import require
+from srbench.core.extras import require, versions
 
 #: Opset written by default: the dynamo exporter's native one (17 is converted down).
 DEFAULT_OPSET = 18
@@ -293,3 +293,15 @@ def read_metadata(source: Path | bytes) -> ExportMetadata:
         raise SrbenchError(f"{label} is not a readable ONNX file ({exc})") from None
     props = {p.key: p.value for p in proto.metadata_props}
     return ExportMetadata.from_props(props, source=label)
+
+
+def export_environment() -> dict[str, Any]:
+    """The ``environment`` facts of a backend that runs the export: the versions of ``onnx``,
+    ``onnxruntime`` and ``onnxscript`` and ONNX Runtime's available execution providers."""
+    env: dict[str, Any] = dict(versions())
+    try:
+        import onnxruntime
+    except ImportError:
+        return env
+    env["ort_providers"] = list(onnxruntime.get_available_providers())
+    return env
