@@ -117,3 +117,30 @@ def test_the_name_check_sees_a_branch(tmp_path: Path) -> None:
         assert _backend_name_comparisons(tmp_path / "x.py") == ["x.py:1"]
     finally:
         ROOT = saved
+
+
+def test_a_dtype_the_model_does_not_run_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from torch import nn
+
+    from srbench.models.registry import register_model, unregister_model
+
+    built = []
+
+    @register_model("fp32_only", scales=(4,), input_range=1.0, description="t", dtypes=("fp32",))
+    def _build(scale: int = 4) -> nn.Module:
+        built.append(scale)
+        return nn.Sequential(nn.Conv2d(3, 48, 3, padding=1), nn.PixelShuffle(4))
+
+    try:
+        out = tmp_path / "out"
+        code = main(
+            ["run", "--models", "fp32_only", "--dtype", "bf16", "--data", "sample-mini", "--output", str(out)]
+        )
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1
+        assert err[0] == "srbench: error: model 'fp32_only' does not run --dtype bf16; choose one of fp32"
+        assert built == [] and not out.exists()
+    finally:
+        unregister_model("fp32_only")

@@ -42,6 +42,7 @@ from torch import nn
 from srbench import __version__
 from srbench.core.errors import SrbenchError
 from srbench.core.extras import require, versions
+from srbench.core.files import atomic_write_bytes
 
 #: Opset written by default: the dynamo exporter's native one (17 is converted down).
 DEFAULT_OPSET = 18
@@ -272,7 +273,6 @@ def check_graph(proto: Any, name: str, advice: str) -> None:
 
 def write_onnx(path: Path, data: bytes) -> None:
     """Write ``data`` atomically to ``path`` (folders created); an unwritable path is one line."""
-    from srbench.core.files import atomic_write_bytes
 
     try:
         atomic_write_bytes(path, data, mkdir=True)

@@ -179,7 +179,7 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
 
     first = table_config(data[0], backends[0], dtypes[0])
     specs = parse_model_specs(",".join(models), first.weights)
-    validate_checkpoints(specs, first)
+    validate_checkpoints(specs, first, dtypes=dtypes)
     return build_plan(specs, data, backends, dtypes, runs, table_config, describe_data)
 
 

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from srbench.backends.agreement import measure_agreement
 from srbench.backends.base import Backend, PlacedModel, PlaceRequest
 from srbench.backends.onnx_export import ExportMetadata
 from srbench.backends.pytorch import (
@@ -56,7 +57,9 @@ from srbench.backends.pytorch import (
 from srbench.backends.registry import get_backend
 from srbench.core.errors import SrbenchError, cause
 from srbench.data.cache import ImageCache
+from srbench.data.imageio import write_png_atomic
 from srbench.measure import quality
+from srbench.measure.complexity_cache import build_arguments, cached_profile
 from srbench.measure.counting import Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import ForwardMemory
@@ -331,7 +334,6 @@ def count_stage(
     complexity cache when counted before (:mod:`srbench.measure.complexity_cache`; ``--recount``
     counts afresh). On CUDA the model is counted on the device (fp32, before the run's dtype),
     where fvcore's traced forward is faster; elsewhere on the CPU copy."""
-    from srbench.measure.complexity_cache import build_arguments, cached_profile
 
     if device is not None and device.type == "cuda":
         built.loaded.model.to(device)
@@ -389,7 +391,6 @@ def agreement_stage(
 ) -> BackendAgreement:
     """Stage 6a (deployment backends): outputs vs PyTorch fp32 on the run's device, on the first
     images (:func:`srbench.backends.agreement.measure_agreement`); untimed."""
-    from srbench.backends.agreement import measure_agreement
 
     reference = TorchBackend.prepare(built.loaded.model, input_range=built.entry.input_range, device=device)
 
@@ -699,7 +700,6 @@ def cpu_memory_pass(memory: ForwardMemory, backend: PlacedModel) -> Callable[[Ca
 
 def _save_sr(path: Path, sr_u8: torch.Tensor) -> None:
     """Write the quantised uint8 (H, W, 3) SR image as a PNG."""
-    from srbench.data.imageio import write_png_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_png_atomic(path, sr_u8.numpy())
