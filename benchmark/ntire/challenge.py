@@ -47,9 +47,6 @@ from srbench.results.config import RunConfig
 from srbench.results.schema import ModelResult, RunResult
 from srbench.run.orchestrator import run_benchmark
 
-#: The protocol names ``srbench run --protocol`` accepts besides the editions.
-DEFAULT_PROTOCOL = "srbench"
-
 
 @dataclass(frozen=True)
 class ChallengeRun:

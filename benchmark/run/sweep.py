@@ -25,7 +25,6 @@ every run.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
 import fcntl
@@ -33,7 +32,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import socket
 import tempfile
 import threading
@@ -694,9 +692,3 @@ def run_sweep(
     warnings = mixed_hardware(run)
     measured = sum(1 for c in todo if c.key in store.records)
     return SweepSummary(run, measured, len(skipped), failed, info["wall_s"], interrupted, warnings)
-
-
-def remove_tree(path: Path) -> None:
-    """Best-effort removal of a node's decoded-image cache."""
-    with contextlib.suppress(OSError):
-        shutil.rmtree(path)
