@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from srbench.data.imresize import _contributions, imresize
 from srbench.models.registry import register_model
 from srbench.models.sources import ALL_SCALES
 
@@ -33,7 +34,6 @@ class Bicubic(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Imported here so that building the model does not depend on the benchmark package.
-        from srbench.data.imresize import imresize
 
         return imresize(x, self.upscale).to(dtype=x.dtype, device=x.device)
 
@@ -50,7 +50,6 @@ def phase_taps(scale: int) -> torch.Tensor:
     are read off :mod:`srbench.data.imresize`'s own contribution table at an interior pixel,
     so there is one definition of the kernel. Returns float64 ``(scale, 5)``.
     """
-    from srbench.data.imresize import _contributions
 
     length, centre = 16, 8  # any interior pixel: far enough from both borders
     idx, w = _contributions(length, length * scale, float(scale), True, torch.device("cpu"))

@@ -47,6 +47,10 @@ class WeightsSpec:
     params: int | None = None
 
 
+#: The ``--dtype`` values a model runs unless its entry says otherwise.
+ALL_DTYPES = ("fp32", "fp16", "bf16")
+
+
 @dataclass(frozen=True)
 class ModelEntry:
     """A registered model.
@@ -69,6 +73,9 @@ class ModelEntry:
             ``plugin MODULE`` (``SRBENCH_PLUGINS``), ``entry point NAME (DIST)``,
             ``module MODULE`` (any other import), ``file``/``ntire`` (user code named on the
             command line), ``spandrel``.
+        dtypes: the ``--dtype`` values the network runs correctly in (an operation with no
+            half-precision kernel, a numerically unstable attention): any other is refused
+            before a run does any work (:meth:`check_dtype`).
     """
 
     name: str
@@ -82,6 +89,14 @@ class ModelEntry:
     default_kwargs: Mapping[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     origin: str = "builtin"
+    dtypes: tuple[str, ...] = ALL_DTYPES
+
+    def check_dtype(self, dtype: str) -> None:
+        """Raise :class:`SrbenchError` (one line naming ``--dtype``) unless the model runs ``dtype``."""
+        if dtype not in self.dtypes:
+            raise SrbenchError(
+                f"model '{self.name}' does not run --dtype {dtype}; choose one of {', '.join(self.dtypes)}"
+            )
 
     def weights_for(self, scale: int) -> WeightsSpec | None:
         """The official checkpoint for ``scale``, or None."""
@@ -121,6 +136,7 @@ def register_model(
     default_kwargs: Mapping[str, Any] | None = None,
     tags: tuple[str, ...] = (),
     origin: str | None = None,
+    dtypes: tuple[str, ...] = ALL_DTYPES,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register ``builder`` under ``name``. Re-registering a name is an error.
 
@@ -150,6 +166,7 @@ def register_model(
             default_kwargs=dict(default_kwargs or {}),
             tags=tuple(tags),
             origin=where,
+            dtypes=tuple(dtypes),
         )
         return builder
 

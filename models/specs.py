@@ -26,8 +26,19 @@ from pathlib import Path
 from typing import Any
 
 from srbench.core.errors import SrbenchError
+from srbench.models.loading import detect_architecture, read_checkpoint
 from srbench.models.registry import get_entry
-from srbench.models.usercode import CodeRef, check_input_range, split_code_token
+from srbench.models.spandrel_adapter import spandrel_entry
+from srbench.models.usercode import (
+    CodeRef,
+    check_input_range,
+    import_file,
+    module_classes,
+    ntire_team,
+    resolve_callable,
+    root_classes,
+    split_code_token,
+)
 
 NTIRE_PREFIX = "ntire:"
 
@@ -130,7 +141,6 @@ def specs_from_config(config: Any) -> list[ModelSpec]:
 
 def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec, str]:
     """The spec of one ``--models`` token and the token as typed without ``NAME=``."""
-    from srbench.models.usercode import ntire_team
 
     name: str | None
     name, sep, rest = token.partition("=")
@@ -167,7 +177,6 @@ def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec,
             if attr is None:  # pragma: no cover - split_code_token always gives attr for modules
                 raise SrbenchError(f"{option} {token!r}: name the callable as module:callable")
             ref = CodeRef(attr=attr, module=target)
-        from srbench.models.usercode import resolve_callable
 
         resolve_callable(ref)  # import now: a bad file is a one-line error before any model runs
         typed = f"{target}:{attr}"
@@ -180,7 +189,6 @@ def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec,
 
 def _only_model_class(path: Path, option: str) -> str:
     """The one ``nn.Module`` class of ``path`` that no other class of it uses."""
-    from srbench.models.usercode import import_file, module_classes, root_classes
 
     classes = module_classes(import_file(path))
     roots = root_classes(path, classes)
@@ -202,8 +210,6 @@ def _looks_like_checkpoint(token: str) -> bool:
 def _spec_from_checkpoint(
     name: str | None, path: Path, token: str, scale: int | None, option: str
 ) -> ModelSpec:
-    from srbench.models.loading import detect_architecture, read_checkpoint
-    from srbench.models.spandrel_adapter import spandrel_entry
 
     if not path.is_file():
         raise SrbenchError(f"checkpoint {path} not found; check its path")

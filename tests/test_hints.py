@@ -48,6 +48,19 @@ UNREACHABLE = {
         )
     },
     ("srbench.data.imageio", "read_image", "compare"): "run's options",
+    # Tables name a recorded backend through backend_caption, which catches get_backend's error;
+    # profile and upscale never choose a backend.
+    **{
+        ("srbench.backends.registry", "get_backend", c): "caught by the caption"
+        for c in ("check", "compare", "export", "profile", "report", "score", "upscale")
+    },
+    # upscale places its model with TorchBackend.prepare; the run's memory meter never runs there.
+    ("srbench.backends.pytorch", "TorchEager.memory_meter", "upscale"): "run's meter only",
+    # Only run and sweep check a model's dtypes (validate_checkpoints); these never call it.
+    **{
+        ("srbench.models.registry", "ModelEntry.check_dtype", c): "run and sweep only"
+        for c in ("list", "profile", "weights fetch", "weights list")
+    },
     # upscale builds its RunConfig with defaults for these; the checks cannot fire there.
     ("srbench.run.checks", "check_config", "upscale"): "defaults",
     # The --weights file check fires only for an explicit path, which list/weights never pass.

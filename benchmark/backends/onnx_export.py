@@ -41,7 +41,8 @@ from torch import nn
 
 from srbench import __version__
 from srbench.core.errors import SrbenchError
-from srbench.core.extras import require
+from srbench.core.extras import require, versions
+from srbench.core.files import atomic_write_bytes
 
 #: Opset written by default: the dynamo exporter's native one (17 is converted down).
 DEFAULT_OPSET = 18
@@ -272,7 +273,6 @@ def check_graph(proto: Any, name: str, advice: str) -> None:
 
 def write_onnx(path: Path, data: bytes) -> None:
     """Write ``data`` atomically to ``path`` (folders created); an unwritable path is one line."""
-    from srbench.core.files import atomic_write_bytes
 
     try:
         atomic_write_bytes(path, data, mkdir=True)
@@ -293,3 +293,15 @@ def read_metadata(source: Path | bytes) -> ExportMetadata:
         raise SrbenchError(f"{label} is not a readable ONNX file ({exc})") from None
     props = {p.key: p.value for p in proto.metadata_props}
     return ExportMetadata.from_props(props, source=label)
+
+
+def export_environment() -> dict[str, Any]:
+    """The ``environment`` facts of a backend that runs the export: the versions of ``onnx``,
+    ``onnxruntime`` and ``onnxscript`` and ONNX Runtime's available execution providers."""
+    env: dict[str, Any] = dict(versions())
+    try:
+        import onnxruntime
+    except ImportError:
+        return env
+    env["ort_providers"] = list(onnxruntime.get_available_providers())
+    return env

@@ -16,14 +16,16 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
+from srbench.backends.base import Backend, PlacedModel, PlaceRequest, RunOptions
+from srbench.backends.devices import DTYPES, check_dtype, resolve_device
 from srbench.backends.tiling import DEFAULT_OVERLAP, tiled_forward
 from srbench.core.errors import SrbenchError
+from srbench.measure.memory import KIND_CPU_COMPILED, ForwardMemory, NotMeasured, resident_tensors
 from srbench.measure.timing import ForwardTimer
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -45,27 +47,8 @@ def to_model_input(
     return t.to(dtype).contiguous()
 
 
-class Backend(Protocol):
-    """A model placed for inference (see the module docstring).
-
-    ``device`` is where inputs live and where forwards are timed (:class:`ForwardTimer`);
-    ``input_range`` is the model's value scale (1 or 255).
-    """
-
-    device: torch.device
-    input_range: float
-
-    def to_input(self, lr: np.ndarray) -> torch.Tensor:
-        """uint8 (H, W, 3) RGB → the model's (1, 3, H, W) input on :attr:`device`."""
-        ...
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, h, w) → (N, 3, h*scale, w*scale), both on ``[0, input_range]``."""
-        ...
-
-
 @dataclass
-class TorchBackend:
+class TorchBackend(PlacedModel):
     """A PyTorch module on ``device`` in ``dtype`` (optionally channels-last, compiled).
 
     Build it with :meth:`prepare`. ``forward`` is the (possibly compiled) module itself.
@@ -106,6 +89,50 @@ class TorchBackend:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+    def resident(self) -> list[torch.Tensor]:
+        return resident_tensors(self.module)
+
+
+class TorchEager(Backend):
+    """PyTorch eager (``--backend torch``, the reference): :class:`TorchBackend` on ``--device``
+    in ``--dtype``, optionally channels-last and compiled."""
+
+    name = "torch"
+
+    def device(self, options: RunOptions) -> torch.device:
+        return resolve_device(options.device)
+
+    def check(self, options: RunOptions, device: torch.device) -> None:
+        check_dtype(options.dtype, device)
+
+    def memory_meter(self, options: RunOptions, device: torch.device) -> ForwardMemory | NotMeasured:
+        """:class:`ForwardMemory`; none with ``--compile`` on the CPU: inductor's kernels allocate
+        their buffers outside PyTorch's operators, and dynamo does not compile under a dispatch
+        mode, so the live-tensor count would describe another forward than the timed one."""
+        if device.type == "cpu" and options.compile:
+            return NotMeasured(
+                KIND_CPU_COMPILED,
+                note="memory not measured: with --compile on the CPU, inductor's kernels allocate "
+                "outside PyTorch's operators, where srbench's live-tensor count cannot see them",
+            )
+        return ForwardMemory(device)
+
+    def place(self, request: PlaceRequest, options: RunOptions) -> TorchBackend:
+        return TorchBackend.prepare(
+            request.model,
+            input_range=request.input_range,
+            device=request.device,
+            dtype=DTYPES[options.dtype],
+            channels_last=options.channels_last,
+            compile=options.compile,
+        )
+
+    def row_suffix(self, config: object) -> str | None:
+        return None
+
+    def caption(self, config: object) -> str:
+        return ""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from srbench.backends.browser.ortweb import PROVIDERS as BROWSER_PROVIDERS
+from srbench.backends.onnxruntime.session import PROVIDERS as ORT_PROVIDERS
+from srbench.backends.registry import backend_names
 from srbench.commands.options import (
     add_dataset_options,
     add_dtype_option,
@@ -21,14 +24,7 @@ from srbench.commands.options import (
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
-from srbench.results.config import (
-    BACKENDS,
-    BROWSER_PROVIDERS,
-    BROWSER_WARMUP,
-    DEFAULT_WARMUP,
-    ORT_PROVIDERS,
-    RunConfig,
-)
+from srbench.results.config import BROWSER_WARMUP, DEFAULT_WARMUP, RunConfig
 from srbench.results.schema import check_label
 from srbench.results.tables import console_table, footnotes
 from srbench.run.orchestrator import default_output_dir, resume_command, run_benchmark
@@ -127,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_dtype_option(p)
     p.add_argument(
         "--backend",
-        choices=list(BACKENDS),
+        choices=list(backend_names()),
         default="torch",
         help="what runs the network: torch (default) or onnxruntime (the ONNX export; srbench[onnx])",
     )

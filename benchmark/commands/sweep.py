@@ -130,10 +130,10 @@ def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 def build_sweep_plan(options: dict[str, Any]) -> Any:
     """The :class:`~srbench.run.sweep.SweepPlan` of merged options (one-line errors)."""
     from srbench.backends.devices import DTYPES
+    from srbench.backends.registry import backend_names
     from srbench.commands.run import config_from_args
     from srbench.data.datasets import dataset_options, load_dataset
     from srbench.models.specs import parse_model_specs
-    from srbench.results.config import BACKENDS
     from srbench.run.orchestrator import validate_checkpoints
     from srbench.run.sweep import SWEEP_KEYS, build_plan, split_list
 
@@ -161,9 +161,10 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
     if bad:
         raise SrbenchError(f"--dtype {','.join(bad)}: each dtype must be one of {', '.join(DTYPES)}")
     backends = split_list(options.get("backend")) or [defaults.backend]
-    bad = [b for b in backends if b not in BACKENDS]
+    bad = [b for b in backends if b not in backend_names()]
     if bad:
-        raise SrbenchError(f"--backend {','.join(bad)}: each backend must be one of {', '.join(BACKENDS)}")
+        known = ", ".join(backend_names())
+        raise SrbenchError(f"--backend {','.join(bad)}: each backend must be one of {known}")
     runs = 1 if options.get("runs") is None else int(options["runs"])
     ns.models = ",".join(models)
 
@@ -178,7 +179,7 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
 
     first = table_config(data[0], backends[0], dtypes[0])
     specs = parse_model_specs(",".join(models), first.weights)
-    validate_checkpoints(specs, first)
+    validate_checkpoints(specs, first, dtypes=dtypes)
     return build_plan(specs, data, backends, dtypes, runs, table_config, describe_data)
 
 

@@ -31,12 +31,14 @@ import json
 import time
 import typing
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from srbench import __version__
 from srbench.core.files import atomic_write_text, file_sha256
 from srbench.core.paths import cache_root
 from srbench.measure.counting import Complexity, profile_model
@@ -52,15 +54,11 @@ def cache_dir() -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    import srbench
-
     try:
         fvcore = version("fvcore")
     except PackageNotFoundError:
         fvcore = "absent"
-    return {"srbench": srbench.__version__, "torch": torch.__version__, "fvcore": fvcore}
+    return {"srbench": __version__, "torch": torch.__version__, "fvcore": fvcore}
 
 
 @functools.lru_cache(maxsize=256)

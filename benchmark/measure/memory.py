@@ -269,3 +269,19 @@ class SessionRssGrowth:
             self.kind = KIND_NONE
             return None
         return max(0, peak - self._rss_kib) * 1024 / MIB
+
+
+@dataclass
+class NotMeasured:
+    """A memory meter for a backend whose memory srbench cannot see (the browser runs the
+    model in its own renderer process; compiled CPU kernels): ``memory_mb`` stays null,
+    ``memory_kind`` says why, and ``note`` (if any) goes into the model's notes."""
+
+    kind: str
+    note: str | None = None
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> float | None:
+        return None

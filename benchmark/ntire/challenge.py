@@ -36,13 +36,16 @@ from rich.console import Console
 from srbench.core.errors import SrbenchError
 from srbench.core.files import atomic_write_text
 from srbench.ntire.editions import Edition
-from srbench.ntire.score import CHALLENGE_SCHEMA, Ranking, entries_from_challenge_run, score_entries
+from srbench.ntire.score import (
+    CHALLENGE_SCHEMA,
+    Ranking,
+    entries_from_challenge_run,
+    score_entries,
+    write_ranking,
+)
 from srbench.results.config import RunConfig
 from srbench.results.schema import ModelResult, RunResult
 from srbench.run.orchestrator import run_benchmark
-
-#: The protocol names ``srbench run --protocol`` accepts besides the editions.
-DEFAULT_PROTOCOL = "srbench"
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,6 @@ def run_challenge(
     atomic_write_text(out_dir / "results.txt", challenge_results_txt(document))
     ranking = None
     if measured:
-        from srbench.ntire.score import write_ranking
-
         entries = entries_from_challenge_run(document, str(out_dir / "challenge.json"))
         ranking = score_entries(entries, edition, inputs=[str(out_dir / "challenge.json")])
         write_ranking(ranking, out_dir)

@@ -36,7 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from srbench.core.errors import SrbenchError
+from srbench.core.files import atomic_write_text
 from srbench.ntire.editions import Edition
+from srbench.results.schema import RunResult
 
 SCORE_SCHEMA = "srbench/score-1"
 CHALLENGE_SCHEMA = "srbench/ntire-1"
@@ -386,7 +388,6 @@ def _opt_float(v: Any) -> float | None:
 
 def entries_from_run(data: dict[str, Any], source: str) -> list[Entry]:
     """Rows of an srbench ``results.json`` (schema ``srbench/1``), see the module docstring."""
-    from srbench.results.schema import RunResult
 
     run = RunResult.from_dict(data, source=source)
     stat = "mean" if run.config.get("ntire_compat") else "median"
@@ -684,7 +685,6 @@ def _clean(obj: Any) -> Any:
 
 def write_ranking(ranking: Ranking, out_dir: Path) -> dict[str, Path]:
     """Write ``score.json``, ``score.md`` and ``score.csv`` atomically into ``out_dir``."""
-    from srbench.core.files import atomic_write_text
 
     out_dir = Path(out_dir)
     paths = {"json": out_dir / "score.json", "md": out_dir / "score.md", "csv": out_dir / "score.csv"}

@@ -29,7 +29,7 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from srbench.backends.browser.ortweb import PROVIDERS as ORT_WEB_PROVIDERS
+from srbench.backends.registry import get_backend
 from srbench.backends.tiling import DEFAULT_OVERLAP
 from srbench.measure.counting import NTIRE_INPUT_SHAPE
 
@@ -46,13 +46,6 @@ DEFAULT_WARMUP = 3
 #: time on the CI machine; 15 reach the steady state there.
 BROWSER_WARMUP = 15
 
-
-#: ``--backend`` values: PyTorch eager (the default) or the ONNX export run by ONNX Runtime.
-BACKENDS = ("torch", "onnxruntime", "browser")
-#: ``--ort-provider`` values (see :mod:`srbench.backends.onnxruntime.session`).
-ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")
-#: ``--browser-provider`` values: ONNX Runtime Web's execution providers (:mod:`srbench.backends.browser`).
-BROWSER_PROVIDERS = ORT_WEB_PROVIDERS
 
 #: The sections, in the order the README lists them.
 SECTIONS = ("protocol", "data", "execution", "output")
@@ -125,16 +118,11 @@ class RunConfig:
 
     def row_name(self, model: str) -> str:
         """The results row of ``model`` under this backend: ``model`` for torch, else
-        ``model@onnxruntime`` (CPU provider) or ``model@onnxruntime-<provider>``, so rows
-        of several backends of one model sit side by side in tables, reports and checks."""
-        if self.backend == "torch":
-            return model
-        if self.backend == "browser":
-            provider, default = self.browser_provider, "wasm"
-        else:
-            provider, default = self.ort_provider, "cpu"
-        suffix = self.backend if provider == default else f"{self.backend}-{provider}"
-        return f"{model}@{suffix}"
+        ``model@onnxruntime`` (the backend's default provider) or ``model@onnxruntime-<provider>``,
+        so rows of several backends of one model sit side by side in tables, reports and checks
+        (:meth:`srbench.backends.base.Backend.row_suffix`)."""
+        suffix = get_backend(self.backend).row_suffix(self.to_dict())
+        return model if suffix is None else f"{model}@{suffix}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form: one flat object, each field once (``results.json`` → ``config``)."""

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from srbench import __version__
+from srbench.backends.registry import get_backend
 from srbench.measure.energy import energy_counter_supported
 
 
@@ -87,16 +88,7 @@ def collect_environment(device: torch.device, *, backend: str = "torch") -> dict
         )
     else:
         env["device_name"] = env["cpu_model"]
-    if backend != "torch":
-        from srbench.core.extras import versions
-
-        env.update(versions())
-        try:
-            import onnxruntime
-
-            env["ort_providers"] = list(onnxruntime.get_available_providers())
-        except ImportError:
-            pass
+    env.update(get_backend(backend).environment())
     return env
 
 

@@ -21,6 +21,7 @@ from srbench.backends.agreement import BackendAgreement
 from srbench.core.errors import SrbenchError
 from srbench.core.files import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from srbench.measure.timing import RuntimeStats
+from srbench.results.config import config_hash
 
 SCHEMA = "srbench/1"
 
@@ -186,7 +187,6 @@ class RunResult:
         (:func:`srbench.results.config.config_hash`). Two runs with the same hash measured
         models under the same protocol on the same data, so ``--resume`` may reuse finished models.
         """
-        from srbench.results.config import config_hash
 
         return config_hash(self.config, self.dataset)
 

@@ -9,9 +9,12 @@ footnote: random-init PSNR is never printed as if it meant something.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from rich.table import Table
 
+from srbench.backends.registry import get_backend
+from srbench.core.errors import SrbenchError
 from srbench.results.schema import ModelResult, RunResult
 
 DASH = "—"
@@ -78,6 +81,18 @@ def footnotes(run: RunResult) -> list[str]:
     return notes
 
 
+def backend_caption(config: dict[str, Any]) -> tuple[str, str]:
+    """What the caption says of the backend (`` via onnxruntime (cpu provider)``) and what one
+    timed call is (``forward``, ``session.run``); a backend this install does not know (a
+    results file from a plug-in) is named as recorded."""
+    name = config.get("backend", "torch")
+    try:
+        kind = get_backend(name)
+    except SrbenchError:
+        return f" via {name}", "call"
+    return kind.caption(config), kind.timed_call
+
+
 def caption(run: RunResult) -> str:
     """One line naming the dataset, device and conventions of the table."""
     env = run.environment
@@ -86,11 +101,7 @@ def caption(run: RunResult) -> str:
     device = env.get("device_name") or env.get("device", "?")
     crop = "border = scale"
     named = f"{run.config['label']}: " if run.config.get("label") else ""
-    backend = run.config.get("backend", "torch")
-    # A deployment backend's time is one session.run (README: "Deployment").
-    provider = run.config.get("browser_provider" if backend == "browser" else "ort_provider")
-    via = "" if backend == "torch" else f" via {backend} ({provider} provider)"
-    timed = "forward" if backend == "torch" else "session.run"
+    via, timed = backend_caption(run.config)
     return (
         f"{named}{ds.get('name', '?')} ({ds.get('images', '?')} images, x{ds.get('scale', '?')}) "
         f"on {device}{via}; "

@@ -7,8 +7,13 @@ from dataclasses import dataclass, replace
 from torch import nn
 
 from srbench.core.errors import SrbenchError
+from srbench.models.loading import load_weights, read_checkpoint
 from srbench.models.registry import ModelEntry, get_entry
+from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
+from srbench.models.spandrel_adapter import spandrel_entry
 from srbench.models.specs import ModelSpec
+from srbench.models.usercode import build_user_model
+from srbench.models.weights import fetch_weights, missing_weights_reason, offline_mode, resolve_weights
 from srbench.results.schema import WeightsInfo
 
 
@@ -29,9 +34,6 @@ def build_architecture(spec: ModelSpec, scale: int) -> tuple[ModelEntry, nn.Modu
     :func:`srbench.models.usercode.build_user_model`. ``spec.input_range`` overrides the
     entry's input range.
     """
-    from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
-    from srbench.models.spandrel_adapter import spandrel_entry
-    from srbench.models.usercode import build_user_model
 
     if spec.code is not None:
         return build_user_model(
@@ -59,8 +61,6 @@ def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[
 
     Missing official weights are downloaded unless ``offline`` (or ``SRBENCH_OFFLINE``).
     """
-    from srbench.models.loading import load_weights, read_checkpoint
-    from srbench.models.weights import fetch_weights, missing_weights_reason, offline_mode, resolve_weights
 
     entry, model = build_architecture(spec, scale)
     if spec.weights_path is None and not any(True for _ in model.parameters()):

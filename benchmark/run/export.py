@@ -15,9 +15,16 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from srbench.backends.browser.bundle import WebConfig, write_web_bundle
+from srbench.backends.browser.ortweb import find_ort_web
+from srbench.backends.onnx_export import DEFAULT_OPSET, ExportMetadata, export_onnx, write_onnx
+from srbench.backends.verify import verify_against_torch
 from srbench.core.errors import SrbenchError
+from srbench.core.extras import require
 from srbench.models.registry import ModelEntry
 from srbench.models.specs import ModelSpec
+from srbench.run.building import build_model
+from srbench.run.upscale import resolve_spec
 
 if TYPE_CHECKING:
     from srbench.backends.onnx_export import ExportMetadata
@@ -46,13 +53,11 @@ class ExportRequest:
     @property
     def opset_used(self) -> int:
         """``opset``, or the exporter's default when none was asked for."""
-        from srbench.backends.onnx_export import DEFAULT_OPSET
 
         return self.opset or DEFAULT_OPSET
 
     def metadata(self) -> ExportMetadata:
         """What the ONNX file records about the model (an ``ExportMetadata``)."""
-        from srbench.backends.onnx_export import ExportMetadata
 
         return ExportMetadata(
             model=self.spec.name,
@@ -65,7 +70,6 @@ class ExportRequest:
 
     def onnx_bytes(self) -> bytes:
         """The exported file's bytes (:func:`~srbench.backends.onnx_export.export_onnx`)."""
-        from srbench.backends.onnx_export import export_onnx
 
         return export_onnx(self.model, self.metadata(), opset=self.opset_used, advice=_EXPORT_ADVICE)
 
@@ -93,7 +97,6 @@ class ExportFormat:
 
     def check_installed(self) -> None:
         """One-line SrbenchError naming the extra when a required package is missing."""
-        from srbench.core.extras import require
 
         for module in self.requires:
             require(module, purpose=self.purpose)
@@ -115,9 +118,6 @@ def load_for_export(
     """
     from dataclasses import replace
 
-    from srbench.run.building import build_model
-    from srbench.run.upscale import resolve_spec
-
     spec = resolve_spec(model, model_args=model_args, input_ranges=input_ranges, scale=scale)
     if weights is not None:
         if not Path(weights).is_file():
@@ -136,8 +136,6 @@ def load_for_export(
 
 def export_onnx_file(req: ExportRequest) -> ExportResult:
     """Write ``req``'s model as one ONNX file and check it against PyTorch on a random input."""
-    from srbench.backends.onnx_export import write_onnx
-    from srbench.backends.verify import verify_against_torch
 
     meta, opset = req.metadata(), req.opset_used
     t0 = time.perf_counter()
@@ -163,11 +161,6 @@ def export_web_folder(req: ExportRequest) -> ExportResult:
     """Write the web bundle (:mod:`srbench.backends.browser.bundle`) into folder ``req.output``: the ONNX
     export (checked against PyTorch as for ``--format onnx``), the page and ORT-Web's files."""
     import tempfile
-
-    from srbench.backends.browser.bundle import WebConfig, write_web_bundle
-    from srbench.backends.browser.ortweb import find_ort_web
-    from srbench.backends.onnx_export import write_onnx
-    from srbench.backends.verify import verify_against_torch
 
     find_ort_web(req.browser_provider)  # missing ORT-Web: one line before the slow export
     meta, opset = req.metadata(), req.opset_used

@@ -13,7 +13,7 @@ import shlex
 import shutil
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +70,26 @@ def prepare_output_dir(out_dir: Path) -> None:
         ) from None
 
 
-def validate_checkpoints(specs: list[ModelSpec], config: RunConfig) -> None:
-    """Load every checkpoint the user named, and check every model's scale, before any model runs.
+def validate_checkpoints(
+    specs: list[ModelSpec], config: RunConfig, *, dtypes: Sequence[str] | None = None
+) -> None:
+    """Load every checkpoint the user named, and check every model's scale and dtype, before any
+    model runs.
 
     User code (``FILE.py:Class``) is built here too. A truncated file, another
     architecture's checkpoint, one for another scale, or a class that will not build is bad
     input: a one-line error (exit 2) now beats an error row after an hour of benchmarking.
+    ``dtypes`` (a sweep's grid) replaces ``config.dtype`` as the dtypes every model must run.
     """
     for spec in specs:
         if spec.weights_path is not None or spec.code is not None:
-            build_model(spec, scale=config.scale, offline=config.offline)
+            entry, _ = build_model(spec, scale=config.scale, offline=config.offline)
         else:
             # An unsupported --scale is bad input too, not an error row per model.
-            get_entry(spec.arch).check_scale(config.scale)
+            entry = get_entry(spec.arch)
+            entry.check_scale(config.scale)
+        for dtype in dtypes or (config.dtype,):
+            entry.check_dtype(dtype)
 
 
 class StopFlag:

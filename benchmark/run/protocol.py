@@ -9,7 +9,7 @@ model's :class:`~srbench.results.schema.ModelResult`.
 2. :func:`count_stage`: complexity at ``profile_input`` (:mod:`srbench.measure.counting`), read
    from the complexity cache when counted before (``--recount`` counts afresh);
 3. :func:`place_stage`: move the model to the device (dtype, channels-last, ``torch.compile``
-   as configured) as a :class:`~srbench.backends.pytorch.Backend`: ``forward(x) -> y``.
+   as configured) as a :class:`~srbench.backends.base.PlacedModel`: ``forward(x) -> y``.
    With ``--backend onnxruntime``, :func:`deploy_stage` first exports the deployed form to
    ONNX (or finds it in the content-hashed cache; outside every figure) and the backend is an
    ONNX Runtime session on the chosen provider (:mod:`srbench.backends.onnxruntime.session`);
@@ -44,21 +44,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from srbench.backends.devices import DTYPES
+from srbench.backends.agreement import measure_agreement
+from srbench.backends.base import Backend, PlacedModel, PlaceRequest
+from srbench.backends.onnx_export import ExportMetadata
 from srbench.backends.pytorch import (
-    Backend,
     Tiling,
     TorchBackend,
     check_output,
     timed_forward,
     to_unit_range,
 )
+from srbench.backends.registry import get_backend
 from srbench.core.errors import SrbenchError, cause
 from srbench.data.cache import ImageCache
+from srbench.data.imageio import write_png_atomic
 from srbench.measure import quality
+from srbench.measure.complexity_cache import build_arguments, cached_profile
 from srbench.measure.counting import Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
-from srbench.measure.memory import KIND_CPU_COMPILED, ForwardMemory, SessionRssGrowth, resident_tensors
+from srbench.measure.memory import ForwardMemory
 from srbench.measure.shapeprobe import ShapeProbe, croppable, probe_shape_caching
 from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation, gc_frozen
 from srbench.models.registry import ModelEntry
@@ -73,7 +77,7 @@ from srbench.results.schema import (
     ModelResult,
 )
 from srbench.run.building import LoadedModel, build_model
-from srbench.run.checks import apply_backend_settings, check_config, run_device
+from srbench.run.checks import apply_backend_settings, check_config
 from srbench.run.failures import describe_failure
 
 ProgressFn = Callable[[int, int], None]
@@ -139,7 +143,7 @@ class Stages:
     memory_s: float | None = None
     probe_s: float | None = None
     #: The placed model and the warm-up image ``(name, (width, height))``, for error messages.
-    backend: Backend | None = None
+    backend: PlacedModel | None = None
     current: tuple[str, tuple[int, int]] | None = None
     #: Deployment backends only: the exported file (``srbench.backends.onnxruntime.session.Deployment``) and
     #: the session's provider, then the agreement with PyTorch.
@@ -226,25 +230,23 @@ def run_stages(
     ``measure_memory=False`` leaves the memory meter out entirely (``bench``'s
     ``meters.timing_ratio`` compares timings with it on and off).
     """
-    device = run_device(config)
+    kind = get_backend(config.backend)
+    device = kind.device(config)
     check_config(config, device)
     apply_backend_settings(config, device)
     stages.built = build_stage(spec, config)
     stages.complexity = count_stage(stages.built, config, spec, device)
-    if config.backend != "torch":
-        stages.deployment = deploy_stage(stages.built, spec, config)
-    stages.memory = memory_meter(config, device) if measure_memory else None
+    if kind.exported:
+        stages.deployment = deploy_stage(kind, stages.built, spec, config)
+    stages.memory = kind.memory_meter(config, device) if measure_memory else None
     if stages.memory is not None and not isinstance(stages.memory, ForwardMemory):
         stages.memory.start()  # a deployment's device meter starts before its session exists
+    t0 = time.perf_counter()
+    backend = place_stage(kind, stages.built, config, device, images, stages.deployment)
     if stages.deployment is not None:
-        t0 = time.perf_counter()
-        backend = place_deployed(stages.built, stages.deployment, config, device, images)
         stages.session_s = time.perf_counter() - t0
-        stages.provider = getattr(backend, "provider_name", None) or backend.session.provider_name
-        stages.backend_info = getattr(backend, "backend_info", None)
-    else:
-        backend = place_stage(stages.built, config, device)
-        stages.provider = str(device)
+    stages.provider = backend.provider_name
+    stages.backend_info = backend.backend_info
     stages.backend = backend
     if len(images):
         first = images.first_lr()
@@ -315,9 +317,7 @@ def run_stages(
         if stages.deployment is not None and stages.loop.interrupted is None:
             stages.agreement = agreement_stage(stages.built, backend, images, config, device)
     finally:
-        close = getattr(backend, "close", None)  # the browser backend: browser and server
-        if close is not None:
-            close()
+        backend.close()
 
 
 def build_stage(spec: ModelSpec, config: RunConfig) -> Built:
@@ -334,7 +334,6 @@ def count_stage(
     complexity cache when counted before (:mod:`srbench.measure.complexity_cache`; ``--recount``
     counts afresh). On CUDA the model is counted on the device (fp32, before the run's dtype),
     where fvcore's traced forward is faster; elsewhere on the CPU copy."""
-    from srbench.measure.complexity_cache import build_arguments, cached_profile
 
     if device is not None and device.type == "cuda":
         built.loaded.model.to(device)
@@ -350,25 +349,31 @@ def count_stage(
     return complexity
 
 
-def place_stage(built: Built, config: RunConfig, device: torch.device) -> Backend:
-    """Stage 3: the model on ``device`` as configured, ready to call."""
-    return TorchBackend.prepare(
+def place_stage(
+    kind: Backend,
+    built: Built,
+    config: RunConfig,
+    device: torch.device,
+    images: ImageCache,
+    deployment: Any = None,
+) -> PlacedModel:
+    """Stage 3: the model placed by its backend (:meth:`srbench.backends.base.Backend.place`),
+    ready to call; an exported backend places ``deployment``."""
+    request = PlaceRequest(
         built.loaded.model,
         input_range=built.entry.input_range,
+        scale=config.scale,
         device=device,
-        dtype=DTYPES[config.dtype],
-        channels_last=config.channels_last,
-        compile=config.compile,
+        deployment=deployment,
+        lr_shapes=tuple(images.lr_shapes()) if len(images) else (),
     )
+    return kind.place(request, config)
 
 
-def deploy_stage(built: Built, spec: ModelSpec, config: RunConfig) -> Any:
+def deploy_stage(kind: Backend, built: Built, spec: ModelSpec, config: RunConfig) -> Any:
     """Stage 3a (deployment backends): the ONNX file of the deployed model, from the cache or
     exported now (:func:`srbench.backends.onnxruntime.session.deploy`); its seconds are
     ``phases_s.export``."""
-    from srbench.backends.onnx_export import ExportMetadata
-    from srbench.backends.onnxruntime.session import deploy
-
     weights = built.loaded.weights
     meta = ExportMetadata(
         model=spec.name,
@@ -378,92 +383,18 @@ def deploy_stage(built: Built, spec: ModelSpec, config: RunConfig) -> Any:
         weights_sha256=weights.sha256 if weights else "",
         dtype=config.dtype,
     )
-    return deploy(built.loaded.model, meta)
-
-
-def memory_meter(config: RunConfig, device: torch.device) -> Any:
-    """The memory meter of the run's backend: :class:`ForwardMemory` (torch), the process's
-    peak-RSS growth over the session's life for ONNX Runtime on the CPU
-    (:class:`~srbench.measure.memory.SessionRssGrowth`: its arena keeps what it allocates, so
-    a pass after warm-up would see nothing), the device's used-memory delta for ONNX Runtime
-    on a GPU, whose arena PyTorch's counters cannot see (both started before the session and
-    read after warm-up), or none for the browser and for ``--compile`` on the CPU."""
-    if config.backend == "browser":
-        return NotMeasured("browser_not_measured")
-    if config.backend == "torch" and device.type == "cpu" and config.compile:
-        # Inductor's kernels allocate their buffers outside PyTorch's operators, and dynamo
-        # does not compile under a dispatch mode: the live-tensor count would describe
-        # another forward than the timed one.
-        return NotMeasured(
-            KIND_CPU_COMPILED,
-            note="memory not measured: with --compile on the CPU, inductor's kernels allocate "
-            "outside PyTorch's operators, where srbench's live-tensor count cannot see them",
-        )
-    if config.backend != "torch" and device.type == "cuda":
-        from srbench.backends.onnxruntime.session import DeviceUsedMemory
-
-        return DeviceUsedMemory(device)
-    if config.backend != "torch":
-        return SessionRssGrowth()
-    return ForwardMemory(device)
-
-
-@dataclass
-class NotMeasured:
-    """A memory meter for a backend whose memory srbench cannot see (the browser runs the
-    model in its own renderer process; compiled CPU kernels): ``memory_mb`` stays null,
-    ``memory_kind`` says why, and ``note`` (if any) goes into the model's notes."""
-
-    kind: str
-    note: str | None = None
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> float | None:
-        return None
-
-
-def place_deployed(
-    built: Built, deployment: Any, config: RunConfig, device: torch.device, images: ImageCache
-) -> Any:
-    """Stage 3 (deployment backends): an ONNX Runtime session on ``--ort-provider`` as the
-    Backend (:class:`srbench.backends.onnxruntime.session.OrtModel`), or for ``--backend browser``
-    the export in headless Chromium through ONNX Runtime Web
-    (:class:`srbench.backends.browser.backend.BrowserModel`)."""
-    from srbench.backends.onnxruntime.session import max_lr_hw, place
-
-    if config.backend == "browser":
-        from srbench.backends.browser.backend import BrowserModel
-
-        return BrowserModel.open(
-            deployment.export.path,
-            provider=config.browser_provider,
-            threads=config.browser_threads or torch.get_num_threads(),
-            input_range=built.entry.input_range,
-        )
-
-    return place(
-        deployment,
-        provider=config.ort_provider,
-        dtype=config.dtype,
-        scale=config.scale,
-        input_range=built.entry.input_range,
-        device=device,
-        max_hw=max_lr_hw(images) if config.ort_provider == "tensorrt" else None,
-    )
+    return kind.deploy(built.loaded.model, meta)
 
 
 def agreement_stage(
-    built: Built, backend: Backend, images: ImageCache, config: RunConfig, device: torch.device
+    built: Built, backend: PlacedModel, images: ImageCache, config: RunConfig, device: torch.device
 ) -> BackendAgreement:
     """Stage 6a (deployment backends): outputs vs PyTorch fp32 on the run's device, on the first
     images (:func:`srbench.backends.agreement.measure_agreement`); untimed."""
-    from srbench.backends.agreement import measure_agreement
 
     reference = TorchBackend.prepare(built.loaded.model, input_range=built.entry.input_range, device=device)
 
-    def upscale(b: Backend) -> Callable[[Any], torch.Tensor]:
+    def upscale(b: PlacedModel) -> Callable[[Any], torch.Tensor]:
         def run(lr: Any) -> torch.Tensor:
             x = b.to_input(lr)
             return to_unit_range(b.forward(x), x, config.scale, "agreement", b.input_range)
@@ -480,7 +411,7 @@ def agreement_stage(
 
 
 def warmup_stage(
-    backend: Backend,
+    backend: PlacedModel,
     images: ImageCache,
     config: RunConfig,
     timer: ForwardTimer,
@@ -571,13 +502,13 @@ def largest_lr(shapes: list[tuple[int, ...]]) -> int:
 
 
 def shape_probe_stage(
-    backend: Backend, images: ImageCache, config: RunConfig, timer: ForwardTimer, loop: Loop
+    backend: PlacedModel, images: ImageCache, config: RunConfig, timer: ForwardTimer, loop: Loop
 ) -> ShapeProbe:
     """After the loop (and the memory reading): does the forward time drop sharply only on
     shapes already seen? See :mod:`srbench.measure.shapeprobe`."""
     reason = (
         "the browser backend times session.run in the page, not forward() calls"
-        if getattr(backend, "self_timed", False)
+        if backend.self_timed
         else "--compile recompiles per shape"
         if config.compile
         else "--cudnn-benchmark autotunes per shape"
@@ -612,7 +543,7 @@ def shape_probe_stage(
 
 def timed_loop(
     loop: Loop,
-    backend: Backend,
+    backend: PlacedModel,
     images: ImageCache,
     config: RunConfig,
     *,
@@ -667,7 +598,7 @@ def _measure_image(
     name: str,
     lr: Any,
     hr: Any | None,
-    backend: Backend,
+    backend: PlacedModel,
     config: RunConfig,
     timer: ForwardTimer,
     tiling: Tiling,
@@ -682,7 +613,7 @@ def _measure_image(
         memory.before_forward()
     energy.begin()
     samples = None
-    if getattr(backend, "self_timed", False):
+    if backend.self_timed:
         # The browser times session.run in the page (performance.now()); a Python
         # timer around the call would add the page round trip.
         out, ms = backend.timed(x, config.repeat)
@@ -721,7 +652,7 @@ def score_image(
 
 
 def memory_stage(
-    memory: Any, backend: Backend, images: ImageCache, timer: ForwardTimer, tiling: Tiling
+    memory: Any, backend: PlacedModel, images: ImageCache, timer: ForwardTimer, tiling: Tiling
 ) -> float | None:
     """Stage 6: the model's forward peak in MB (:mod:`srbench.measure.memory`).
 
@@ -752,31 +683,23 @@ def memory_stage(
     return memory.megabytes()
 
 
-def forward_once(backend: Backend, lr: Any, timer: ForwardTimer, tiling: Tiling) -> torch.Tensor:
+def forward_once(backend: PlacedModel, lr: Any, timer: ForwardTimer, tiling: Tiling) -> torch.Tensor:
     """The model's output for LR image ``lr``: its input made, one forward tiled as the timed
     ones (the memory pass's forward, wherever it runs)."""
     return timed_forward(backend.forward, backend.to_input(lr), timer, tiling)[0]
 
 
-def cpu_memory_pass(memory: ForwardMemory, backend: Backend) -> Callable[[Callable[[], Any]], None]:
+def cpu_memory_pass(memory: ForwardMemory, backend: PlacedModel) -> Callable[[Callable[[], Any]], None]:
     """``pass_(run)``: the CPU meter's pass over ``run()`` with the placed model's weights resident."""
 
     def pass_(run: Callable[[], Any]) -> None:
-        memory.measure_pass(run, resident=backend_tensors(backend))
+        memory.measure_pass(run, resident=backend.resident())
 
     return pass_
 
 
-def backend_tensors(backend: Backend) -> list[torch.Tensor]:
-    """The placed model's parameters and buffers (none when the backend holds no PyTorch
-    module, e.g. an ONNX Runtime session: its weights are then not counted)."""
-    module = getattr(backend, "module", None)
-    return resident_tensors(module) if isinstance(module, torch.nn.Module) else []
-
-
 def _save_sr(path: Path, sr_u8: torch.Tensor) -> None:
     """Write the quantised uint8 (H, W, 3) SR image as a PNG."""
-    from srbench.data.imageio import write_png_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_png_atomic(path, sr_u8.numpy())

@@ -25,7 +25,6 @@ every run.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
 import fcntl
@@ -33,7 +32,6 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import socket
 import tempfile
 import threading
@@ -43,10 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srbench.backends.devices import resolve_device
 from srbench.core.errors import SrbenchError
+from srbench.data.cache import ImageCache
+from srbench.data.datasets import dataset_options, load_dataset
 from srbench.measure.timing import RuntimeStats
 from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
+from srbench.results.environment import collect_environment
 from srbench.results.hardware import mixed_hardware
 from srbench.results.io import write_results
 from srbench.results.schema import (
@@ -59,6 +61,8 @@ from srbench.results.schema import (
     load_results,
     results_json,
 )
+from srbench.run.isolation import measure_in_worker
+from srbench.run.orchestrator import prepare_output_dir
 
 #: Statuses of a finished cell: ``--resume`` skips these and re-measures errors.
 FINISHED = (STATUS_OK, STATUS_NO_WEIGHTS)
@@ -287,8 +291,6 @@ def node_images(config: RunConfig, cache_root: Path) -> Any:
     ``describe()`` block; the first cell on a node decodes it under an exclusive file lock and
     every later cell (any worker, any engine) reopens it.
     """
-    from srbench.data.cache import ImageCache
-    from srbench.data.datasets import dataset_options, load_dataset
 
     dataset = load_dataset(
         config.data, scale=config.scale, layout=config.layout, **dataset_options(config.to_dict())
@@ -353,9 +355,6 @@ def execute_cell(
     see :func:`~srbench.run.forkserver.main_hidden`).
     Never raises for a model fault: that is an ``error`` result, as in ``run``.
     """
-    from srbench.backends.devices import resolve_device
-    from srbench.results.environment import collect_environment
-    from srbench.run.isolation import measure_in_worker
 
     started = time.perf_counter()
     config = dataclasses.replace(cell.config, device=device) if device else cell.config
@@ -582,7 +581,6 @@ class SweepStore:
         self._lock = threading.Lock()
 
     def prepare(self) -> None:
-        from srbench.run.orchestrator import prepare_output_dir
 
         prepare_output_dir(self.out_dir)
         self.cells_dir.mkdir(exist_ok=True)
@@ -694,9 +692,3 @@ def run_sweep(
     warnings = mixed_hardware(run)
     measured = sum(1 for c in todo if c.key in store.records)
     return SweepSummary(run, measured, len(skipped), failed, info["wall_s"], interrupted, warnings)
-
-
-def remove_tree(path: Path) -> None:
-    """Best-effort removal of a node's decoded-image cache."""
-    with contextlib.suppress(OSError):
-        shutil.rmtree(path)

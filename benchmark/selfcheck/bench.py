@@ -66,15 +66,20 @@ from rich.console import Console
 from rich.table import Table
 
 from srbench.backends.devices import resolve_device
+from srbench.backends.onnx_export import ExportMetadata
+from srbench.backends.onnxruntime.session import OrtBackend, cached_export
 from srbench.core.errors import SrbenchError
+from srbench.core.extras import EXTRA_PACKAGES, require
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.data.imageio import write_png_atomic
 from srbench.data.imresize import imresize_uint8
 from srbench.measure.counting import NTIRE_INPUT_SHAPE, counting_input, profile_model
-from srbench.measure.metrics import psnr, rgb_to_y, ssim
+from srbench.measure.metrics import psnr, rgb_to_y, ssim, to_uint8
+from srbench.measure.quality import score_image
 from srbench.measure.timing import ForwardTimer, coefficient_of_variation
 from srbench.models.registry import create_model, get_entry, list_models
+from srbench.models.span import Conv3XC
 from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
 from srbench.results.environment import collect_environment
@@ -281,9 +286,6 @@ def postproc_figure(runs: int) -> Figure:
     """
     import hashlib
 
-    from srbench.measure.metrics import psnr, rgb_to_y, ssim, to_uint8
-    from srbench.measure.quality import score_image
-
     hr = synthetic_hr(seed=1)
     gen = torch.Generator().manual_seed(2)
     noise = torch.randn(1, 3, hr.shape[0], hr.shape[1], generator=gen) * 0.02
@@ -468,7 +470,6 @@ def timer_figures(device: torch.device, *, forwards: int, rounds: int, min_run_t
 
 def fusion_figures(device: torch.device, forwards: int) -> list[Figure]:
     """SPAN forward time, training form and fuse-every-forward, over the fused form."""
-    from srbench.models.span import Conv3XC
 
     fused = create_model("span").to(device)
     branches = create_model("span", deploy=False).to(device).train()  # train(): branches run
@@ -519,10 +520,6 @@ def ort_figures(*, forwards: int, rounds: int) -> list[Figure]:
     medians. Also records max |ORT - PyTorch| on that input (model output units).
     """
     try:
-        from srbench.backends.onnx_export import ExportMetadata
-        from srbench.backends.onnxruntime.session import OrtBackend, cached_export
-        from srbench.core.extras import EXTRA_PACKAGES, require
-
         for module in EXTRA_PACKAGES:
             require(module, purpose="the ORT bench figure")
     except SrbenchError as exc:

@@ -32,6 +32,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from srbench.backends.pytorch import to_model_input
+from srbench.core.console import make_console
+from srbench.core.files import atomic_write_text
+from srbench.data.cache import ImageCache
+from srbench.data.datasets import load_dataset
+from srbench.measure.energy import EnergyMeter
+from srbench.measure.quality import score_image
+from srbench.models.registry import create_model
+from srbench.models.specs import ModelSpec
+from srbench.results.config import RunConfig
+from srbench.results.environment import collect_environment
+from srbench.results.schema import json_safe
+from srbench.run.protocol import measure_model
+from srbench.selfcheck.bench import write_div2k_like
+
 #: Models of the runner check (the README's GPU figures).
 MODELS = ("span", "rlfn", "span_ca")
 METRIC_TOL = 1e-6
@@ -60,10 +75,6 @@ def _p90(values: list[float]) -> float:
 def metrics_check(device: Any, images: Any) -> dict[str, Any]:
     """CPU vs device scores of the same SR outputs (see the module docstring, item 1)."""
     import torch
-
-    from srbench.backends.pytorch import to_model_input
-    from srbench.measure.quality import score_image
-    from srbench.models.registry import create_model
 
     model = create_model("span").to(device)
     worst = {"psnr_y": 0.0, "ssim_y": 0.0, "psnr_rgb": 0.0}
@@ -94,9 +105,6 @@ def _figures(score: Any) -> dict[str, Any]:
 
 
 def _measure(name: str, images: Any, device: Any, **config: Any) -> dict[str, Any]:
-    from srbench.models.specs import ModelSpec
-    from srbench.results.config import RunConfig
-    from srbench.run.protocol import measure_model
 
     cfg = RunConfig(models=[name], device=str(device), isolate=False, **config)
     t0 = time.perf_counter()
@@ -179,14 +187,6 @@ def run_checks(
     """
     import torch
 
-    from srbench.core.files import atomic_write_text
-    from srbench.data.cache import ImageCache
-    from srbench.data.datasets import load_dataset
-    from srbench.measure.energy import EnergyMeter
-    from srbench.results.environment import collect_environment
-    from srbench.results.schema import json_safe
-    from srbench.selfcheck.bench import write_div2k_like
-
     started = time.perf_counter()
     checks: dict[str, Any] = {}
     seconds: dict[str, float] = {}
@@ -240,8 +240,6 @@ def main(argv: list[str] | None = None) -> int:
         print(reason, file=sys.stderr)
         return 2
     import torch
-
-    from srbench.core.console import make_console
 
     device = torch.device(args.device)
     console = make_console(stderr=True)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from srbench import __version__
+from srbench.backends.base import PlacedModel
 from srbench.backends.onnx_export import (
     DEFAULT_OPSET,
     EXPORT_FORMAT,
@@ -43,6 +44,7 @@ from srbench.backends.onnx_export import (
     export_onnx,
     write_onnx,
 )
+from srbench.backends.pytorch import to_model_input
 from srbench.core.errors import SrbenchError
 from srbench.core.extras import require, versions
 from srbench.core.paths import cache_root
@@ -273,27 +275,25 @@ def deploy(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_OPSET
     return Deployment(export, opset, time.perf_counter() - t0)
 
 
-def max_lr_hw(images: Any) -> tuple[int, int]:
-    """The largest LR height and width of an :class:`~srbench.data.cache.ImageCache`."""
-    h = w = 2
-    for i in range(len(images)):
-        shape = np.load(images.root / f"{i:05d}_lr.npy", mmap_mode="r").shape
-        h, w = max(h, int(shape[0])), max(w, int(shape[1]))
-    return h, w
+def max_lr_hw(lr_shapes: tuple[tuple[int, ...], ...]) -> tuple[int, int]:
+    """The largest LR height and width among ``lr_shapes`` ((H, W, 3) each)."""
+    return max([2, *(int(s[0]) for s in lr_shapes)]), max([2, *(int(s[1]) for s in lr_shapes)])
 
 
 @dataclass
-class OrtModel:
-    """A :class:`srbench.backends.pytorch.Backend` over an :class:`OrtBackend` session."""
+class OrtModel(PlacedModel):
+    """A :class:`~srbench.backends.base.PlacedModel` over an :class:`OrtBackend` session."""
 
     session: OrtBackend
     input_range: float
     device: torch.device
     dtype: torch.dtype
 
-    def to_input(self, lr: np.ndarray) -> torch.Tensor:
-        from srbench.backends.pytorch import to_model_input
+    @property
+    def provider_name(self) -> str:
+        return self.session.provider_name
 
+    def to_input(self, lr: np.ndarray) -> torch.Tensor:
         return to_model_input(lr, self.input_range, self.device, self.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from srbench.run.isolation import new_stop_event
 from srbench.run.sweep import Cell, CellRecord, cell_record, error_record, execute_cell
 
 
@@ -39,7 +40,6 @@ class LocalEngine:
         shutil.rmtree(self.cache_root, ignore_errors=True)
 
     def run(self, cells: Sequence[Cell], finished: Callable[[CellRecord], None]) -> None:
-        from srbench.run.isolation import new_stop_event
 
         todo: queue.Queue[Cell] = queue.Queue()
         for cell in cells:
