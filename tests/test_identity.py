@@ -13,8 +13,6 @@ Each kind has the issue's case and a sibling instance (other names, another comm
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +87,9 @@ def _truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
-def test_truncated_png_refused_although_user_code_allows_truncation(tmp_path: Path, capsys, restore_pil) -> None:
+def test_truncated_png_refused_although_user_code_allows_truncation(
+    tmp_path: Path, capsys, restore_pil
+) -> None:
     data = _hr_only(tmp_path / "data", n=2, side=64)
     _truncate(data / "img1.png")
     model = tmp_path / "pilnet.py"
@@ -126,7 +126,7 @@ def test_srbench_pil_settings_force_and_restore(tmp_path: Path, restore_pil) -> 
     _truncate(src)
     ImageFile.LOAD_TRUNCATED_IMAGES = True
     Image.MAX_IMAGE_PIXELS = None
-    with pytest.raises(SrbenchError, match="t.png"):
+    with pytest.raises(SrbenchError, match=r"t\.png"):
         read_image(src)
     with imageio.srbench_pil_settings():
         assert ImageFile.LOAD_TRUNCATED_IMAGES is False and Image.MAX_IMAGE_PIXELS == imageio.MAX_IMAGE_PIXELS
@@ -135,3 +135,111 @@ def test_srbench_pil_settings_force_and_restore(tmp_path: Path, restore_pil) -> 
         assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True and Image.MAX_IMAGE_PIXELS is None
     assert imageio.MAX_IMAGE_PIXELS == 1024 * 1024 * 1024 // 4 // 3  # Pillow's documented default
+
+
+# --------------------------------------------------------------------------- 2. EMA weights
+
+from srbench.models.loading import read_checkpoint_file  # noqa: E402
+
+
+def _pair_state(seed: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"conv.weight": torch.randn(3, 3, 1, 1, generator=g), "conv.bias": torch.randn(3, generator=g)}
+
+
+@pytest.mark.parametrize(
+    ("raw", "ema"),
+    [
+        ("state_dict", "state_dict_ema"),  # timm
+        ("model", "model_ema"),  # DeiT
+        ("model", "ema"),
+        ("net_g", "net_g_ema"),  # BasicSR training state
+        ("params", "params_ema"),  # BasicSR release
+        ("generator", "generator_ema"),  # sibling: a spelling no list names
+    ],
+)
+def test_the_ema_copy_is_loaded_and_its_key_recorded(tmp_path: Path, raw: str, ema: str) -> None:
+    raw_state, ema_state = _pair_state(1), _pair_state(2)
+    optimizer = {"state": {0: {"exp_avg": torch.ones(3)}}, "param_groups": [{"lr": 1e-3}]}
+    path = tmp_path / "ckpt.pth"
+    # The raw copy first in the file, beside an optimizer state and an epoch counter.
+    torch.save({raw: raw_state, ema: ema_state, "optimizer": optimizer, "epoch": 7}, path)
+    loaded = read_checkpoint_file(path)
+    assert loaded.key == ema and raw in loaded.others
+    assert all(torch.equal(loaded.state[k], ema_state[k]) for k in ema_state)
+    forced = read_checkpoint_file(path, key=raw)
+    assert forced.key == raw and all(torch.equal(forced.state[k], raw_state[k]) for k in raw_state)
+
+
+def test_nested_wrappers_and_a_missing_key(tmp_path: Path) -> None:
+    path = tmp_path / "nested.pth"
+    torch.save({"checkpoint": {"state_dict": _pair_state(1), "state_dict_ema": _pair_state(2)}}, path)
+    loaded = read_checkpoint_file(path)
+    assert loaded.key == "checkpoint/state_dict_ema"
+    assert torch.equal(loaded.state["conv.bias"], _pair_state(2)["conv.bias"])
+    assert read_checkpoint_file(path, key="checkpoint/state_dict").key == "checkpoint/state_dict"
+    expected = r"no weights under key 'params' \(keys holding weights: checkpoint\)"
+    with pytest.raises(SrbenchError, match=expected):
+        read_checkpoint_file(path, key="params")
+
+
+UP_MODEL = """
+from torch import nn
+import torch.nn.functional as F
+
+
+class Up(nn.Module):
+    def __init__(self, scale: int = 4) -> None:
+        super().__init__()
+        self.scale = scale
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return F.interpolate(self.conv(x), scale_factor=self.scale, mode="nearest")
+"""
+
+
+def _identity_and_zero(tmp_path: Path, raw: str, ema: str) -> Path:
+    """A checkpoint whose EMA copy is the identity 1x1 conv and whose raw copy is all zeros."""
+    identity = {"conv.weight": torch.eye(3).reshape(3, 3, 1, 1), "conv.bias": torch.zeros(3)}
+    zeros = {k: torch.zeros_like(v) for k, v in identity.items()}
+    path = tmp_path / "up.pth"
+    torch.save({raw: zeros, ema: identity}, path)
+    return path
+
+
+def test_run_loads_the_ema_copy_records_the_key_and_weights_key_chooses(tmp_path: Path, capsys) -> None:
+    model = tmp_path / "upnet.py"
+    model.write_text(UP_MODEL)
+    ckpt = _identity_and_zero(tmp_path, "model", "model_ema")
+    data = _hr_only(tmp_path / "data")
+    base = ["run", "--models", f"{model}:Up", "--weights", f"Up={ckpt}", "--data", str(data)]
+    base += ["--layout", "hr-only", *FAST, "--no-isolate"]
+    rows = {}
+    for label, extra in (("default", []), ("raw", ["--weights-key", "Up=model"])):
+        code, _, err = _run([*base, *extra, "--output", str(tmp_path / label)], capsys)
+        assert code == 0, err
+        (rows[label],) = json.loads((tmp_path / label / "results.json").read_text())["models"]
+    assert rows["default"]["weights"]["key"] == "model_ema"
+    assert rows["raw"]["weights"]["key"] == "model"
+    # Identity weights give nearest upsampling; zero weights a black image: far lower PSNR.
+    assert rows["default"]["psnr_y"] > rows["raw"]["psnr_y"] + 3
+
+
+def test_upscale_takes_weights_key_too(tmp_path: Path, capsys) -> None:
+    """Sibling instance: another command, a bare KEY (every model), BasicSR's net_g names."""
+    model = tmp_path / "upnet.py"
+    model.write_text(UP_MODEL)
+    ckpt = _identity_and_zero(tmp_path, "net_g", "net_g_ema")
+    src = tmp_path / "in.png"
+    pixels = _rgb(8, 8, 4)
+    write_png_atomic(src, pixels)
+    outputs = {}
+    for label, extra in (("default", []), ("raw", ["--weights-key", "net_g"])):
+        out = tmp_path / f"{label}.png"
+        args = ["upscale", str(src), "--model", f"{model}:Up", "--weights", f"Up={ckpt}", "-o", str(out)]
+        code, _, err = _run([*args, *extra], capsys)
+        assert code == 0, err
+        outputs[label] = np.asarray(Image.open(out))
+    assert np.array_equal(outputs["default"], np.repeat(np.repeat(pixels, 4, axis=0), 4, axis=1))
+    assert not outputs["raw"].any()

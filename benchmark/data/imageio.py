@@ -47,7 +47,7 @@ _WIDE_MODES_32 = ("I", "F")
 
 #: Pillow's own limit (pixels) above which it refuses an image as a decompression bomb; srbench
 #: keeps it whatever the process set (Pillow's default: 2**30 / 4 / 3 = 89,478,485 pixels).
-MAX_IMAGE_PIXELS: int = int(1024 * 1024 * 1024 // 4 // 3)
+MAX_IMAGE_PIXELS: int = 1024 * 1024 * 1024 // 4 // 3
 
 # Pillow's settings are module globals: decodes in several threads share one saved copy of the
 # user's values, set on the first entry and put back on the last exit.

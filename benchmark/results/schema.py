@@ -54,11 +54,18 @@ class ImageResult:
 
 @dataclass
 class WeightsInfo:
-    """The checkpoint a model ran with: file name, sha256 (hex) and where it was found."""
+    """The checkpoint a model ran with: file name, sha256 (hex) and where it was found.
+
+    ``key`` is the checkpoint key the weights were loaded from, ``/``-separated when nested
+    (``params_ema``, ``state_dict_ema``, ``model/ema``; see
+    :func:`srbench.models.loading.unwrap_state_dict`); None when the file is a bare state
+    dict (and in results written before srbench recorded it).
+    """
 
     file: str
     sha256: str
     source: str
+    key: str | None = None
 
 
 @dataclass

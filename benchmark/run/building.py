@@ -59,7 +59,7 @@ def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[
 
     Missing official weights are downloaded unless ``offline`` (or ``SRBENCH_OFFLINE``).
     """
-    from srbench.models.loading import load_weights, read_checkpoint
+    from srbench.models.loading import load_weights, read_checkpoint_file
     from srbench.models.weights import fetch_weights, missing_weights_reason, offline_mode, resolve_weights
 
     entry, model = build_architecture(spec, scale)
@@ -81,6 +81,7 @@ def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[
         else:
             reason = missing_weights_reason(entry, scale, offline=offline_mode(offline), name=spec.name)
         return entry, LoadedModel(model.eval(), None, reason)
-    load_weights(model, entry, read_checkpoint(found.path), source=str(found.path))
-    info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source)
+    checkpoint = read_checkpoint_file(found.path, key=spec.weights_key)
+    load_weights(model, entry, checkpoint.state, source=str(found.path))
+    info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source, key=checkpoint.key)
     return entry, LoadedModel(model.eval(), info, None)

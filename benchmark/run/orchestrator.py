@@ -149,7 +149,7 @@ def _resume_base(out_dir: Path, run: RunResult, force: bool) -> RunResult:
 
 
 #: Execution-section entries keyed by model name: what defines each row (compared per row on resume).
-PER_MODEL_KEYS = ("weights", "model_args", "input_ranges")
+PER_MODEL_KEYS = ("weights", "model_args", "input_ranges", "weights_keys")
 
 
 def run_benchmark(

@@ -171,10 +171,17 @@ def resolve_spec(
     model_args: dict[str, dict] | None = None,
     input_ranges: dict[str, float] | None = None,
     scale: int | None = None,
+    weights_keys: dict[str, str] | None = None,
 ) -> ModelSpec:
     """The one :class:`ModelSpec` that ``--model`` names (as one ``--models`` token)."""
     specs = parse_model_specs(
-        model, weights, model_args=model_args, input_ranges=input_ranges, scale=scale, option="--model"
+        model,
+        weights,
+        model_args=model_args,
+        input_ranges=input_ranges,
+        scale=scale,
+        option="--model",
+        weights_keys=weights_keys,
     )
     if len(specs) != 1:
         raise SrbenchError(f"--model {model!r} names {len(specs)} models; upscale with one model at a time")
