@@ -13,6 +13,7 @@ Each kind has the issue's case and a sibling instance (other names, another comm
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -243,3 +244,133 @@ def test_upscale_takes_weights_key_too(tmp_path: Path, capsys) -> None:
         outputs[label] = np.asarray(Image.open(out))
     assert np.array_equal(outputs["default"], np.repeat(np.repeat(pixels, 4, axis=0), 4, axis=1))
     assert not outputs["raw"].any()
+
+
+# --------------------------------------------------------------------------- 1. sibling modules
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+NET = """
+from torch import nn
+from blocks import Block
+
+
+class {cls}(nn.Module):
+    def __init__(self, scale: int = 4) -> None:
+        super().__init__()
+        self.body = Block()
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, x):
+        return self.shuffle(self.body(x))
+"""
+
+BLOCK_A = """
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 48, 3, padding=1)
+
+    def forward(self, x):
+        return self.conv(x)
+"""
+
+BLOCK_B = """
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 48, 3, padding=1)
+        self.mix = nn.Conv2d(48, 48, 1)
+
+    def forward(self, x):
+        return self.mix(self.conv(x))
+"""
+
+
+def test_profile_gives_each_file_its_own_sibling_modules(tmp_path: Path, capsys) -> None:
+    a = _write(tmp_path / "A" / "net.py", NET.format(cls="NetA"))
+    _write(tmp_path / "A" / "blocks.py", BLOCK_A)
+    b = _write(tmp_path / "B" / "net.py", NET.format(cls="NetB"))
+    _write(tmp_path / "B" / "blocks.py", BLOCK_B)
+    args = ["profile", "--models", f"a={a}:NetA,b={b}:NetB", "--input", "1x3x16x16", "--json"]
+    code, out, err = _run(args, capsys)
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)["models"]}
+    # a: conv 3->48 3x3 = 3*48*9 + 48; b: the same plus conv 48->48 1x1 = 48*48 + 48.
+    assert rows["a"]["params"] == 1_344
+    assert rows["b"]["params"] == 1_344 + 2_352
+    assert "blocks" not in sys.modules  # nothing left for srbench or the next file to find
+
+
+NET_OPS = """
+from torch import nn
+import torch.nn.functional as F
+from {module} import act
+
+
+class Net(nn.Module):
+    def __init__(self, scale: int = 4) -> None:
+        super().__init__()
+        self.scale = scale
+        self.conv = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return F.interpolate(act(self.conv(x)), scale_factor=self.scale, mode="nearest")
+"""
+
+
+@pytest.mark.parametrize("module", ["ops", "layers.ops"], ids=["module", "package"])
+def test_run_same_shapes_other_forward_measures_each_own_code(tmp_path: Path, capsys, module: str) -> None:
+    """Same checkpoint, same shapes, siblings that differ only in what ``act`` computes."""
+    for folder, body in (("A", "return x"), ("B", "return 1 - x")):
+        _write(tmp_path / folder / "net.py", NET_OPS.format(module=module))
+        sibling = tmp_path / folder / (module.replace(".", "/") + ".py")
+        _write(sibling, f"def act(x):\n    {body}\n")
+        if "." in module:
+            _write(sibling.parent / "__init__.py", "")
+    ckpt = tmp_path / "id.pth"
+    torch.save({"conv.weight": torch.eye(3).reshape(3, 3, 1, 1), "conv.bias": torch.zeros(3)}, ckpt)
+    a, b = tmp_path / "A" / "net.py", tmp_path / "B" / "net.py"
+    args = ["run", "--models", f"a={a}:Net,b={b}:Net", "--weights", f"a={ckpt}", "--weights", f"b={ckpt}"]
+    args += ["--data", str(_hr_only(tmp_path / "data")), "--layout", "hr-only", *FAST, "--no-isolate"]
+    code, _, err = _run([*args, "--output", str(tmp_path / "o")], capsys)
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads((tmp_path / "o" / "results.json").read_text())["models"]}
+    # a upsamples by nearest neighbour; b returns its complement: other images, another PSNR.
+    assert rows["a"]["psnr_y"] != pytest.approx(rows["b"]["psnr_y"], abs=0.1)
+    for img_a, img_b in zip(rows["a"]["images"], rows["b"]["images"]):
+        assert img_a["sr_sha256"] != img_b["sr_sha256"]
+    assert module.split(".")[0] not in sys.modules
+
+
+# --------------------------------------------------------------------------- 3. the ONNX export cache
+
+from srbench.backends.onnx_export import ExportMetadata  # noqa: E402
+from srbench.models.usercode import import_file  # noqa: E402
+
+
+def test_onnx_export_key_follows_the_models_code(tmp_path: Path) -> None:
+    """Same class name, same weights and shapes, another forward: another export."""
+    from srbench.backends.onnxruntime.session import cache_key
+
+    models = []
+    for folder, body in (("A", "return x"), ("B", "return 1 - x")):
+        path = _write(tmp_path / folder / "net.py", NET_OPS.format(module="ops"))
+        _write(tmp_path / folder / "ops.py", f"def act(x):\n    {body}\n")
+        net = import_file(path).Net()
+        net.load_state_dict({"conv.weight": torch.eye(3).reshape(3, 3, 1, 1), "conv.bias": torch.zeros(3)})
+        models.append(net)
+    meta = ExportMetadata(model="net", arch="Net", scale=4, input_range=1.0, weights_sha256="0" * 64)
+    assert cache_key(models[0], meta, 17) != cache_key(models[1], meta, 17)
+    assert cache_key(models[0], meta, 17) == cache_key(models[0], meta, 17)
