@@ -374,3 +374,93 @@ def test_onnx_export_key_follows_the_models_code(tmp_path: Path) -> None:
     meta = ExportMetadata(model="net", arch="Net", scale=4, input_range=1.0, weights_sha256="0" * 64)
     assert cache_key(models[0], meta, 17) != cache_key(models[1], meta, 17)
     assert cache_key(models[0], meta, 17) == cache_key(models[0], meta, 17)
+
+
+# --------------------------------------------------------------------------- 4. resume
+
+
+def test_run_resume_measures_again_a_checkpoint_overwritten_in_place(tmp_path: Path, capsys) -> None:
+    model = _write(tmp_path / "upnet.py", UP_MODEL)
+    ckpt = tmp_path / "net_g_latest.pth"  # BasicSR overwrites this file as training goes on
+    identity = {"conv.weight": torch.eye(3).reshape(3, 3, 1, 1), "conv.bias": torch.zeros(3)}
+    torch.save(identity, ckpt)
+    out = tmp_path / "o"
+    args = [
+        "run",
+        "--models",
+        f"{model}:Up",
+        "--weights",
+        f"Up={ckpt}",
+        "--data",
+        str(_hr_only(tmp_path / "d")),
+    ]
+    args += ["--layout", "hr-only", *FAST, "--no-isolate", "--output", str(out)]
+    code, _, err = _run(args, capsys)
+    assert code == 0, err
+    (first,) = json.loads((out / "results.json").read_text())["models"]
+    assert first["identity"]["weights_sha256"] == first["weights"]["sha256"]
+
+    # Unchanged: the row is kept as it was.
+    code, _, err = _run(["run", "--resume", str(out)], capsys)
+    assert code == 0 and "already measured" in err and "measured again" not in err, err
+
+    torch.save({k: v * 0.5 for k, v in identity.items()}, ckpt)
+    code, _, err = _run(["run", "--resume", str(out)], capsys)
+    assert code == 0, err
+    (line,) = [x for x in err.splitlines() if "measured again" in x]
+    assert line.startswith("Up: measured again: its checkpoint's content changed (sha256 ")
+    (again,) = json.loads((out / "results.json").read_text())["models"]
+    assert again["weights"]["sha256"] != first["weights"]["sha256"]
+    assert again["psnr_y"] != pytest.approx(first["psnr_y"], abs=0.1)
+
+
+def test_run_resume_measures_again_after_the_code_or_the_data_changed(tmp_path: Path, capsys) -> None:
+    """Sibling instance: the model's code edited in place, then an image replaced in place."""
+    model = _write(tmp_path / "upnet.py", UP_MODEL)
+    ckpt = tmp_path / "w.pth"
+    torch.save({"conv.weight": torch.eye(3).reshape(3, 3, 1, 1), "conv.bias": torch.zeros(3)}, ckpt)
+    data = _hr_only(tmp_path / "d")
+    out = tmp_path / "o"
+    args = ["run", "--models", f"{model}:Up", "--weights", f"Up={ckpt}", "--data", str(data)]
+    args += ["--layout", "hr-only", *FAST, "--output", str(out)]  # workers: each imports the file afresh
+    code, _, err = _run(args, capsys)
+    assert code == 0, err
+    from srbench.models import usercode
+
+    model.write_text(UP_MODEL.replace('mode="nearest"', 'mode="bilinear"'))
+    usercode._FILE_MODULES.clear()  # a new srbench process would import the edited file
+    code, _, err = _run(["run", "--resume", str(out)], capsys)
+    assert code == 0 and "Up: measured again: the model's code changed" in err, err
+
+    write_png_atomic(data / "img0.png", _rgb(32, 32, 99))
+    code, _, err = _run(["run", "--resume", str(out)], capsys)
+    assert code == 0 and "Up: measured again: the data's content changed" in err, err
+
+
+def test_sweep_resume_measures_again_a_checkpoint_overwritten_in_place(tmp_path: Path, capsys) -> None:
+    """Sibling instance: another command (sweep), a registered architecture's checkpoint token."""
+    model = _write(tmp_path / "upnet.py", UP_MODEL)
+    ckpt = tmp_path / "net_g_latest.pth"
+    identity = {"conv.weight": torch.eye(3).reshape(3, 3, 1, 1), "conv.bias": torch.zeros(3)}
+    torch.save(identity, ckpt)
+    out = tmp_path / "s"
+    args = [
+        "sweep",
+        "--models",
+        f"{model}:Up",
+        "--weights",
+        f"Up={ckpt}",
+        "--data",
+        str(_hr_only(tmp_path / "d")),
+    ]
+    args += ["--layout", "hr-only", *FAST, "--warmup", "1", "--output", str(out)]
+    code, _, err = _run(args, capsys)
+    assert code == 0, err
+    code, _, err = _run([*args, "--resume", str(out)], capsys)
+    assert code == 0 and "measured again" not in err and "1 of 1 cells already measured" in err, err
+    torch.save({k: v * 0.5 for k, v in identity.items()}, ckpt)
+    code, _, err = _run([*args, "--resume", str(out)], capsys)
+    assert code == 0, err
+    assert "measured again: its checkpoint's content changed (sha256 " in err, err
+    (row,) = json.loads((out / "results.json").read_text())["models"]
+    assert row["identity"]["weights_sha256"] == row["weights"]["sha256"]

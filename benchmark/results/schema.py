@@ -132,6 +132,10 @@ class ModelResult:
     #: requested and the one that actually ran, nodes per provider, the fallback (if any),
     #: WASM threads and cross-origin isolation. Absent for other backends.
     backend_info: dict[str, Any] | None = None
+    #: What the row was measured from, by content: ``weights_sha256``, ``code_sha256``,
+    #: ``data_sha256`` (:mod:`srbench.run.identity`); ``--resume`` reuses the row only when
+    #: all three are unchanged. None in results written before srbench recorded it.
+    identity: dict[str, Any] | None = None
 
     @property
     def drifted(self) -> bool:
