@@ -464,3 +464,22 @@ def test_sweep_resume_measures_again_a_checkpoint_overwritten_in_place(tmp_path:
     assert "measured again: its checkpoint's content changed (sha256 " in err, err
     (row,) = json.loads((out / "results.json").read_text())["models"]
     assert row["identity"]["weights_sha256"] == row["weights"]["sha256"]
+
+
+def test_onnx_export_cache_exports_an_edited_forward_again(tmp_path: Path, monkeypatch) -> None:
+    """End to end: the cache hits for the same code and misses after ``forward`` changed."""
+    pytest.importorskip("onnxruntime")
+    from srbench.backends.onnxruntime.session import cached_export
+
+    monkeypatch.setenv("SRBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    meta = ExportMetadata(model="net", arch="Net", scale=4, input_range=1.0, weights_sha256="0" * 64)
+    exports = []
+    for folder, body in (("A", "return x"), ("A", "return x"), ("B", "return 1 - x")):
+        path = _write(tmp_path / folder / "net.py", NET_OPS.format(module="ops"))
+        _write(tmp_path / folder / "ops.py", f"def act(x):\n    {body}\n")
+        net = import_file(path).Net()
+        net.load_state_dict({"conv.weight": torch.eye(3).reshape(3, 3, 1, 1), "conv.bias": torch.zeros(3)})
+        exports.append(cached_export(net.eval(), meta))
+    assert [e.cached for e in exports] == [False, True, False]
+    assert exports[0].path == exports[1].path != exports[2].path
+    assert exports[0].sha256 != exports[2].sha256

@@ -90,6 +90,17 @@ def row_identity(spec: ModelSpec, scale: int, data_sha256: str) -> RowIdentity:
     return RowIdentity(weights, code, data_sha256)
 
 
+def stamp(result: Any, identity: RowIdentity) -> None:
+    """Record ``identity`` on ``result`` (a :class:`~srbench.results.schema.ModelResult`).
+
+    The checkpoint the measurement actually loaded wins over the one found before it ran
+    (official weights downloaded by the worker): its sha256 is in ``result.weights``."""
+    record = identity.to_dict()
+    if result.weights is not None:
+        record["weights_sha256"] = result.weights.sha256
+    result.identity = record
+
+
 #: What each identity field is called in the resume line.
 _WHAT = {
     "weights_sha256": "its checkpoint's content",

@@ -39,7 +39,7 @@ from srbench.results.schema import (
 from srbench.run.building import build_model
 from srbench.run.checks import check_config, run_device
 from srbench.run.forkserver import prestart
-from srbench.run.identity import data_digest, identity_changes, row_identity
+from srbench.run.identity import data_digest, identity_changes, row_identity, stamp
 from srbench.run.isolation import Interrupted, measure_in_worker, new_stop_event
 from srbench.run.protocol import measure_model
 
@@ -234,7 +234,7 @@ def run_benchmark(
                     bar.update(task, completed=done)
 
                 result = measure(spec, images, config, progress=advance, should_stop=stop.is_set)
-                result.identity = identities[config.row_name(spec.name)].to_dict()
+                stamp(result, identities[config.row_name(spec.name)])
                 if stop.requested:
                     result.status = STATUS_ERROR
                     result.reason = f"interrupted (Ctrl-C); measure it with: {resume_command(out_dir)}"

@@ -59,7 +59,7 @@ from srbench.results.schema import (
     load_results,
     results_json,
 )
-from srbench.run.identity import RowIdentity, data_digest, identity_changes, row_identity
+from srbench.run.identity import RowIdentity, data_digest, identity_changes, row_identity, stamp
 
 #: Statuses of a finished cell: ``--resume`` skips these and re-measures errors.
 FINISHED = (STATUS_OK, STATUS_NO_WEIGHTS)
@@ -691,7 +691,7 @@ def run_sweep(
 
         def finished(record: CellRecord) -> None:
             nonlocal failed
-            record.result.identity = identities[record.cell.key].to_dict()
+            stamp(record.result, identities[record.cell.key])
             store.info["wall_s"] = time.perf_counter() - started
             store.add(record)
             if record.result.status == STATUS_ERROR:
