@@ -483,3 +483,18 @@ def test_onnx_export_cache_exports_an_edited_forward_again(tmp_path: Path, monke
     assert [e.cached for e in exports] == [False, True, False]
     assert exports[0].path == exports[1].path != exports[2].path
     assert exports[0].sha256 != exports[2].sha256
+
+
+def test_export_loads_the_key_weights_key_names(tmp_path: Path) -> None:
+    """Sibling instance: export's loading (the network it would export) honours --weights-key."""
+    from srbench.run.export import load_for_export
+
+    model = _write(tmp_path / "upnet.py", UP_MODEL)
+    ckpt = _identity_and_zero(tmp_path, "state_dict", "state_dict_ema")
+    token = f"{model}:Up"
+    for keys, expected in (
+        (None, torch.eye(3).reshape(3, 3, 1, 1)),
+        ({"*": "state_dict"}, torch.zeros(3, 3, 1, 1)),
+    ):
+        _, _, net, sha = load_for_export(token, scale=4, weights=str(ckpt), offline=True, weights_keys=keys)
+        assert torch.equal(net.conv.weight.detach(), expected) and len(sha) == 64
