@@ -12,7 +12,6 @@ from that folder (or from a folder the file added to ``sys.path``) is taken out 
 ``sys.modules`` afterwards. The user's module keeps its references, so two files that each
 ``from blocks import Block`` get their own ``blocks.py``, and none of them is left where
 srbench or the next user file would find it by name (:func:`user_imports`).
-:func:`code_files` lists the files a user model was imported from (for identity digests).
 
 :func:`build_user_model` calls the class/factory with the user's JSON arguments (plus
 ``--scale`` when the signature takes a scale parameter and the arguments do not set it)
@@ -110,8 +109,6 @@ def split_code_token(token: str) -> tuple[str, str | None] | None:
 # --------------------------------------------------------------------------- importing
 
 _FILE_MODULES: dict[str, ModuleType] = {}
-#: User file (absolute path) → the files of the sibling modules it imported (absolute paths).
-_FILE_SIBLINGS: dict[str, set[str]] = {}
 
 
 #: Where installed code lives: never the user's own modules, even inside the user's folder
@@ -166,12 +163,6 @@ def user_imports(folders: tuple[Path, ...]) -> Iterator[set[str]]:
                 taken.add(str(Path(file).resolve()))
 
 
-def code_files(path: Path | str) -> list[Path]:
-    """The user file ``path`` and the sibling modules' files it imported (this process), sorted."""
-    key = str(Path(path).resolve())
-    return sorted(Path(p) for p in {key, *_FILE_SIBLINGS.get(key, set())})
-
-
 def module_name_for(path: Path) -> str:
     """The unique ``sys.modules`` name of user file ``path`` (from its absolute path)."""
     resolved = str(Path(path).resolve())
@@ -202,9 +193,8 @@ def import_file(path: Path | str, *, extra_paths: tuple[Path, ...] = ()) -> Modu
     # Registered before executing so that classes defined in it pickle and dataclasses work.
     sys.modules[name] = module
     try:
-        with user_imports((path.parent, *extra_paths)) as taken:
+        with user_imports((path.parent, *extra_paths)):
             spec.loader.exec_module(module)
-        _FILE_SIBLINGS.setdefault(key, set()).update(taken)
     except BaseException as exc:  # SyntaxError, ImportError, anything the file raises
         sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
@@ -338,10 +328,8 @@ def build_user_model(
         args[scale_param] = scale
     try:
         # A constructor may import siblings lazily: they resolve to its own folder too.
-        with user_imports(_folders(ref)) as taken:
+        with user_imports(_folders(ref)):
             model = fn(**args)
-        if ref.path is not None:
-            _FILE_SIBLINGS.setdefault(str(Path(ref.path).resolve()), set()).update(taken)
     except TypeError as exc:
         raise SrbenchError(
             f"{ref.describe()}({_show_args(args)}) failed: {_first_line(exc)}; "
