@@ -2,7 +2,9 @@
 
 * :func:`read_checkpoint` reads ``.pth``/``.pt`` (``torch.load(weights_only=True)``: no
   arbitrary unpickling) or ``.safetensors`` and canonicalises the result to a flat
-  ``name -> tensor`` dict (wrappers such as ``params_ema`` unwrapped, ``module.`` stripped).
+  ``name -> tensor`` dict (wrappers such as ``params_ema`` unwrapped, the EMA copy chosen
+  under every common naming, ``module.`` stripped); :func:`read_checkpoint_file` also says
+  which key was loaded (``--weights-key`` chooses another).
 * Converters map other upstream layouts onto the registered classes' keys:
   :func:`convert_span_full_to_fused` (SPAN training layout → NTIRE "slim" layout, re-fusing
   every Conv3XC from its branches) and :func:`rename_rlfn_ntire2022_keys`.
@@ -17,6 +19,7 @@ import pickle
 import warnings
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,40 +29,126 @@ from torch import nn
 from srbench.core.errors import SrbenchError, cause
 from srbench.models.registry import ModelEntry, all_entries
 
-#: Wrapper keys unwrapped by :func:`canonicalize_state_dict`, in priority order
-#: (BasicSR saves both ``params`` and ``params_ema``; the EMA weights are the published ones).
-WRAPPER_KEYS: tuple[str, ...] = (
+#: Wrapper keys unwrapped by :func:`unwrap_state_dict`, in priority order. srbench's rule:
+#: when a checkpoint holds a raw and an EMA (exponential moving average) copy, the EMA copy is
+#: the published one. The EMA spellings of the common conventions come first: BasicSR
+#: (``params``/``params_ema``, training states ``net_g``/``net_g_ema``), timm
+#: (``state_dict``/``state_dict_ema``), DeiT (``model``/``model_ema``), ``model``/``ema``.
+EMA_KEYS: tuple[str, ...] = (
     "params_ema",
     "params-ema",
+    "state_dict_ema",
+    "model_ema",
+    "net_g_ema",
+    "ema",
+)
+#: Raw-weight wrappers, tried after :data:`EMA_KEYS`.
+RAW_KEYS: tuple[str, ...] = (
     "params",
     "model_state_dict",
     "state_dict",
     "model",
     "net",
+    "net_g",
 )
+WRAPPER_KEYS: tuple[str, ...] = EMA_KEYS + RAW_KEYS
+#: Suffixes that mark any other key as the EMA copy of its stem (``generator``/``generator_ema``).
+EMA_SUFFIXES: tuple[str, ...] = ("_ema", "-ema", ".ema")
 
 StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint's weights as srbench loads them.
+
+    Attributes:
+        state: flat ``name -> tensor`` dict (CPU tensors, as stored).
+        key: the wrapper key path the weights were taken from, ``/``-separated
+            (``"params_ema"``, ``"checkpoint/state_dict_ema"``); None when the file's top
+            level is the state dict itself.
+        others: the other wrapper keys at the chosen level that also hold tensors (the raw
+            copy beside an EMA copy, ...): what ``--weights-key`` could choose instead.
+    """
+
+    state: StateDict
+    key: str | None = None
+    others: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def canonicalize_state_dict(obj: Any, *, source: str) -> StateDict:
-    """Unwrap training-checkpoint wrappers and strip a shared ``module.`` prefix.
+def _holds_tensors(obj: Any, depth: int = 3) -> bool:
+    """True when mapping ``obj`` holds a tensor, directly or ``depth`` mappings down."""
+    if not isinstance(obj, Mapping) or depth < 0:
+        return False
+    return any(isinstance(v, torch.Tensor) or _holds_tensors(v, depth - 1) for v in obj.values())
 
-    Keeps only tensor values (an ``epoch`` integer beside the weights is dropped).
-    Raises :class:`SrbenchError` naming ``source`` when no tensors are found.
+
+def _weight_keys(obj: Mapping[Any, Any]) -> list[str]:
+    """The keys of ``obj`` whose values are mappings holding tensors, as strings."""
+    return [str(k) for k, v in obj.items() if isinstance(v, Mapping) and _holds_tensors(v)]
+
+
+def _choose_wrapper(obj: Mapping[Any, Any]) -> str | None:
+    """The key of ``obj`` to unwrap by srbench's rule (EMA first), or None for none.
+
+    A state dict's values are tensors, never mappings, so a wrapper key holding a mapping is
+    a wrapper even beside tensors (a ``step`` tensor next to ``params_ema``). Other keys are
+    unwrapped only where nothing at this level is a tensor: ``X_ema`` when ``X`` is there too,
+    else the one mapping that holds tensors.
     """
+    holding = _weight_keys(obj)
+    for key in WRAPPER_KEYS:
+        if key in holding:
+            return key
+    if any(isinstance(v, torch.Tensor) for v in obj.values()):
+        return None
+    ema = [k for k in holding if k.endswith(EMA_SUFFIXES) and k[:-4] in holding]
+    if len(ema) == 1:
+        return ema[0]
+    if len(holding) == 1:
+        return holding[0]
+    if len(obj) == 1 and isinstance(next(iter(obj.values())), Mapping):
+        return str(next(iter(obj)))
+    return None
+
+
+def unwrap_state_dict(obj: Any, *, source: str, key: str | None = None) -> Checkpoint:
+    """Unwrap training-checkpoint wrappers (EMA copy first) and strip a shared ``module.`` prefix.
+
+    ``key`` (``--weights-key``) names the wrapper to take, ``/``-separated for nested ones
+    (``"model/ema"``); srbench still unwraps further below it. Keeps only tensor values (an
+    ``epoch`` integer beside the weights is dropped).
+
+    Raises:
+        SrbenchError: naming ``source`` when ``key`` is not in the file (listing the keys that
+            hold weights) or when no tensors are found.
+    """
+    path: list[str] = []
+    others: tuple[str, ...] = ()
+    if key is not None:
+        for part in key.split("/"):
+            holding = _weight_keys(obj) if isinstance(obj, Mapping) else []
+            if not isinstance(obj, Mapping) or part not in obj or not isinstance(obj[part], Mapping):
+                shown = ", ".join(holding) or "none"
+                raise SrbenchError(
+                    f"checkpoint {source} has no weights under key {key!r} (keys holding weights: "
+                    f"{shown}); pass one of them with --weights-key NAME=KEY"
+                )
+            others = tuple(k for k in holding if k != part)
+            path.append(part)
+            obj = obj[part]
     for _ in range(8):  # nesting depth bound; real files use one or two levels
         if not isinstance(obj, Mapping):
             break
-        key = next((k for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
-        if key is None and len(obj) == 1:
-            (only,) = obj.values()
-            key = next(iter(obj)) if isinstance(only, Mapping) else None
-        if key is None:
+        chosen = _choose_wrapper(obj)
+        if chosen is None:
             break
-        obj = obj[key]
+        others = tuple(k for k in _weight_keys(obj) if k != chosen)
+        path.append(chosen)
+        obj = next(v for k, v in obj.items() if str(k) == chosen)  # keys need not be strings
     if not isinstance(obj, Mapping):
         raise SrbenchError(
             f"checkpoint {source} holds a {type(obj).__name__}, not a state dict; "
@@ -70,7 +159,12 @@ def canonicalize_state_dict(obj: Any, *, source: str) -> StateDict:
         raise SrbenchError(f"checkpoint {source} holds no tensors; pass a model state dict file")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
-    return state
+    return Checkpoint(state, "/".join(path) or None, others)
+
+
+def canonicalize_state_dict(obj: Any, *, source: str, key: str | None = None) -> StateDict:
+    """The flat state dict :func:`unwrap_state_dict` finds in ``obj``."""
+    return unwrap_state_dict(obj, source=source, key=key).state
 
 
 #: What to do instead, for every file srbench refuses as a checkpoint.
@@ -129,7 +223,12 @@ def _looks_like_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
-def read_checkpoint(path: Path) -> StateDict:
+def read_checkpoint(path: Path, *, key: str | None = None) -> StateDict:
+    """The flat state dict of :func:`read_checkpoint_file` (``key``: ``--weights-key``)."""
+    return read_checkpoint_file(path, key=key).state
+
+
+def read_checkpoint_file(path: Path, *, key: str | None = None) -> Checkpoint:
     """Read a ``.pth``/``.pt`` or ``.safetensors`` checkpoint onto the CPU.
 
     PyTorch files are read with ``weights_only=True``; a file that needs arbitrary
@@ -137,6 +236,7 @@ def read_checkpoint(path: Path) -> StateDict:
     that names the file, says what it is (:func:`identify_checkpoint`: empty, HTML, ONNX,
     TorchScript, another zip; a pickled full model; a safetensors header error; a truncated
     file) and what to do instead. torch's own warnings while reading are not shown.
+    The weights are unwrapped by :func:`unwrap_state_dict` (EMA copy first, or ``key``).
     """
     path = Path(path)
     if not path.is_file():
@@ -155,7 +255,7 @@ def read_checkpoint(path: Path) -> StateDict:
                 f"checkpoint {path} is a .safetensors file whose header or data is broken ({cause(exc)}); "
                 "it is truncated or corrupt: re-download or re-export it"
             ) from None
-        return canonicalize_state_dict(raw, source=str(path))
+        return unwrap_state_dict(raw, source=str(path), key=key)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's FutureWarnings/TorchScript notes are not for users
@@ -181,7 +281,7 @@ def read_checkpoint(path: Path) -> StateDict:
             f"checkpoint {path} is not a readable PyTorch checkpoint ({cause(exc)}); "
             "it is truncated or corrupt: re-download it"
         ) from None
-    return canonicalize_state_dict(raw, source=str(path))
+    return unwrap_state_dict(raw, source=str(path), key=key)
 
 
 def _mentions_module_class(path: Path) -> bool:

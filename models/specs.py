@@ -56,6 +56,8 @@ class ModelSpec:
         model_args: keyword arguments for the builder/class (``--model-args``, JSON).
         input_range: explicit ``--input-range`` (None: the entry's or the model's own).
         scale: the scale the checkpoint was recognised at (None: not recognised/not a path).
+        weights_key: ``--weights-key``: the checkpoint key to load (None: srbench's rule,
+            the EMA copy first; see :func:`srbench.models.loading.unwrap_state_dict`).
     """
 
     name: str
@@ -65,6 +67,11 @@ class ModelSpec:
     model_args: Mapping[str, Any] = field(default_factory=dict)
     input_range: float | None = None
     scale: int | None = None
+    weights_key: str | None = None
+
+
+#: ``--weights-key`` entry that applies to every row (a KEY given without NAME=).
+EVERY_ROW = "*"
 
 
 def parse_model_specs(
@@ -75,6 +82,7 @@ def parse_model_specs(
     input_ranges: Mapping[str, float] | None = None,
     scale: int | None = None,
     option: str = "--models",
+    weights_keys: Mapping[str, str] | None = None,
 ) -> list[ModelSpec]:
     """Parse ``--models`` (see the module docstring) and fold in the per-model options.
 
@@ -84,6 +92,8 @@ def parse_model_specs(
     is the option messages name (``upscale`` takes one model as ``--model``).
     """
     weights, model_args, input_ranges = dict(weights or {}), dict(model_args or {}), dict(input_ranges or {})
+    weights_keys = dict(weights_keys or {})
+    every_key = weights_keys.pop(EVERY_ROW, None)
     specs: list[ModelSpec] = []
     aliases: dict[str, str] = {}  # option key -> row name
     for token in (t.strip() for t in text.split(",")):
@@ -106,6 +116,7 @@ def parse_model_specs(
         ("--weights", weights),
         ("--model-args", model_args),
         ("--input-range", input_ranges),
+        ("--weights-key", weights_keys),
     ):
         for key, value in values.items():
             row = aliases.get(key)
@@ -123,6 +134,9 @@ def parse_model_specs(
             spec = replace(spec, model_args=dict(opts["--model-args"]))
         if "--input-range" in opts:
             spec = replace(spec, input_range=check_input_range(float(opts["--input-range"]), what=spec.name))
+        key = opts.get("--weights-key", every_key)
+        if key is not None:
+            spec = replace(spec, weights_key=str(key))
         out.append(spec)
     return out
 
@@ -136,6 +150,7 @@ def specs_from_config(config: Any) -> list[ModelSpec]:
         model_args=getattr(config, "model_args", None),
         input_ranges=getattr(config, "input_ranges", None),
         scale=config.scale,
+        weights_keys=getattr(config, "weights_keys", None),
     )
 
 

@@ -6,6 +6,13 @@ is plain data (strings), so it travels to worker processes inside a
 under a module name unique to the file's absolute path (two ``model.py`` files in
 different folders never collide, and a file imported twice is the same module).
 
+Its sibling modules never collide either: while a user file runs (its import, and the call
+that builds the model) its own folder comes first on ``sys.path``, and every module imported
+from that folder (or from a folder the file added to ``sys.path``) is taken out of
+``sys.modules`` afterwards. The user's module keeps its references, so two files that each
+``from blocks import Block`` get their own ``blocks.py``, and none of them is left where
+srbench or the next user file would find it by name (:func:`user_imports`).
+
 :func:`build_user_model` calls the class/factory with the user's JSON arguments (plus
 ``--scale`` when the signature takes a scale parameter and the arguments do not set it)
 and returns a :class:`~srbench.models.registry.ModelEntry` for it, so the runner measures it
@@ -21,13 +28,14 @@ it is a one-line error naming the option.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -103,6 +111,58 @@ def split_code_token(token: str) -> tuple[str, str | None] | None:
 _FILE_MODULES: dict[str, ModuleType] = {}
 
 
+#: Where installed code lives: never the user's own modules, even inside the user's folder
+#: (a virtual environment in the project folder).
+_INSTALLED = ("site-packages", "dist-packages")
+
+
+def _own_module_file(file: str, roots: list[Path]) -> bool:
+    """True when ``file`` is Python source under one of ``roots`` and not installed code."""
+    try:
+        path = Path(file).resolve()
+    except (OSError, RuntimeError):
+        return False
+    if path.suffix != ".py" or any(part in _INSTALLED for part in path.parts):
+        return False
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    if any(path.is_relative_to(p) for p in prefixes if p != Path("/")):
+        return False
+    return any(path.is_relative_to(root) for root in roots)
+
+
+@contextlib.contextmanager
+def user_imports(folders: tuple[Path, ...]) -> Iterator[set[str]]:
+    """Run user code with its own ``folders`` first on ``sys.path``; afterwards take every module
+    it imported from them out of ``sys.modules``.
+
+    Yields a set that, on exit, holds the files of the modules taken out. Folders the code
+    itself added to ``sys.path`` while running count as its own too (a repository root it
+    inserts). Modules imported from anywhere else (torch, installed packages) stay.
+    """
+    roots = [Path(f).resolve() for f in folders]
+    entries = [str(r) for r in roots]
+    before_modules = set(sys.modules)
+    before_path = set(sys.path)
+    sys.path[:0] = entries
+    importlib.invalidate_caches()
+    taken: set[str] = set()
+    try:
+        yield taken
+    finally:
+        for entry in entries:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(entry)
+        added = [Path(p).resolve() for p in set(sys.path) - before_path if p]
+        own = roots + added
+        for name in set(sys.modules) - before_modules:
+            module = sys.modules.get(name)
+            file = getattr(module, "__file__", None)
+            ours = name.startswith("srbench_user_") or name.split(".")[0] == "srbench"
+            if file and not ours and _own_module_file(file, own):
+                del sys.modules[name]
+                taken.add(str(Path(file).resolve()))
+
+
 def module_name_for(path: Path) -> str:
     """The unique ``sys.modules`` name of user file ``path`` (from its absolute path)."""
     resolved = str(Path(path).resolve())
@@ -114,9 +174,10 @@ def module_name_for(path: Path) -> str:
 def import_file(path: Path | str, *, extra_paths: tuple[Path, ...] = ()) -> ModuleType:
     """Import the Python file ``path`` once per process (later calls return the same module).
 
-    The file's folder (and ``extra_paths``, e.g. an NTIRE repository's root) are appended to
-    ``sys.path`` so its own sibling imports work. Any exception while executing it becomes
-    a one-line :class:`SrbenchError` naming the file and the exception.
+    The file's folder (and ``extra_paths``, e.g. an NTIRE repository's root) come first on
+    ``sys.path`` while it runs, so its own sibling imports find its own files; the sibling
+    modules are then taken out of ``sys.modules`` (:func:`user_imports`). Any exception while
+    executing it becomes a one-line :class:`SrbenchError` naming the file and the exception.
     """
     path = Path(path).resolve()
     key = str(path)
@@ -124,9 +185,6 @@ def import_file(path: Path | str, *, extra_paths: tuple[Path, ...] = ()) -> Modu
         return _FILE_MODULES[key]
     if not path.is_file():
         raise SrbenchError(f"model file {path} not found; check the path")
-    for folder in (path.parent, *extra_paths):
-        if str(folder) not in sys.path:
-            sys.path.append(str(folder))
     name = module_name_for(path)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
@@ -135,7 +193,8 @@ def import_file(path: Path | str, *, extra_paths: tuple[Path, ...] = ()) -> Modu
     # Registered before executing so that classes defined in it pickle and dataclasses work.
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with user_imports((path.parent, *extra_paths)):
+            spec.loader.exec_module(module)
     except BaseException as exc:  # SyntaxError, ImportError, anything the file raises
         sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
@@ -165,13 +224,19 @@ def _first_line(exc: BaseException) -> str:
     return cause(exc, 200)  # first line, cut between words
 
 
+def _folders(ref: CodeRef) -> tuple[Path, ...]:
+    """The folders ``ref``'s file imports its siblings from: its own (and an NTIRE repository's
+    root, whose files import each other as ``models.x``); none for an importable module."""
+    if ref.path is None:
+        return ()
+    path = Path(ref.path).resolve()
+    return (path.parent, path.parent.parent) if ref.ntire else (path.parent,)
+
+
 def load_module(ref: CodeRef) -> ModuleType:
     """The module ``ref`` lives in (imported once per process)."""
     if ref.path is not None:
-        path = Path(ref.path)
-        # An NTIRE file imports its siblings as ``models.x``: the repository root goes on the path.
-        extra = (path.parent.parent,) if ref.ntire else ()
-        return import_file(path, extra_paths=extra)
+        return import_file(Path(ref.path), extra_paths=_folders(ref)[1:])
     return import_module(str(ref.module))
 
 
@@ -262,7 +327,9 @@ def build_user_model(
     if scale_param is not None and scale_param not in args:
         args[scale_param] = scale
     try:
-        model = fn(**args)
+        # A constructor may import siblings lazily: they resolve to its own folder too.
+        with user_imports(_folders(ref)):
+            model = fn(**args)
     except TypeError as exc:
         raise SrbenchError(
             f"{ref.describe()}({_show_args(args)}) failed: {_first_line(exc)}; "

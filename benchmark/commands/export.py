@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from srbench.backends.browser.ortweb import PROVIDERS as BROWSER_PROVIDERS
-from srbench.commands.options import add_model_options
+from srbench.commands.options import add_model_options, parse_weights_keys
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 
@@ -83,6 +83,7 @@ def export_command(args: argparse.Namespace) -> int:
         offline=args.offline,
         model_args=parse_model_args(args.model_args),
         input_ranges=parse_input_ranges(args.input_range),
+        weights_keys=parse_weights_keys(args.weights_key),
     )
     console = make_console(stderr=True)
     console.print(f"exporting {spec.name} (x{args.scale}, {args.dtype}) to {args.format}...")

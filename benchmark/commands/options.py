@@ -96,6 +96,14 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         metavar="NAME=1|255",
         help="value range the model takes and returns (default: its declared one, else 1)",
     )
+    p.add_argument(
+        "--weights-key",
+        action="append",
+        default=[],
+        metavar="[NAME=]KEY",
+        help="the checkpoint key whose weights to load (e.g. params, state_dict; nested: model/ema); "
+        "default: the EMA copy when there is one. Without NAME=: every model",
+    )
 
 
 def model_tokens(args: argparse.Namespace) -> list[str]:
@@ -189,6 +197,21 @@ def check_tiling(args: argparse.Namespace) -> None:
     """Refuse a tile no larger than its overlap."""
     if args.tile is not None and args.tile <= args.tile_overlap:
         raise SrbenchError(f"--tile {args.tile} must be larger than --tile-overlap {args.tile_overlap}")
+
+
+def parse_weights_keys(items: list[str]) -> dict[str, str]:
+    """``--weights-key [NAME=]KEY`` (repeatable) as a dict; a bare KEY is stored under ``*``
+    (every model). A malformed item is a one-line error."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, key = item.rpartition("=")
+        if (sep and not name) or not key:
+            raise SrbenchError(
+                f"--weights-key {item!r} is not [NAME=]KEY "
+                "(e.g. --weights-key params or --weights-key span=params)"
+            )
+        out[name if sep else "*"] = key
+    return out
 
 
 def parse_weights(items: list[str]) -> dict[str, str]:

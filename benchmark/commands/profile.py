@@ -17,6 +17,7 @@ from srbench.commands.options import (
     model_tokens,
     parse_shape,
     parse_weights,
+    parse_weights_keys,
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
@@ -169,6 +170,7 @@ def profile_command(args: argparse.Namespace) -> int:
         model_args=parse_model_args(args.model_args),
         input_ranges=parse_input_ranges(args.input_range),
         scale=args.scale,
+        weights_keys=parse_weights_keys(args.weights_key),
     )
     if args.depth < 0:
         raise SrbenchError(f"--depth {args.depth} must be 0 or more")

@@ -21,6 +21,7 @@ from srbench.commands.options import (
     model_tokens,
     parse_shape,
     parse_weights,
+    parse_weights_keys,
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
@@ -71,6 +72,7 @@ _DEST_FIELDS = {
     "no_isolate": ("isolate",),
     "ntire_compat": ("ntire_compat", "warmup"),
     "input_range": ("input_ranges",),
+    "weights_key": ("weights_keys",),
     "ntire_repo": ("models",),
     "teams": ("models",),
 }
@@ -229,6 +231,7 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
         weights=parse_weights(args.weights),
         model_args=parse_model_args(args.model_args),
         input_ranges=parse_input_ranges(args.input_range),
+        weights_keys=parse_weights_keys(args.weights_key),
         offline=args.offline,
         tile=args.tile,
         tile_overlap=args.tile_overlap,

@@ -15,6 +15,7 @@ from srbench.commands.options import (
     add_tiling_options,
     check_tiling,
     parse_weights,
+    parse_weights_keys,
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
@@ -84,6 +85,7 @@ def upscale_command(args: argparse.Namespace) -> int:
         model_args=parse_model_args(args.model_args),
         input_ranges=parse_input_ranges(args.input_range),
         scale=args.scale,
+        weights_keys=parse_weights_keys(args.weights_key),
     )
     model_name = spec.name
     inputs = collect_inputs(args.inputs, scale=args.scale, model=model_name)

@@ -13,18 +13,26 @@ Conventions (every function here follows them):
   sample ``v`` becomes its high byte ``v >> 8``. That is also what Pillow itself does when it
   opens a 16-bit RGB PNG, so 16-bit greyscale and 16-bit colour files convert identically.
   (The NTIRE harness has no bit-depth check at all and would misread such files.)
+* Decoding never depends on Pillow's process-wide settings that user code may change (a
+  training repository's ``ImageFile.LOAD_TRUNCATED_IMAGES = True`` would turn a truncated
+  file into a half-grey image; ``Image.MAX_IMAGE_PIXELS = None`` would switch off the
+  decompression-bomb guard): every decode runs inside :func:`srbench_pil_settings`, which
+  sets srbench's values and puts the user's back afterwards.
 * EXIF orientation is ignored on purpose: every SR benchmark (BasicSR, KAIR, the NTIRE
   harness, MATLAB ``imread``) reads the stored pixel grid, and HR/LR pairs must stay aligned.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from srbench.core.errors import SrbenchError, cause
 from srbench.core.files import atomic_open
@@ -35,6 +43,43 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".t
 # Pillow modes whose samples are wider than 8 bits.
 _WIDE_MODES_16 = ("I;16", "I;16B", "I;16L", "I;16N")
 _WIDE_MODES_32 = ("I", "F")
+
+
+#: Pillow's own limit (pixels) above which it refuses an image as a decompression bomb; srbench
+#: keeps it whatever the process set (Pillow's default: 2**30 / 4 / 3 = 89,478,485 pixels).
+MAX_IMAGE_PIXELS: int = 1024 * 1024 * 1024 // 4 // 3
+
+# Pillow's settings are module globals: decodes in several threads share one saved copy of the
+# user's values, set on the first entry and put back on the last exit.
+_PIL_LOCK = threading.Lock()
+_pil_depth = 0
+_pil_saved: tuple[bool, int | None] = (False, None)
+
+
+@contextlib.contextmanager
+def srbench_pil_settings() -> Iterator[None]:
+    """Decode with srbench's Pillow settings, whatever user code set process-wide.
+
+    Inside the block ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is False (a truncated file is an
+    error, never padded with grey) and ``PIL.Image.MAX_IMAGE_PIXELS`` is
+    :data:`MAX_IMAGE_PIXELS`; when the last such block (of any thread) exits, both get back
+    the values they had before the first one entered, so the user's code keeps its own
+    choice for its own reads. Re-entrant; concurrent decodes are not serialised.
+    """
+    global _pil_depth, _pil_saved
+    with _PIL_LOCK:
+        if _pil_depth == 0:
+            _pil_saved = (ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS)
+        _pil_depth += 1
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        yield
+    finally:
+        with _PIL_LOCK:
+            _pil_depth -= 1
+            if _pil_depth == 0:
+                ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = _pil_saved
 
 
 class ImageWarning(UserWarning):
@@ -96,7 +141,7 @@ def probe_image(path: Path) -> ImageInfo:
     """Read only the header of ``path``; raises :class:`SrbenchError` if it is not an image."""
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with srbench_pil_settings(), Image.open(path) as img:
             return ImageInfo(
                 path=path,
                 width=int(img.width),
@@ -123,7 +168,7 @@ def read_image(path: Path, *, allow_16bit: bool = False) -> np.ndarray:
     """
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        with srbench_pil_settings(), Image.open(path) as img:
             bits = _bits_of(img)
             if bits == 32:
                 raise SrbenchError(

@@ -61,12 +61,98 @@ def _versions() -> dict[str, str]:
     return {"srbench": __version__, "torch": torch.__version__, "fvcore": fvcore}
 
 
-@functools.lru_cache(maxsize=256)
 def _file_digest(path: str) -> str:
+    """SHA-256 of ``path``'s bytes, memoised per file identity (a file edited in place within
+    one process, as by a notebook or a test, is hashed again); ``"unreadable"`` on OSError."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return "unreadable"
+    return _digest_of(path, (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns))
+
+
+@functools.lru_cache(maxsize=256)
+def _digest_of(path: str, _identity: tuple[int, ...]) -> str:
     try:
         return file_sha256(path)
     except OSError:
         return "unreadable"
+
+
+def class_source_file(cls: type) -> str:
+    """The source file that defines ``cls``, from its functions' code objects.
+
+    ``inspect.getfile`` looks the class's module up by name in ``sys.modules``, which a user
+    model's sibling modules are taken out of (two folders may each have a ``blocks.py``:
+    :mod:`srbench.models.usercode`), so the name could find nothing or another file. A
+    method's code object records the file it was compiled from. Classes without methods of
+    their own fall back to ``inspect.getfile``; ``<module.qualname>`` when nothing says.
+    """
+    for value in vars(cls).values():
+        func = getattr(value, "__func__", value)  # classmethod/staticmethod
+        code = getattr(func, "__code__", None)
+        if code is not None and code.co_filename and not code.co_filename.startswith("<"):
+            return code.co_filename
+    try:
+        return inspect.getfile(cls)
+    except (TypeError, OSError):
+        return f"<{cls.__module__}.{cls.__qualname__}>"
+
+
+#: Where installed code lives (covered by versions, or not the model's own code).
+_INSTALLED = ("site-packages", "dist-packages")
+#: How many hops from a class's methods through the names their module uses (``from ops
+#: import act``: one hop; ``act`` using ``helpers.f``: two).
+_CODE_DEPTH = 3
+
+
+def _own_code_file(file: str | None) -> bool:
+    """True for a Python source file that is neither installed nor the standard library."""
+    if not file or file.startswith("<") or not file.endswith(".py"):
+        return False
+    path = Path(file)
+    if any(part in _INSTALLED for part in path.parts):
+        return False
+    stdlib = Path(inspect.getfile(inspect)).parent
+    return not path.is_relative_to(stdlib)
+
+
+def code_files(cls: type) -> set[str]:
+    """The source files ``cls``'s code runs: its own file and, from the globals of its
+    methods' modules, the files of the functions, classes and modules they name (``from ops
+    import act`` in a user model), followed :data:`_CODE_DEPTH` hops. Installed packages and
+    the standard library are left out (their versions stand for them)."""
+    files: set[str] = set()
+    seen: set[int] = set()
+    frontier: list[Any] = [cls]
+    for _ in range(_CODE_DEPTH + 1):
+        following: list[Any] = []
+        for obj in frontier:
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if inspect.ismodule(obj):
+                file = getattr(obj, "__file__", None)
+                if _own_code_file(file):
+                    files.add(str(file))
+                continue
+            if inspect.isclass(obj):
+                if obj.__module__.startswith(("torch.", "builtins")):
+                    continue
+                file = class_source_file(obj)
+                funcs = [getattr(v, "__func__", v) for v in vars(obj).values()]
+            else:
+                file, funcs = getattr(getattr(obj, "__code__", None), "co_filename", None), [obj]
+            if not _own_code_file(file):
+                continue
+            files.add(str(file))
+            for func in funcs:
+                code = getattr(func, "__code__", None)
+                names = set(code.co_names) if code is not None else set()
+                namespace = getattr(func, "__globals__", {})
+                following += [namespace[n] for n in names if n in namespace]
+        frontier = following
+    return files
 
 
 def structure_hash(model: nn.Module) -> str:
@@ -74,8 +160,9 @@ def structure_hash(model: nn.Module) -> str:
 
     Covers each submodule's qualified name, class and ``extra_repr()``, each parameter's and
     buffer's name, shape and dtype (not values: counts are weight-independent), and the
-    content of the source file of every class outside torch (torch's own are covered by its
-    version in the key), so a code change to an architecture changes the hash.
+    content of the source files of every class outside torch and of the code its methods
+    call (:func:`code_files`; torch's own are covered by its version in the key), so a code
+    change to an architecture, or to a helper module it imports, changes the hash.
     """
     h = hashlib.sha256()
     files: set[str] = set()
@@ -83,10 +170,8 @@ def structure_hash(model: nn.Module) -> str:
         cls = type(module)
         h.update(f"m|{name}|{cls.__module__}.{cls.__qualname__}|{module.extra_repr()}\n".encode())
         if not cls.__module__.startswith("torch."):
-            try:
-                files.add(inspect.getfile(cls))
-            except (TypeError, OSError):
-                files.add(f"<{cls.__module__}.{cls.__qualname__}>")
+            found = code_files(cls)
+            files |= found or {class_source_file(cls)}
     for kind, items in (("p", model.named_parameters()), ("b", model.named_buffers())):
         for name, t in items:
             h.update(f"{kind}|{name}|{tuple(t.shape)}|{t.dtype}\n".encode())

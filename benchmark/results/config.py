@@ -99,13 +99,15 @@ class RunConfig:
     degradation: str = field(default="bicubic", metadata=DATA)
     allow_16bit: bool = field(default=False, metadata=DATA)
     # --- execution: which models (and what defines each row), how the run is carried out.
-    # Per-model entries (weights, model_args, input_ranges) are compared row by row on --resume.
+    # Per-model entries (weights, model_args, input_ranges, weights_keys) are compared row by row on --resume.
     models: list[str] = field(default_factory=list, metadata=EXECUTION)
     weights: dict[str, str] = field(default_factory=dict, metadata=EXECUTION)
     #: ``--model-args NAME=JSON``: constructor keyword arguments per row (see specs.py).
     model_args: dict[str, dict[str, Any]] = field(default_factory=dict, metadata=EXECUTION)
     #: ``--input-range NAME=1|255``: the value range a row's network takes and returns.
     input_ranges: dict[str, float] = field(default_factory=dict, metadata=EXECUTION)
+    #: ``--weights-key [NAME=]KEY``: the checkpoint key to load per row (``*``: every row).
+    weights_keys: dict[str, str] = field(default_factory=dict, metadata=EXECUTION)
     offline: bool = field(default=False, metadata=EXECUTION)
     isolate: bool = field(default=True, metadata=EXECUTION)
     model_timeout: float | None = field(default=None, metadata=EXECUTION)

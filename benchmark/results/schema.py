@@ -55,11 +55,18 @@ class ImageResult:
 
 @dataclass
 class WeightsInfo:
-    """The checkpoint a model ran with: file name, sha256 (hex) and where it was found."""
+    """The checkpoint a model ran with: file name, sha256 (hex) and where it was found.
+
+    ``key`` is the checkpoint key the weights were loaded from, ``/``-separated when nested
+    (``params_ema``, ``state_dict_ema``, ``model/ema``; see
+    :func:`srbench.models.loading.unwrap_state_dict`); None when the file is a bare state
+    dict (and in results written before srbench recorded it).
+    """
 
     file: str
     sha256: str
     source: str
+    key: str | None = None
 
 
 @dataclass
@@ -126,6 +133,10 @@ class ModelResult:
     #: requested and the one that actually ran, nodes per provider, the fallback (if any),
     #: WASM threads and cross-origin isolation. Absent for other backends.
     backend_info: dict[str, Any] | None = None
+    #: What the row was measured from, by content: ``weights_sha256``, ``code_sha256``,
+    #: ``data_sha256`` (:mod:`srbench.run.identity`); ``--resume`` reuses the row only when
+    #: all three are unchanged. None in results written before srbench recorded it.
+    identity: dict[str, Any] | None = None
 
     @property
     def drifted(self) -> bool:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from torch import nn
 
 from srbench.core.errors import SrbenchError
-from srbench.models.loading import load_weights, read_checkpoint
+from srbench.models.loading import load_weights, read_checkpoint_file
 from srbench.models.registry import ModelEntry, get_entry
 from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
 from srbench.models.spandrel_adapter import spandrel_entry
@@ -81,6 +81,7 @@ def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[
         else:
             reason = missing_weights_reason(entry, scale, offline=offline_mode(offline), name=spec.name)
         return entry, LoadedModel(model.eval(), None, reason)
-    load_weights(model, entry, read_checkpoint(found.path), source=str(found.path))
-    info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source)
+    checkpoint = read_checkpoint_file(found.path, key=spec.weights_key)
+    load_weights(model, entry, checkpoint.state, source=str(found.path))
+    info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source, key=checkpoint.key)
     return entry, LoadedModel(model.eval(), info, None)

@@ -110,15 +110,19 @@ def load_for_export(
     offline: bool,
     model_args: dict[str, dict] | None = None,
     input_ranges: dict[str, float] | None = None,
+    weights_keys: dict[str, str] | None = None,
 ) -> tuple[ModelSpec, ModelEntry, nn.Module, str]:
     """``(spec, entry, model, weights_sha256)`` for ``--model``; refuses random weights.
 
     ``weights_sha256`` is "" for a parameter-free model (``bicubic``). ``model_args`` and
-    ``input_ranges`` are ``--model-args``/``--input-range`` (user code, see specs.py).
+    ``input_ranges`` are ``--model-args``/``--input-range`` (user code, see specs.py);
+    ``weights_keys`` is ``--weights-key`` (the checkpoint key to load).
     """
     from dataclasses import replace
 
-    spec = resolve_spec(model, model_args=model_args, input_ranges=input_ranges, scale=scale)
+    spec = resolve_spec(
+        model, model_args=model_args, input_ranges=input_ranges, scale=scale, weights_keys=weights_keys
+    )
     if weights is not None:
         if not Path(weights).is_file():
             raise SrbenchError(f"--weights {weights}: file not found")

@@ -39,6 +39,7 @@ from srbench.results.schema import (
 from srbench.run.building import build_model
 from srbench.run.checks import check_config, run_device
 from srbench.run.forkserver import prestart
+from srbench.run.identity import data_digest, identity_changes, row_identity, stamp
 from srbench.run.isolation import Interrupted, measure_in_worker, new_stop_event
 from srbench.run.protocol import measure_model
 
@@ -155,8 +156,24 @@ def _resume_base(out_dir: Path, run: RunResult, force: bool) -> RunResult:
     return run
 
 
+def _same_content(
+    models: list[ModelResult], identities: dict[str, Any], console: Console
+) -> list[ModelResult]:
+    """The stored rows whose weights, code and data are what they were measured from; the
+    others are dropped (measured again) with one line each saying what changed."""
+    kept = []
+    for m in models:
+        now = identities.get(m.name)
+        changes = identity_changes(m.identity, now) if now is not None else []
+        if changes:
+            console.print(f"{m.name}: measured again: {'; '.join(changes)}", highlight=False)
+        else:
+            kept.append(m)
+    return kept
+
+
 #: Execution-section entries keyed by model name: what defines each row (compared per row on resume).
-PER_MODEL_KEYS = ("weights", "model_args", "input_ranges")
+PER_MODEL_KEYS = ("weights", "model_args", "input_ranges", "weights_keys")
 
 
 def run_benchmark(
@@ -191,8 +208,11 @@ def run_benchmark(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     )
     run.environment["load_average"] = {"before": load_before, "after": None}
+    data_sha256 = data_digest(dataset)
+    identities = {config.row_name(s.name): row_identity(s, config.scale, data_sha256) for s in specs}
     if resume:
         run = _resume_base(out_dir, run, force)
+        run.models = _same_content(run.models, identities, console)
     prepare_output_dir(out_dir)
     # Rows are named per backend (span, span@onnxruntime): match them by row name.
     done = {m.name for m in run.models}
@@ -221,6 +241,7 @@ def run_benchmark(
                     bar.update(task, completed=done)
 
                 result = measure(spec, images, config, progress=advance, should_stop=stop.is_set)
+                stamp(result, identities[config.row_name(spec.name)])
                 if stop.requested:
                     result.status = STATUS_ERROR
                     result.reason = f"interrupted (Ctrl-C); measure it with: {resume_command(out_dir)}"

@@ -61,6 +61,7 @@ from srbench.results.schema import (
     load_results,
     results_json,
 )
+from srbench.run.identity import RowIdentity, data_digest, identity_changes, row_identity, stamp
 from srbench.run.isolation import measure_in_worker
 from srbench.run.orchestrator import prepare_output_dir
 
@@ -585,8 +586,14 @@ class SweepStore:
         prepare_output_dir(self.out_dir)
         self.cells_dir.mkdir(exist_ok=True)
 
-    def load_finished(self) -> list[Cell]:
-        """Cells already finished in this folder (``--resume``), loaded into the store."""
+    def load_finished(
+        self, identities: dict[str, RowIdentity] | None = None, say: Callable[[str], None] | None = None
+    ) -> list[Cell]:
+        """Cells already finished in this folder (``--resume``), loaded into the store.
+
+        With ``identities`` (cell key → what it would be measured from now), a finished cell
+        whose stored identity differs is left to measure again, and ``say`` gets one line
+        saying what changed."""
         found = []
         for cell in self.plan.cells:
             path = self.cells_dir / f"{cell.key}.json"
@@ -594,9 +601,16 @@ class SweepStore:
                 continue
             run = load_results(path)
             data = json.loads(path.read_text()).get("cell") or {}
-            if run.models and run.models[0].status in FINISHED:
-                self.records[cell.key] = CellRecord(cell, run, data)
-                found.append(cell)
+            if not run.models or run.models[0].status not in FINISHED:
+                continue
+            now = (identities or {}).get(cell.key)
+            changes = identity_changes(run.models[0].identity, now) if now is not None else []
+            if changes:
+                if say is not None:
+                    say(f"{cell.describe()}: measured again: {'; '.join(changes)}")
+                continue
+            self.records[cell.key] = CellRecord(cell, run, data)
+            found.append(cell)
         return found
 
     def add(self, record: CellRecord) -> None:
@@ -652,7 +666,8 @@ def run_sweep(
     info = {"engine": engine.name, "cells": len(plan.cells), "runs": plan.runs}
     store = SweepStore(out_dir, plan, info)
     store.prepare()
-    skipped = store.load_finished() if resume else []
+    identities = cell_identities(plan)
+    skipped = store.load_finished(identities, console.print) if resume else []
     done_keys = {c.key for c in skipped}
     todo = [c for c in plan.cells if c.key not in done_keys]
     if skipped:
@@ -674,6 +689,7 @@ def run_sweep(
 
         def finished(record: CellRecord) -> None:
             nonlocal failed
+            stamp(record.result, identities[record.cell.key])
             store.info["wall_s"] = time.perf_counter() - started
             store.add(record)
             if record.result.status == STATUS_ERROR:
@@ -692,3 +708,21 @@ def run_sweep(
     warnings = mixed_hardware(run)
     measured = sum(1 for c in todo if c.key in store.records)
     return SweepSummary(run, measured, len(skipped), failed, info["wall_s"], interrupted, warnings)
+
+
+def cell_identities(plan: SweepPlan) -> dict[str, RowIdentity]:
+    """Cell key → :class:`~srbench.run.identity.RowIdentity` of what the cell is measured from
+    now (each dataset hashed once, each model built once per scale)."""
+    data: dict[str, str] = {}
+    rows: dict[tuple[str, str, int], RowIdentity] = {}
+    out = {}
+    for cell in plan.cells:
+        c = cell.config
+        if cell.data not in data:
+            dataset = load_dataset(c.data, scale=c.scale, layout=c.layout, **dataset_options(c.to_dict()))
+            data[cell.data] = data_digest(dataset)
+        key = (cell.spec.name, cell.data, c.scale)
+        if key not in rows:
+            rows[key] = row_identity(cell.spec, c.scale, data[cell.data])
+        out[cell.key] = rows[key]
+    return out

@@ -46,7 +46,14 @@ from srbench.backends.devices import DTYPES, check_dtype, resolve_device
 from srbench.backends.pytorch import Tiling, TorchBackend, timed_forward, to_unit_range
 from srbench.backends.tiling import DEFAULT_OVERLAP
 from srbench.core.errors import SrbenchError
-from srbench.data.imageio import IMAGE_SUFFIXES, _to_rgb8, is_image_file, probe_image, write_png_atomic
+from srbench.data.imageio import (
+    IMAGE_SUFFIXES,
+    _to_rgb8,
+    is_image_file,
+    probe_image,
+    srbench_pil_settings,
+    write_png_atomic,
+)
 from srbench.data.imresize import imresize_uint8
 from srbench.measure.metrics import to_uint8
 from srbench.measure.timing import ForwardTimer
@@ -164,10 +171,17 @@ def resolve_spec(
     model_args: dict[str, dict] | None = None,
     input_ranges: dict[str, float] | None = None,
     scale: int | None = None,
+    weights_keys: dict[str, str] | None = None,
 ) -> ModelSpec:
     """The one :class:`ModelSpec` that ``--model`` names (as one ``--models`` token)."""
     specs = parse_model_specs(
-        model, weights, model_args=model_args, input_ranges=input_ranges, scale=scale, option="--model"
+        model,
+        weights,
+        model_args=model_args,
+        input_ranges=input_ranges,
+        scale=scale,
+        option="--model",
+        weights_keys=weights_keys,
     )
     if len(specs) != 1:
         raise SrbenchError(f"--model {model!r} names {len(specs)} models; upscale with one model at a time")
@@ -242,7 +256,7 @@ def read_source(path: Path, *, allow_16bit: bool = False) -> SourceImage:
             f"image {path} has {info.bits}-bit samples; srbench upscales 8-bit images only: convert it first"
         )
     try:
-        with Image.open(path) as img:
+        with srbench_pil_settings(), Image.open(path) as img:
             img.load()
             icc = img.info.get("icc_profile") or None
             orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)

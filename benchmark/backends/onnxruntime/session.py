@@ -2,9 +2,11 @@
 
 The session runs the file :func:`srbench.backends.onnx_export.export_onnx` writes, cached by
 content under ``<cache>/onnx/`` (``$SRBENCH_CACHE_DIR`` or ``~/.cache/srbench``): the file
-name carries the sha256 of the model's tensors, architecture, scale, dtype, opset, the
-export format and the srbench/torch/onnx/onnxscript versions, so a second run (or another
-worker) loads it instead of exporting again, and any change exports anew.
+name carries the sha256 of the model's tensors, its code (the module structure and the
+source files of its classes, :func:`srbench.measure.complexity_cache.structure_hash`, as the
+complexity cache is keyed), architecture, scale, dtype, opset, the export format and the
+srbench/torch/onnx/onnxscript versions, so a second run (or another worker) loads it instead
+of exporting again, and any change (an edited ``forward`` included) exports anew.
 
 What is timed: one ``session.run`` call (``run_with_iobinding`` on CUDA/TensorRT) with the
 input already where the provider reads it. CPU: the input is a contiguous host tensor
@@ -48,6 +50,7 @@ from srbench.backends.pytorch import to_model_input
 from srbench.core.errors import SrbenchError
 from srbench.core.extras import require, versions
 from srbench.core.paths import cache_root
+from srbench.measure.complexity_cache import structure_hash
 
 #: ``--ort-provider`` values and the ONNX Runtime execution providers they name.
 PROVIDERS = {
@@ -89,6 +92,8 @@ def cache_key(model: nn.Module, meta: ExportMetadata, opset: int) -> str:
         "input_range": meta.input_range,
         "weights_sha256": meta.weights_sha256,
         "state_sha256": state_sha256(model),
+        # The graph is traced from the code: an edited forward is another export.
+        "code": structure_hash(model),
         "srbench": __version__,
         "torch": torch.__version__,
         **{k: v for k, v in versions().items() if k != "onnxruntime"},
