@@ -458,13 +458,15 @@ class Dataset:
         # full window in what is left (the run would fail on this image after every model ran).
         left_w, left_h = want_w * s - 2 * s, want_h * s - 2 * s
         if min(left_w, left_h) < SSIM_MIN_SIDE:
+            side = SSIM_MIN_SIDE + 2 * s
+            left = f"{max(left_w, 0)}x{max(left_h, 0)}"
             problems.append(
                 Problem(
-                    "too-small",
+                    "too-small-for-ssim",
                     source.hr_path,
-                    f"HR {hr_rel} is {hr.size_text}: {max(left_w, 0)}x{max(left_h, 0)} after the x{s} border "
-                    f"crop of {s} px, smaller than the {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} SSIM window; HR images "
-                    f"must be at least {SSIM_MIN_SIDE + 2 * s}x{SSIM_MIN_SIDE + 2 * s} at x{s} (remove or replace it)",
+                    f"HR {hr_rel} is {hr.size_text}: {left} after the x{s} border crop of {s} px, smaller "
+                    f"than the {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} SSIM window; HR images must be at least "
+                    f"{side}x{side} at x{s} (remove or replace it)",
                 )
             )
         if lr is not None and (lr.width, lr.height) != (want_w, want_h):
@@ -478,6 +480,10 @@ class Dataset:
                 )
             )
         return problems
+
+
+class DatasetWarning(UserWarning):
+    """A dataset image that can be read but not fully scored (e.g. too small for SSIM)."""
 
 
 #: The SSIM window side (:data:`srbench.measure.metrics.SSIM_WINDOW`; ``tests/test_bad_inputs_26.py``
@@ -961,6 +967,12 @@ def load_dataset(
         cache_lr=cache_lr,
     )
     problems = dataset.check()
+    # An HR too small for SSIM is reported by 'data check' and warned about here, not refused:
+    # the run names it in the error row of each model and keeps the images measured before.
+    small = [p for p in problems if p.kind == "too-small-for-ssim"]
+    problems = [p for p in problems if p.kind != "too-small-for-ssim"]
+    for problem in small:
+        warnings.warn(problem.message, DatasetWarning, stacklevel=2)
     if problems:
         where = str(data if data is not None else hr)
         raise SrbenchError(summarize_problems(where, problems, _check_command(data, hr, lr, scale, layout)))
