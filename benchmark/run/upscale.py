@@ -258,7 +258,12 @@ def read_source(path: Path, *, allow_16bit: bool = False) -> SourceImage:
             f"image {path} has {info.bits}-bit samples; srbench upscales 8-bit images only: convert it first"
         )
     with open_image(path) as img:
+        # Pillow opens 16-bit LA PNGs as RGBA (three equal channels); the stored raw mode still
+        # says grey. Read it before load(), which empties ``tile``.
+        grey16 = info.bits == 16 and _raw_mode(img).startswith("LA")
         img.load()
+        if grey16 and img.mode == "RGBA":
+            img = img.convert("LA")  # the three channels are equal: nothing is lost
         icc = img.info.get("icc_profile") or None
         orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
         # The stored pixel grid rotated/flipped as the viewer shows it; the output PNG is
@@ -287,6 +292,16 @@ def read_source(path: Path, *, allow_16bit: bool = False) -> SourceImage:
     return SourceImage(
         np.ascontiguousarray(rgba[..., :3]), alpha, grey=False, icc_profile=icc, orientation=orientation
     )
+
+
+def _raw_mode(img: Image.Image) -> str:
+    """The decoder's raw mode of an opened (not yet loaded) image ("" when unknown)."""
+    for tile in getattr(img, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str):
+            return raw
+    return ""
 
 
 def output_name(stem: str, scale: int, model: str) -> str:

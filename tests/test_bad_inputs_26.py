@@ -1,0 +1,340 @@
+"""Issue 26, items 6-13: field failure kinds turned into cases, each with a sibling instance.
+
+Every test here fails on the code before issue 26 (traceback/exit 1, silent data loss, a
+misleading message, or a request served that should be refused) and passes after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import pickle
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from srbench.backends.browser import server as server_mod
+from srbench.backends.browser.server import HOST, LocalServer
+from srbench.cli import main
+from srbench.core.errors import SrbenchError, cause
+from srbench.data import datasets
+from srbench.data.datasets import check_dataset
+from srbench.data.imageio import read_image
+from srbench.measure.metrics import SSIM_WINDOW
+from srbench.measure.quality import score_image
+from srbench.models.loading import pickle_globals, read_checkpoint
+from srbench.run.upscale import read_source
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
+
+
+def _png(path: Path, rows: np.ndarray, color_type: int, depth: int) -> Path:
+    """A PNG written byte by byte (Pillow cannot write 16-bit RGBA/LA): ``rows`` is (H, W*C)
+    big-endian samples of ``depth`` bits."""
+    h = rows.shape[0]
+    w = rows.shape[1] // {0: 1, 2: 3, 4: 2, 6: 4}[color_type]
+    raw = b"".join(b"\0" + r.tobytes() for r in rows)
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, 0))
+        + _chunk(b"IDAT", zlib.compress(raw, 9))
+        + _chunk(b"IEND", b"")
+    )
+    path.write_bytes(png)
+    return path
+
+
+def _bomb(path: Path, w: int = 20000, h: int = 10000) -> Path:
+    """A small 1-bit PNG that declares ``w``×``h`` pixels (about 24 KB for 200 MP)."""
+    row = b"\0" + b"\0" * ((w + 7) // 8)
+    comp = zlib.compressobj(9)
+    data = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+        + _chunk(b"IDAT", data)
+        + _chunk(b"IEND", b"")
+    )
+    path.write_bytes(png)
+    return path
+
+
+def _rgb(h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("srbench: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- 6. decompression bombs
+
+
+def test_decompression_bomb_is_one_line_in_upscale_data_check_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bomb = _bomb(tmp_path / "bomb.png")
+    assert bomb.stat().st_size < 64_000
+    assert main(["upscale", str(bomb), "--model", "bicubic", "--device", "cpu"]) == 2
+    line = _error_line(capsys)
+    assert "bomb.png" in line and "200 megapixels" in line and "did not decode it" in line
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.fromarray(_rgb(64, 64)).save(folder / "good.png")
+    _bomb(folder / "huge.png")
+    assert main(["data", "check", "--data", str(folder), "--scale", "4"]) == 1
+    out = capsys.readouterr().out
+    assert "HR huge.png is not a readable image (it declares 200 megapixels" in out
+
+    assert main(["run", "--data", str(folder), "--models", "bicubic", "--device", "cpu",
+                 "-o", str(tmp_path / "r")]) == 2  # fmt: skip
+    assert "huge.png" in _error_line(capsys)
+
+
+def test_decompression_bomb_sibling_jpeg_under_a_lower_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Sibling: another format and another size; the limit is Pillow's own setting.
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(_rgb(100, 120)).save(photo, quality=90)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # 12,000 px > 2 x 2000: a "bomb"
+    with pytest.raises(SrbenchError, match=r"cannot read image .*photo\.jpg: it declares 0 megapixels"):
+        read_image(photo)
+    assert main(["upscale", str(photo), "--model", "bicubic", "--device", "cpu"]) == 2
+    assert "photo.jpg" in _error_line(capsys)
+
+
+# --------------------------------------------------------------------------- 7. 16-bit with alpha
+
+
+@pytest.mark.parametrize("color_type", [6, 4], ids=["rgba16", "la16"])
+def test_allow_16bit_keeps_alpha_and_grey_like_the_8bit_copy(
+    tmp_path: Path, color_type: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    channels = {6: 4, 4: 2}[color_type]
+    rng = np.random.default_rng(color_type)
+    samples = rng.integers(0, 65536, (10, 12 * channels), dtype=np.uint16)
+    src16 = _png(tmp_path / "deep.png", samples.astype(">u2"), color_type, 16)
+    src8 = _png(tmp_path / "eight.png", (samples >> 8).astype(np.uint8), color_type, 8)
+
+    image = read_source(src16, allow_16bit=True)
+    assert image.alpha is not None and image.grey == (color_type == 4)
+    assert image.rgb.flags.writeable  # torch.from_numpy warns about read-only arrays
+
+    for src in (src16, src8):
+        assert main(["upscale", str(src), "-m", "bicubic", "--device", "cpu", "--allow-16bit"]) == 0
+    capsys.readouterr()
+    with (
+        Image.open(tmp_path / "deep_x4_bicubic.png") as a,
+        Image.open(tmp_path / "eight_x4_bicubic.png") as b,
+    ):
+        assert a.mode == b.mode == {6: "RGBA", 4: "LA"}[color_type]
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+# --------------------------------------------------------------------------- 8. animated / multi-page
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_animated_and_multipage_inputs_are_refused_in_one_line(
+    tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frames = [Image.fromarray(np.full((16, 16, 3), 60 * k, np.uint8)) for k in range(3)]
+    src = tmp_path / f"anim{suffix}"
+    extra = {"lossless": True} if suffix == ".webp" else {}
+    frames[0].save(src, save_all=True, append_images=frames[1:], **extra)
+    assert main(["upscale", str(src), "--model", "bicubic", "--device", "cpu"]) == 2
+    line = _error_line(capsys)
+    assert f"anim{suffix} holds 3 frames (animated or multi-page)" in line
+    assert not list(tmp_path.glob("*_x4_*"))  # nothing half-written
+
+
+def test_multipage_hr_is_reported_by_data_check(tmp_path: Path) -> None:
+    # Sibling: another command and a two-page file.
+    folder = tmp_path / "set"
+    folder.mkdir()
+    pages = [Image.fromarray(_rgb(40, 40, k)) for k in range(2)]
+    pages[0].save(folder / "scan.tif", save_all=True, append_images=pages[1:])
+    problems = check_dataset(folder)
+    assert [p.kind for p in problems] == ["frames"]
+    assert "scan.tif holds 2 frames" in problems[0].message
+    with pytest.raises(SrbenchError, match="holds 2 frames"):
+        read_image(folder / "scan.tif")
+
+
+# --------------------------------------------------------------------------- 10. tiny images
+
+
+@pytest.mark.parametrize(("side", "scale"), [(16, 4), (14, 2)])
+def test_hr_too_small_for_ssim_is_named_by_data_check(tmp_path: Path, side: int, scale: int) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.fromarray(_rgb(side, side)).save(folder / "icon.png")
+    Image.fromarray(_rgb(64, 64, 1)).save(folder / "photo.png")
+    problems = check_dataset(folder, scale=scale)
+    assert [p.kind for p in problems] == ["too-small-for-ssim"]
+    left = (side // scale) * scale - 2 * scale
+    assert problems[0].message.startswith(f"HR icon.png is {side}x{side}: {left}x{left} after the x{scale}")
+    assert f"at least {SSIM_WINDOW + 2 * scale}x{SSIM_WINDOW + 2 * scale}" in problems[0].message
+
+
+def test_ssim_window_constant_matches_the_metric() -> None:
+    assert datasets.SSIM_MIN_SIDE == SSIM_WINDOW
+
+
+def test_scoring_a_tiny_image_names_it() -> None:
+    hr = _rgb(16, 16)
+    out = torch.from_numpy(hr).permute(2, 0, 1).float() / 255
+    with pytest.raises(SrbenchError, match=r"image icon\.png: HR 16x16 leaves 8x8 after the 4-pixel border"):
+        score_image(out, hr, crop_border=4, name="icon.png")
+    score_image(out, hr, crop_border=2, name="icon.png")  # 12x12 holds a window
+
+
+# --------------------------------------------------------------------------- 11. untrusted checkpoints
+
+
+class _Shell:
+    def __reduce__(self):
+        return (os.system, ("echo should-never-run",))
+
+
+class _Eval:
+    def __reduce__(self):
+        return (eval, ("1 + 1",))
+
+
+def test_code_running_pickle_is_named_not_called_corrupt(tmp_path: Path) -> None:
+    zipped = tmp_path / "net.pth"
+    torch.save({"w": torch.zeros(2), "hook": _Shell()}, zipped)
+    raw = tmp_path / "raw.pth"
+    raw.write_bytes(pickle.dumps(_Eval()))  # sibling: legacy (non-zip) file, builtins.eval
+    for path, name in ((zipped, "system"), (raw, "builtins.eval")):
+        with pytest.raises(SrbenchError) as caught:
+            read_checkpoint(path)
+        text = str(caught.value)
+        assert name in text and "runs code" in text and "truncated" not in text
+        assert "weights_only=False" in text  # says not to do it
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (argparse.Namespace(lr=2e-4), "argparse.Namespace"),
+        (np.float64(30.1), "numpy scalars"),
+        (np.int64(7), "numpy scalars"),
+    ],
+)
+def test_blocked_types_are_named_with_the_safe_resave(tmp_path: Path, extra: object, named: str) -> None:
+    path = tmp_path / "ckpt.pth"
+    torch.save({"params": {"w": torch.zeros(2)}, "extra": extra}, path)
+    with pytest.raises(SrbenchError) as caught:
+        read_checkpoint(path)
+    text = str(caught.value)
+    assert named in text and "\x1b" not in text and "truncated" not in text
+    assert "torch.is_tensor" in text and "safetensors" in text
+    assert any(g.startswith(("argparse", "numpy")) for g in pickle_globals(path))
+
+
+def test_cause_strips_terminal_escapes() -> None:
+    assert (
+        cause(RuntimeError("two options, \x1b[1mdo those steps\x1b[0m only"))
+        == "two options, do those steps only"
+    )
+
+
+# --------------------------------------------------------------------------- 12. local web server
+
+
+def _request(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> int:
+    conn = http.client.HTTPConnection(HOST, port, timeout=5)
+    conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    for k, v in headers.items():
+        conn.putheader(k, v)
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders(body)
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+def test_server_refuses_foreign_hosts_and_origins(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    with LocalServer({"/": tmp_path}) as server:
+        port = server.port
+        ours = f"http://127.0.0.1:{port}"
+        assert _request(port, "GET", "/", {"Host": f"127.0.0.1:{port}"}) == 200
+        assert _request(port, "GET", "/", {"Host": f"localhost:{port}"}) == 200
+        # DNS rebinding: a hostile name that resolves to 127.0.0.1 (and a sibling: other port).
+        assert _request(port, "GET", "/", {"Host": f"evil.example:{port}"}) == 403
+        assert _request(port, "GET", "/", {"Host": f"127.0.0.1:{port + 1}"}) == 403
+        assert _request(port, "GET", "/", {}) == 403
+        # Cross-site writes: another Origin, or the browser's own Sec-Fetch-Site.
+        host = {"Host": f"127.0.0.1:{port}"}
+        assert _request(port, "POST", "/blob/a", {**host, "Origin": "http://evil.example"}, b"x") == 403
+        assert (
+            _request(port, "POST", "/blob/a", {**host, "Origin": f"http://127.0.0.1:{port + 1}"}, b"x") == 403
+        )
+        assert _request(port, "POST", "/blob/a", {**host, "Sec-Fetch-Site": "cross-site"}, b"x") == 403
+        assert server.blobs == {}
+        assert (
+            _request(port, "POST", "/blob/a", {**host, "Origin": ours, "Sec-Fetch-Site": "same-origin"}, b"x")
+            == 204
+        )
+        assert server.take_blob("a") == b"x"
+        assert _request(port, "POST", "/blob/../x", {**host, "Origin": ours}, b"x") == 403
+
+
+def test_server_bounds_blob_size_and_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server_mod, "MAX_BLOB", 8)
+    monkeypatch.setattr(server_mod, "MAX_BLOBS", 2)
+    monkeypatch.setattr(server_mod, "MAX_BLOB_TOTAL", 12)
+    with LocalServer({"/": tmp_path}) as server:
+        port = server.port
+        h = {"Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}"}
+        assert _request(port, "POST", "/blob/big", h, b"x" * 9) == 413
+        assert _request(port, "POST", "/blob/a", h, b"x" * 8) == 204
+        assert _request(port, "POST", "/blob/b", h, b"x" * 5) == 413  # total 13 > 12
+        assert _request(port, "POST", "/blob/b", h, b"x" * 4) == 204
+        assert _request(port, "POST", "/blob/c", h, b"") == 413  # a third blob
+        assert _request(port, "POST", "/blob/a", h, b"y" * 8) == 204  # replacing is fine
+        assert sorted(server.blobs) == ["a", "b"]
+
+
+# --------------------------------------------------------------------------- 13. truncated files
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_data_check_catches_truncated_files_by_default_and_run_names_each(
+    tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for k, stem in enumerate(("a", "b", "c")):
+        Image.fromarray(_rgb(64, 64, k)).save(folder / f"{stem}{suffix}")
+    for stem in ("a", "c"):
+        data = (folder / f"{stem}{suffix}").read_bytes()
+        (folder / f"{stem}{suffix}").write_bytes(data[: len(data) // 2])
+    problems = check_dataset(folder)
+    assert [p.path.name for p in problems] == [f"a{suffix}", f"c{suffix}"]
+    assert all("truncated" in p.message for p in problems)
+    assert main(["run", "--data", str(folder), "--models", "bicubic", "--device", "cpu",
+                 "-o", str(tmp_path / "r")]) == 2  # fmt: skip
+    line = _error_line(capsys)
+    assert f"a{suffix}" in line and f"c{suffix}" in line and f"b{suffix}" not in line
