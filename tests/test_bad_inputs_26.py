@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import pickle
 import struct
@@ -338,3 +339,46 @@ def test_data_check_catches_truncated_files_by_default_and_run_names_each(
                  "-o", str(tmp_path / "r")]) == 2  # fmt: skip
     line = _error_line(capsys)
     assert f"a{suffix}" in line and f"c{suffix}" in line and f"b{suffix}" not in line
+
+
+# --------------------------------------------------------------------------- 13. score's edition
+
+
+def _challenge_run(folder: Path, edition: str) -> Path:
+    from srbench.ntire.challenge import CHALLENGE_SCHEMA
+
+    folder.mkdir(parents=True)
+    row = {
+        "psnr": {"valid": 26.9, "test": 27.0},
+        "runtime_ms": 10.0,
+        "params": 276_000,
+        "flops": 16_700_000_000,
+    }
+    doc = {
+        "schema": CHALLENGE_SCHEMA,
+        "edition": edition,
+        "splits": ["valid", "test"],
+        "models": [{"name": "efdn", **row}, {"name": "mine", **row, "runtime_ms": 8.0}],
+    }
+    (folder / "challenge.json").write_text(json.dumps(doc))
+    return folder
+
+
+@pytest.mark.parametrize("edition", ["ntire2025", "ntire2024"])
+def test_score_uses_the_edition_the_run_recorded(
+    tmp_path: Path, edition: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _challenge_run(tmp_path / "run", edition)
+    assert main(["score", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["edition"] == edition
+    assert main(["score", str(run), "--json", "--edition", "ntire2026"]) == 0  # an explicit choice wins
+    assert json.loads(capsys.readouterr().out)["edition"] == "ntire2026"
+
+
+def test_score_refuses_runs_of_different_editions_without_edition(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a = _challenge_run(tmp_path / "a", "ntire2025")
+    b = _challenge_run(tmp_path / "b", "ntire2024")
+    assert main(["score", str(a), str(b)]) == 2
+    assert "different editions (ntire2024, ntire2025); pass --edition" in _error_line(capsys)
