@@ -382,3 +382,29 @@ def test_score_refuses_runs_of_different_editions_without_edition(
     b = _challenge_run(tmp_path / "b", "ntire2024")
     assert main(["score", str(a), str(b)]) == 2
     assert "different editions (ntire2024, ntire2025); pass --edition" in _error_line(capsys)
+
+
+# --------------------------------------------------------------------------- 13. check's platform
+
+
+@pytest.mark.parametrize(
+    ("part", "key", "value"),
+    [("environment", "torch", "2.99.0"), ("environment", "torch_threads", 3), ("config", "dtype", "fp16")],
+)
+def test_check_names_the_key_that_makes_another_platform(part: str, key: str, value: object) -> None:
+    from srbench.reporting import check as C
+    from srbench.results.schema import RunResult
+
+    def run(**over: object) -> RunResult:
+        env = {"device": "cpu", "device_name": "Test CPU", "torch": "2.13.0", "torch_threads": 2}
+        cfg = {"scale": 4, "dtype": "fp32"}
+        (env if part == "environment" else cfg).update(over)
+        return RunResult(
+            environment=env, config=cfg, dataset={"name": "s", "images": 1, "scale": 4}, models=[]
+        )
+
+    same = [f for f in C.compare_runs(run(), run()) if f.metric == "sr_sha256"]
+    assert same == []
+    notes = [f for f in C.compare_runs(run(), run(**{key: value})) if f.metric == "sr_sha256"]
+    assert len(notes) == 1
+    assert f"{part}.{key}" in str(notes[0].baseline) and repr(value) in str(notes[0].baseline)
