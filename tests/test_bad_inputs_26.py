@@ -408,3 +408,28 @@ def test_check_names_the_key_that_makes_another_platform(part: str, key: str, va
     notes = [f for f in C.compare_runs(run(), run(**{key: value})) if f.metric == "sr_sha256"]
     assert len(notes) == 1
     assert f"{part}.{key}" in str(notes[0].baseline) and repr(value) in str(notes[0].baseline)
+
+
+# --------------------------------------------------------------------------- 13. new-model's next step
+
+
+@pytest.mark.parametrize("has_pytest", [True, False])
+def test_new_model_suggests_pytest_only_when_it_is_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], has_pytest: bool
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: real(name, *a) if has_pytest or name != "pytest" else None,
+    )
+    assert main(["new-model", "tiny_net", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    first = next(line for line in out.splitlines() if line.startswith("next:"))
+    if has_pytest:
+        assert first.startswith("next: python -m pytest")
+    else:
+        assert first == f"next: srbench profile --models {tmp_path / 'tiny_net.py'}:TinyNet"
+        assert "python -m pip install pytest, then python -m pytest" in out
