@@ -433,3 +433,31 @@ def test_new_model_suggests_pytest_only_when_it_is_installed(
     else:
         assert first == f"next: srbench profile --models {tmp_path / 'tiny_net.py'}:TinyNet"
         assert "python -m pip install pytest, then python -m pytest" in out
+
+
+# --------------------------------------------------------------------------- 13. report.md's load warning
+
+
+@pytest.mark.parametrize("n_runs", [1, 2])
+def test_report_md_carries_the_run_notes_like_results_md_and_html(tmp_path: Path, n_runs: int) -> None:
+    from srbench.core.files import atomic_write_text
+    from srbench.results.schema import ModelResult, RunResult, results_json
+
+    busy = "load average 9.1 before and 9.4 after the run on 2 CPUs: other processes competed"
+    paths = []
+    for i in range(n_runs):
+        run = RunResult(
+            environment={"device": "cpu", "device_name": f"CPU-{i}"},
+            config={"scale": 4, "dtype": "fp32"},
+            dataset={"name": "sample", "images": 2, "scale": 4},
+            models=[ModelResult(name="bicubic", arch="bicubic", scale=4, status="ok", params=0, flops=0)],
+            notes=[busy] if i == n_runs - 1 else [],  # sibling: the note on the second of two runs
+        )
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        atomic_write_text(folder / "results.json", results_json(run))
+        paths.append(folder)
+    out = tmp_path / "report"
+    assert main(["report", *map(str, paths), "--output", str(out)]) == 0
+    for name in ("report.md", "report.html"):
+        assert busy in (out / name).read_text(), name
