@@ -461,3 +461,23 @@ def test_report_md_carries_the_run_notes_like_results_md_and_html(tmp_path: Path
     assert main(["report", *map(str, paths), "--output", str(out)]) == 0
     for name in ("report.md", "report.html"):
         assert busy in (out / name).read_text(), name
+
+
+# --------------------------------------------------------------------------- 13. ONNX metadata numbers
+
+
+@pytest.mark.parametrize(("input_range", "text"), [(1.0, "1"), (255.0, "255")])
+def test_onnx_metadata_holds_numbers_and_old_files_still_read(input_range: float, text: str) -> None:
+    from srbench.backends.onnx_export import ExportMetadata
+
+    meta = ExportMetadata("net", "span", 4, input_range, "ab" * 32)
+    props = meta.to_props()
+    assert props["srbench.input_range"] == text and props["srbench.scale"] == "4"
+    typed = json.loads(props["srbench.json"])
+    assert typed["input_range"] == input_range and isinstance(typed["input_range"], float)
+    assert isinstance(typed["scale"], int)
+    assert ExportMetadata.from_props(props) == meta
+    # A file written before: every value a string such as '1.0', no srbench.json.
+    old = {k: str(v) for k, v in props.items() if k != "srbench.json"}
+    old["srbench.input_range"] = str(input_range)
+    assert ExportMetadata.from_props(old) == meta
