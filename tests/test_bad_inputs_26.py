@@ -481,3 +481,59 @@ def test_onnx_metadata_holds_numbers_and_old_files_still_read(input_range: float
     old = {k: str(v) for k, v in props.items() if k != "srbench.json"}
     old["srbench.input_range"] = str(input_range)
     assert ExportMetadata.from_props(old) == meta
+
+
+# --------------------------------------------------------------------------- 9. output larger than memory
+
+
+def test_output_that_would_not_fit_untiled_is_tiled_and_equal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from srbench.models.registry import create_model
+    from srbench.run import upscale as U
+    from srbench.run.upscale import SourceImage, Upscaler
+
+    rgb = _rgb(300, 260)
+    out_bytes = 3 * 1200 * 1040 * 4
+    up = Upscaler("bicubic", create_model("bicubic"), input_range=1.0, scale=4)
+    monkeypatch.setattr(U, "available_memory", lambda device: None)  # unknown: untiled
+    plain, _, tiled = up.upscale(SourceImage(rgb))
+    assert not tiled
+    # Room for the tiled estimate but not the untiled one: tiled before anything runs.
+    room = (U.TILED_BUFFERS * out_bytes + U.UNTILED_BUFFERS * out_bytes) // 2
+    monkeypatch.setattr(U, "available_memory", lambda device: room)
+    assert up.memory_plan(300, 260).tile == U.AUTO_TILE
+    small, _, tiled = up.upscale(SourceImage(rgb))
+    assert tiled and np.abs(small.astype(int) - plain.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("scale", [4, 2])
+def test_output_that_cannot_fit_names_the_image_not_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], scale: int
+) -> None:
+    from srbench.run import upscale as U
+
+    src = tmp_path / "flat.png"
+    Image.fromarray(np.full((400, 400, 3), 128, np.uint8)).save(src)
+    monkeypatch.setattr(U, "available_memory", lambda device: 1_000_000)
+    argv = ["upscale", str(src), "--model", "bicubic", "--device", "cpu", "--scale", str(scale)]
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    side = 400 * scale
+    assert f"image {src} (400x400) upscaled x{scale} is {side}x{side}" in line
+    assert "report" not in line and "model" not in line
+    assert not (tmp_path / f"flat_x{scale}_bicubic.png").exists()
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        MemoryError(),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: 3 GB"),
+        RuntimeError("CUDA out of memory. Tried to allocate 3.00 GiB"),
+    ],
+)
+def test_out_of_memory_in_a_model_blames_the_input_size(exc: BaseException) -> None:
+    from srbench.run.failures import describe_failure
+
+    text = str(describe_failure("span", "image big.png", exc, size=(4000, 4000), probe=lambda s: None))
+    assert "ran out of memory on image big.png (4000x4000)" in text
+    assert "--tile" in text and "report it" not in text
