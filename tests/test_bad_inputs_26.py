@@ -487,20 +487,20 @@ def test_onnx_metadata_holds_numbers_and_old_files_still_read(input_range: float
 
 
 def test_output_that_would_not_fit_untiled_is_tiled_and_equal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from srbench.backends import pytorch as P
     from srbench.models.registry import create_model
-    from srbench.run import upscale as U
     from srbench.run.upscale import SourceImage, Upscaler
 
     rgb = _rgb(300, 260)
     out_bytes = 3 * 1200 * 1040 * 4
     up = Upscaler("bicubic", create_model("bicubic"), input_range=1.0, scale=4)
-    monkeypatch.setattr(U, "available_memory", lambda device: None)  # unknown: untiled
+    monkeypatch.setattr(P, "available_memory", lambda device: None)  # unknown: untiled
     plain, _, tiled = up.upscale(SourceImage(rgb))
     assert not tiled
     # Room for the tiled estimate but not the untiled one: tiled before anything runs.
-    room = (U.TILED_BUFFERS * out_bytes + U.UNTILED_BUFFERS * out_bytes) // 2
-    monkeypatch.setattr(U, "available_memory", lambda device: room)
-    assert up.memory_plan(300, 260).tile == U.AUTO_TILE
+    room = (P.TILED_BUFFERS * out_bytes + P.UNTILED_BUFFERS * out_bytes) // 2
+    monkeypatch.setattr(P, "available_memory", lambda device: room)
+    assert up.memory_plan(300, 260).tile == P.AUTO_TILE
     small, _, tiled = up.upscale(SourceImage(rgb))
     assert tiled and np.abs(small.astype(int) - plain.astype(int)).max() <= 1
 
@@ -509,11 +509,11 @@ def test_output_that_would_not_fit_untiled_is_tiled_and_equal(monkeypatch: pytes
 def test_output_that_cannot_fit_names_the_image_not_the_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], scale: int
 ) -> None:
-    from srbench.run import upscale as U
+    from srbench.backends import pytorch as P
 
     src = tmp_path / "flat.png"
     Image.fromarray(np.full((400, 400, 3), 128, np.uint8)).save(src)
-    monkeypatch.setattr(U, "available_memory", lambda device: 1_000_000)
+    monkeypatch.setattr(P, "available_memory", lambda device: 1_000_000)
     argv = ["upscale", str(src), "--model", "bicubic", "--device", "cpu", "--scale", str(scale)]
     assert main(argv) == 2
     line = _error_line(capsys)

@@ -33,7 +33,7 @@ Conventions:
   - size: a file declaring more pixels than Pillow's decompression-bomb limit is refused before
     decoding (:func:`srbench.data.imageio.open_image`).
 * Tiling: untiled unless ``tile`` is set or the output is estimated not to fit in the memory
-  available (:meth:`Upscaler.memory_plan`: tiles of :data:`AUTO_TILE`; an image whose output
+  available (:func:`srbench.backends.pytorch.memory_tiling`: tiles of ``AUTO_TILE``; an image whose output
   cannot fit even tiled is refused before the model runs, naming the image's size, never the
   model); an out-of-memory error falls back to tiling with halving tiles (the protocol's
   :func:`~srbench.backends.pytorch.timed_forward`, shared).
@@ -51,8 +51,8 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from srbench.backends.devices import DTYPES, available_memory, check_dtype, output_bytes, resolve_device
-from srbench.backends.pytorch import Tiling, TorchBackend, timed_forward, to_unit_range
+from srbench.backends.devices import DTYPES, check_dtype, resolve_device
+from srbench.backends.pytorch import Tiling, TorchBackend, memory_tiling, timed_forward, to_unit_range
 from srbench.backends.tiling import DEFAULT_OVERLAP
 from srbench.core.errors import SrbenchError
 from srbench.data.imageio import (
@@ -70,15 +70,6 @@ from srbench.measure.timing import ForwardTimer
 from srbench.models.specs import ModelSpec, parse_model_specs
 from srbench.run.building import build_model
 from srbench.run.failures import model_call
-
-#: Output-sized float32 buffers alive at once in an untiled upscale: the model's last feature
-#: map (3*scale² channels at LR size: the output's element count), the output, and the two
-#: copies quantisation makes (divided/clamped, then rounded).
-UNTILED_BUFFERS = 4
-#: The same, tiled: per-tile features are small, but the whole output and its copies remain.
-TILED_BUFFERS = 3
-#: Tile side (LR pixels) used when the untiled output would not fit in memory.
-AUTO_TILE = 256
 
 #: Full-range BT.601 luma weights (R, G, B) used to turn a grey input's RGB output back to grey.
 GREY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
@@ -149,30 +140,9 @@ class Upscaler:
         self._timer = ForwardTimer(self.device)
 
     def memory_plan(self, height: int, width: int, *, name: str = "image") -> Tiling:
-        """The tiling for an ``height``×``width`` input, chosen from its output's size.
-
-        The output is estimated before anything runs (:func:`~srbench.backends.devices.output_bytes`):
-        untiled, about :data:`UNTILED_BUFFERS` float32 outputs are alive at once; tiled, about
-        :data:`TILED_BUFFERS` (the whole output is still assembled and quantised). When the
-        untiled estimate exceeds the memory available (:func:`~srbench.backends.devices.available_memory`)
-        and no ``tile`` was set, tiles of :data:`AUTO_TILE` are used; when even the tiled one
-        does not fit, a one-line :class:`SrbenchError` names the image and the memory it needs
-        (the input's size is the cause, not the model).
-        """
-        if self.tile is not None:
-            return self._tiling
-        out = output_bytes(height, width, self.scale)
-        room = available_memory(self.device)
-        if room is None or UNTILED_BUFFERS * out <= room:
-            return self._tiling
-        if TILED_BUFFERS * out > room:
-            raise SrbenchError(
-                f"image {name} ({width}x{height}) upscaled x{self.scale} is {width * self.scale}x"
-                f"{height * self.scale}: its float32 output alone is {out / 1e9:.2f} GB and about "
-                f"{TILED_BUFFERS * out / 1e9:.1f} GB are needed even tiled, with {room / 1e9:.2f} GB "
-                f"available on {self.device}; upscale a crop or a smaller image, or free memory"
-            )
-        return Tiling(scale=self.scale, tile=AUTO_TILE, overlap=self.tile_overlap)
+        """The tiling for an ``height``×``width`` input, chosen from its output's size
+        (:func:`~srbench.backends.pytorch.memory_tiling`; ``tile`` set: always that)."""
+        return memory_tiling(self._tiling, height, width, self.device, name=name)
 
     def upscale_rgb(self, rgb: np.ndarray, *, name: str = "image") -> tuple[torch.Tensor, float, bool]:
         """Upscale uint8 (H, W, 3) RGB; returns ``(sr, forward_ms, tiled)``.
