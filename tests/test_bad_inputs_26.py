@@ -537,3 +537,15 @@ def test_out_of_memory_in_a_model_blames_the_input_size(exc: BaseException) -> N
     text = str(describe_failure("span", "image big.png", exc, size=(4000, 4000), probe=lambda s: None))
     assert "ran out of memory on image big.png (4000x4000)" in text
     assert "--tile" in text and "report it" not in text
+
+
+def test_complete_files_with_trailing_bytes_are_not_called_truncated(tmp_path: Path) -> None:
+    from srbench.data.imageio import truncation
+
+    for suffix in (".png", ".jpg"):
+        path = tmp_path / f"x{suffix}"
+        Image.fromarray(_rgb(32, 32)).save(path)
+        assert truncation(path) is None
+        path.write_bytes(path.read_bytes() + b"trailer written by some tool")
+        assert truncation(path) is None
+        read_image(path)  # and Pillow reads it

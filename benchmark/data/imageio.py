@@ -162,14 +162,15 @@ def open_image(path: Path) -> Iterator[Image.Image]:
         raise SrbenchError(f"cannot read image {path}: {_reason(exc)}; replace or remove the file") from None
 
 
-#: How far from the end of a JPEG its end-of-image marker may sit (cameras append trailers).
-_JPEG_TAIL = 1 << 16
+#: How far from the end the PNG IEND chunk or JPEG end-of-image marker may sit (tools append trailers).
+_TAIL = 1 << 16
 
 
 def truncation(path: Path) -> str | None:
     """Why ``path`` looks cut short, from its last bytes only; None when it looks complete.
 
-    PNG: the file must end with the IEND chunk (12 bytes). JPEG: the end-of-image marker
+    PNG: the IEND chunk must be in the last 64 KiB (at the very end, but tools that append
+    bytes after it make files decoders still read). JPEG: the end-of-image marker
     ``FF D9`` must appear in its last 64 KiB (some cameras write data after it). Other formats
     are not checked here (None). Cheap: one seek and one read, no decoding; a file cut inside
     its pixel data fails this check, which is what a half-downloaded file looks like.
@@ -179,16 +180,17 @@ def truncation(path: Path) -> str | None:
         size = path.stat().st_size
         with open(path, "rb") as fh:
             head = fh.read(8)
-            fh.seek(max(0, size - _JPEG_TAIL))
+            fh.seek(max(0, size - _TAIL))
             tail = fh.read()
     except OSError:
         return None  # the header probe reports unreadable files
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        if not tail.endswith(b"IEND\xaeB`\x82"):
-            return "truncated PNG: the file does not end with its IEND chunk"
+        # Anywhere in the tail: some tools append bytes after IEND, which decoders ignore.
+        if b"IEND\xaeB`\x82" not in tail:
+            return "truncated PNG: the file has no IEND chunk at its end"
     elif head.startswith(b"\xff\xd8"):
         # Skip the start-of-image marker when the whole file is in ``tail``.
-        body = tail[2:] if size <= _JPEG_TAIL else tail
+        body = tail[2:] if size <= _TAIL else tail
         if b"\xff\xd9" not in body:
             return "truncated JPEG: no end-of-image marker"
     return None
