@@ -549,3 +549,15 @@ def test_complete_files_with_trailing_bytes_are_not_called_truncated(tmp_path: P
         path.write_bytes(path.read_bytes() + b"trailer written by some tool")
         assert truncation(path) is None
         read_image(path)  # and Pillow reads it
+
+
+def test_camera_jpeg_with_a_preview_picture_is_one_image(tmp_path: Path) -> None:
+    # Sibling of the multi-frame refusal that must NOT be refused: MPO (multi-picture JPEG).
+    from srbench.data.imageio import probe_image
+
+    path = tmp_path / "cam.jpg"
+    main_pic = Image.fromarray(_rgb(32, 32))
+    main_pic.save(path, format="MPO", save_all=True, append_images=[Image.fromarray(_rgb(16, 16, 1))])
+    assert probe_image(path).frames == 1
+    assert read_image(path).shape == (32, 32, 3)
+    assert check_dataset(tmp_path) == []

@@ -120,7 +120,13 @@ def probe_image(path: Path) -> ImageInfo:
 
 
 def frame_count(img: Image.Image) -> int:
-    """Frames (pages) in an opened image: ``n_frames`` where the format has it, else 1."""
+    """Frames (pages) in an opened image: ``n_frames`` where the format has it, else 1.
+
+    A JPEG with multi-picture data (Pillow's ``MPO``: camera photos carrying a preview or
+    depth map) counts as one picture: its first frame is the photograph.
+    """
+    if img.format == "MPO":
+        return 1
     try:
         return max(1, int(getattr(img, "n_frames", 1) or 1))
     except (OSError, ValueError, SyntaxError, EOFError):
