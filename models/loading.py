@@ -15,7 +15,9 @@
 
 from __future__ import annotations
 
+import io
 import pickle
+import pickletools
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -260,28 +262,132 @@ def read_checkpoint_file(path: Path, *, key: str | None = None) -> Checkpoint:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's FutureWarnings/TorchScript notes are not for users
             raw = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        if "Unsupported global" in text or "Unsupported operand" in text or "not an allowed global" in text:
-            if "torch.nn.modules" in text or _mentions_module_class(path):
-                raise SrbenchError(
-                    f"checkpoint {path} is a pickled full model (torch.save(model)), which srbench will "
-                    f"not unpickle (it runs code); {_RESAVE}"
-                ) from None
-            raise SrbenchError(
-                f"checkpoint {path} contains pickled Python objects that srbench will not unpickle "
-                f"(torch.load weights_only=True refused: {cause(exc, 100)}); {_RESAVE}"
-            ) from None
-        raise SrbenchError(
-            f"checkpoint {path} is not a readable PyTorch checkpoint ({cause(exc)}); "
-            "it is truncated or corrupt: re-download it"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+    except (
+        pickle.UnpicklingError,
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        zipfile.BadZipFile,
+    ) as exc:
+        # Whatever torch said, the pickle's own references name what the file holds: read them
+        # with pickletools (no object is built, no code runs).
+        blocked = [g for g in pickle_globals(path) if g not in _SAFE_GLOBALS and not g.startswith("torch.")]
+        if blocked or (isinstance(exc, pickle.UnpicklingError) and "global" in str(exc).lower()):
+            raise SrbenchError(_refusal(path, blocked, exc)) from None
         raise SrbenchError(
             f"checkpoint {path} is not a readable PyTorch checkpoint ({cause(exc)}); "
             "it is truncated or corrupt: re-download it"
         ) from None
     return unwrap_state_dict(raw, source=str(path), key=key)
+
+
+#: Globals a weights-only checkpoint may reference besides ``torch.*`` (what
+#: ``torch.load(weights_only=True)`` accepts without an allow-list).
+_SAFE_GLOBALS = frozenset(
+    {"collections.OrderedDict", "builtins.set", "builtins.frozenset", "builtins.bytearray"}
+)
+
+#: Module prefixes whose callables run code or touch the system when unpickled.
+_CODE_RUNNING = (
+    "os.",
+    "posix.",
+    "nt.",
+    "subprocess.",
+    "builtins.eval",
+    "builtins.exec",
+    "builtins.getattr",
+    "builtins.__import__",
+    "builtins.compile",
+    "builtins.open",
+    "runpy.",
+    "shutil.",
+    "socket.",
+    "sys.",
+    "importlib.",
+    "pty.",
+    "webbrowser.",
+    "code.",
+    "marshal.",
+    "types.",
+)
+
+
+def pickle_globals(path: Path, limit: int = 1 << 26) -> list[str]:
+    """``module.name`` of every global the pickle in ``path`` references, in order, once each.
+
+    Reads the ``data.pkl`` of a zip checkpoint, or the file itself (legacy format: several
+    pickles in a row), with :func:`pickletools.genops`: opcodes only, nothing is unpickled.
+    Stops quietly at the first undecodable opcode; [] when nothing can be read.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                pkl = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                data = zf.read(pkl)[:limit] if pkl else b""
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read(limit)
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return []
+    found: list[str] = []
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        strings: list[str] = []
+        start = stream.tell()
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name == "GLOBAL" and isinstance(arg, str):
+                    found.append(arg.replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif isinstance(arg, str) and op.name.endswith("UNICODE"):
+                    strings.append(arg)
+        except Exception:
+            break
+        if stream.tell() == start:
+            break
+    return list(dict.fromkeys(found))
+
+
+def _label(name: str) -> str:
+    """How a blocked global is named to the user ("" for helpers that come with another one)."""
+    if name.startswith("numpy") and name.endswith(".scalar"):
+        return f"numpy scalars ({name})"
+    if name.startswith("numpy") and name.endswith((".dtype", "._reconstruct", ".ndarray")):
+        return f"numpy arrays ({name})" if not name.endswith(".dtype") else ""
+    if name == "_codecs.encode":
+        return ""  # how numpy scalars and bytes are pickled; named through them
+    if name == "argparse.Namespace":
+        return "argparse.Namespace (training options)"
+    return name
+
+
+def _refusal(path: Path, blocked: list[str], exc: BaseException) -> str:
+    """The one-line refusal of a checkpoint that holds pickled objects other than tensors."""
+    labels = list(dict.fromkeys(_label(g) for g in blocked if _label(g)))
+    names = ", ".join(labels[:4]) + (f" and {len(labels) - 4} more" if len(labels) > 4 else "")
+    if any(g.startswith("torch.nn.modules") for g in blocked) or _mentions_module_class(path):
+        return (
+            f"checkpoint {path} is a pickled full model (torch.save(model)), which srbench will not "
+            f"unpickle (it runs code); {_RESAVE}"
+        )
+    dangerous = [g for g in blocked if g.startswith(_CODE_RUNNING)]
+    if dangerous:
+        return (
+            f"checkpoint {path} calls {', '.join(dangerous[:3])} when unpickled: it runs code, not just "
+            "loads weights; srbench refused it without running anything. Do not load it with "
+            "weights_only=False; get the weights from a trusted source (or as .safetensors)"
+        )
+    what = names or f"an object torch refused ({cause(exc, 100)})"
+    return (
+        f"checkpoint {path} holds pickled Python objects besides tensors ({what}), which "
+        "torch.load(weights_only=True) blocks; srbench did not unpickle them. If you trust the file, "
+        "keep only its tensors: python -c \"import torch; d = torch.load('IN', weights_only=False); "
+        "torch.save({k: v for k, v in d.items() if torch.is_tensor(v)}, 'OUT.pth')\" (for a nested "
+        "checkpoint, d['params'] or d['state_dict'] first), or save as .safetensors"
+    )
 
 
 def _mentions_module_class(path: Path) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from srbench.core.errors import SrbenchError
@@ -31,3 +33,73 @@ def check_dtype(dtype: str, device: torch.device) -> None:
         raise SrbenchError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if device.type != "cuda" and dtype == "fp16":
         raise SrbenchError("--dtype fp16 needs a CUDA device; use --dtype bf16 or fp32 on CPU")
+
+
+# --------------------------------------------------------------------------- memory available
+
+
+def _meminfo_available() -> int | None:
+    """``MemAvailable`` of /proc/meminfo in bytes (Linux), else None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """Bytes left under this process's cgroup v2 memory limit (``memory.max - memory.current``)."""
+    try:
+        rel = next(
+            line.split(":", 2)[2]
+            for line in Path("/proc/self/cgroup").read_text().splitlines()
+            if line.startswith("0::")
+        )
+        root = Path("/sys/fs/cgroup") / rel.lstrip("/")
+        limit = (root / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(0, int(limit) - int((root / "memory.current").read_text()))
+    except (OSError, ValueError, StopIteration):
+        return None
+
+
+def _address_space_room() -> int | None:
+    """Bytes left under ``RLIMIT_AS`` (``ulimit -v``) given this process's virtual size."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft in (resource.RLIM_INFINITY, -1):
+            return None
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return max(0, soft - int(line.split()[1]) * 1024)
+    except (OSError, ValueError, ImportError):
+        pass
+    return None
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a new allocation on ``device`` can take now; None when unknown.
+
+    CUDA: free device memory (``torch.cuda.mem_get_info``). CPU: the smallest of Linux's
+    ``MemAvailable``, the room under the cgroup v2 memory limit and the room under
+    ``RLIMIT_AS``. An estimate: other processes allocate too.
+    """
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except (RuntimeError, AssertionError):
+            return None
+    if device.type != "cpu":
+        return None
+    known = [v for v in (_meminfo_available(), _cgroup_room(), _address_space_room()) if v is not None]
+    return min(known) if known else None
+
+
+def output_bytes(height: int, width: int, scale: int, itemsize: int = 4) -> int:
+    """Bytes of one (1, 3, height*scale, width*scale) output of ``itemsize``-byte floats."""
+    return 3 * height * scale * width * scale * itemsize

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import re
 import warnings
@@ -61,7 +62,7 @@ _PURPOSE = "ONNX export"
 
 @dataclass(frozen=True)
 class ExportMetadata:
-    """What an exported file says about itself (``metadata_props``, all values strings).
+    """What an exported file says about itself (``metadata_props``; see :meth:`to_props`).
 
     Attributes:
         model: the srbench model (row) name.
@@ -83,14 +84,38 @@ class ExportMetadata:
     srbench_version: str = __version__
 
     def to_props(self) -> dict[str, str]:
-        """``{"srbench.model": ..., ...}``: the ``metadata_props`` entries."""
-        return {f"{META_PREFIX}{k}": str(v) for k, v in asdict(self).items()}
+        """``{"srbench.model": ..., ..., "srbench.json": ...}``: the ``metadata_props`` entries.
+
+        ONNX metadata values are strings. Each field has its own key, numbers written as JSON
+        number literals (``input_range`` ``"1"`` or ``"255"``, ``scale`` ``"4"``: what ``int``,
+        ``float``, ``JSON.parse`` and ``Number`` all read as the number); ``srbench.json``
+        holds every field in one JSON object with numbers as JSON numbers.
+        """
+        fields_ = asdict(self)
+        props = {
+            f"{META_PREFIX}{k}": _number_text(v) if isinstance(v, int | float) else str(v)
+            for k, v in fields_.items()
+        }
+        props[f"{META_PREFIX}json"] = json.dumps(fields_, sort_keys=True)
+        return props
 
     @classmethod
     def from_props(cls, props: dict[str, str], *, source: str = "the file") -> ExportMetadata:
         """Inverse of :meth:`to_props`; a file without srbench's keys is a one-line error."""
         values: dict[str, Any] = {}
-        for f in fields(cls):
+        typed = props.get(f"{META_PREFIX}json")
+        if typed is not None:
+            # Files written since issue 26: one JSON object, numbers as numbers.
+            try:
+                data = json.loads(typed)
+                values = {f.name: data[f.name] for f in fields(cls)}
+            except (ValueError, KeyError, TypeError):
+                raise SrbenchError(
+                    f"{source} has a broken '{META_PREFIX}json' metadata entry; export it again with "
+                    "'srbench export'"
+                ) from None
+            props = {}  # the per-key strings repeat the same values
+        for f in fields(cls) if props else ():
             key = f"{META_PREFIX}{f.name}"
             if key not in props:
                 raise SrbenchError(
@@ -100,6 +125,13 @@ class ExportMetadata:
         values["scale"] = int(values["scale"])
         values["input_range"] = float(values["input_range"])
         return cls(**values)
+
+
+def _number_text(v: float) -> str:
+    """A JSON number literal: integral values without a fraction (``1.0`` → ``"1"``)."""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return json.dumps(v)
 
 
 # --------------------------------------------------------------------------- the deployed form

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from srbench.backends.base import Backend, PlacedModel, PlaceRequest, RunOptions
-from srbench.backends.devices import DTYPES, check_dtype, resolve_device
+from srbench.backends.devices import DTYPES, available_memory, check_dtype, output_bytes, resolve_device
 from srbench.backends.tiling import DEFAULT_OVERLAP, tiled_forward
 from srbench.core.errors import SrbenchError
 from srbench.measure.memory import KIND_CPU_COMPILED, ForwardMemory, NotMeasured, resident_tensors
@@ -158,6 +158,46 @@ def _free_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+#: Output-sized float32 buffers alive at once in an untiled upscale: the model's last feature
+#: map (3*scale² channels at LR size: the output's element count), the output, and the two
+#: copies quantisation makes (divided/clamped, then rounded).
+UNTILED_BUFFERS = 4
+#: The same, tiled: per-tile features are small, but the whole output and its copies remain.
+TILED_BUFFERS = 3
+#: Tile side (LR pixels) used when the untiled output would not fit in memory.
+AUTO_TILE = 256
+
+
+def memory_tiling(
+    tiling: Tiling, height: int, width: int, device: torch.device, *, name: str = "image"
+) -> Tiling:
+    """The tiling for an ``height``×``width`` input, chosen from its output's size before it runs.
+
+    ``tiling`` with a ``tile`` set is returned as is. Otherwise the output is estimated
+    (:func:`~srbench.backends.devices.output_bytes`): untiled, about :data:`UNTILED_BUFFERS`
+    float32 outputs are alive at once; tiled, about :data:`TILED_BUFFERS` (the whole output is
+    still assembled and quantised). When the untiled estimate exceeds the memory available
+    (:func:`~srbench.backends.devices.available_memory`), tiles of :data:`AUTO_TILE` are used;
+    when even the tiled one does not fit, a one-line :class:`SrbenchError` names the image and
+    the memory it needs (the input's size is the cause, not the model).
+    """
+    if tiling.tile is not None:
+        return tiling
+    out = output_bytes(height, width, tiling.scale)
+    room = available_memory(device)
+    if room is None or UNTILED_BUFFERS * out <= room:
+        return tiling
+    s = tiling.scale
+    if TILED_BUFFERS * out > room:
+        raise SrbenchError(
+            f"image {name} ({width}x{height}) upscaled x{s} is {width * s}x{height * s}: its float32 "
+            f"output alone is {out / 1e9:.2f} GB and about {TILED_BUFFERS * out / 1e9:.1f} GB are needed "
+            f"even tiled, with {room / 1e9:.2f} GB available on {device}; use a crop or a smaller image, "
+            "or free memory"
+        )
+    return Tiling(scale=s, tile=max(AUTO_TILE, tiling.overlap + 8), overlap=tiling.overlap)
 
 
 def timed_forward(

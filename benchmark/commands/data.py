@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     check = data_sub.add_parser("check", help="report every problem in a dataset (exit 1 if any)")
     _dataset_options(check, path_required=False)
     check.add_argument(
-        "--decode", action="store_true", help="decode every image (slower; finds truncated files)"
+        "--decode",
+        action="store_true",
+        help="decode every image (slower; finds damage the default header and truncation checks miss)",
     )
     check.set_defaults(func=check_command)
 

@@ -16,6 +16,7 @@ When the architecture changes, the closed forms in the test must change with it.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import keyword
 import re
 from pathlib import Path
@@ -223,6 +224,15 @@ def new_model_command(args: argparse.Namespace) -> int:
     cls = class_name(args.name)
     console = make_console()
     console.print(f"wrote {model_path} and {test_path}", markup=False)
-    console.print(f"next: python -m pytest {test_path}", markup=False)
-    console.print(f"      srbench profile --models {model_path}:{cls}", markup=False)
+    profile = f"srbench profile --models {model_path}:{cls}"
+    if importlib.util.find_spec("pytest") is not None:
+        console.print(f"next: python -m pytest {test_path}", markup=False)
+        console.print(f"      {profile}", markup=False)
+    else:
+        # The quick-start install has no pytest: name the command that gets it, then the test.
+        console.print(f"next: {profile}", markup=False)
+        console.print(
+            f"      to run {test_path.name}: python -m pip install pytest, then python -m pytest {test_path}",
+            markup=False,
+        )
     return 0

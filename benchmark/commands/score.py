@@ -17,7 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("inputs", nargs="+", metavar="RESULTS", help="results.json, results.txt or run folders")
-    p.add_argument("--edition", default=None, help="ntire2024, ntire2025 or ntire2026 (default: the newest)")
+    p.add_argument(
+        "--edition",
+        default=None,
+        help="ntire2024, ntire2025 or ntire2026 (default: the edition a --protocol run "
+        "recorded in its challenge.json, else the newest)",
+    )
     p.add_argument(
         "--baseline",
         default=None,
@@ -38,8 +43,9 @@ def score_command(args: argparse.Namespace) -> int:
     from srbench.ntire import score
     from srbench.ntire.editions import get_edition
 
-    edition = get_edition(args.edition)
     entries = score.load_all(args.inputs)
+    # A --protocol run is scored under the edition it was run for (its challenge.json says which).
+    edition = get_edition(score.recorded_edition(entries, args.edition))
     ranking = score.score_entries(entries, edition, args.baseline, inputs=[str(i) for i in args.inputs])
     if args.output is not None:
         paths = score.write_ranking(ranking, args.output)

@@ -7,6 +7,8 @@ with :attr:`SrbenchError.exit_code`.
 
 from __future__ import annotations
 
+import re
+
 
 class SrbenchError(Exception):
     """A user-facing error: bad input, missing file, mismatched checkpoint, ..."""
@@ -23,11 +25,16 @@ class SrbenchError(Exception):
 CAUSE_CHARS = 160
 
 
+#: Terminal colour/style escape sequences (CSI ... letter), removed from foreign messages.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
 def cause(exc: BaseException, limit: int = CAUSE_CHARS) -> str:
     """The first non-empty line of ``exc``'s message (or its type name), at most ``limit``
     characters, cut between words (never mid-word) with an ellipsis: the part of a foreign
     exception that goes into a one-line :class:`SrbenchError`."""
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "") or type(exc).__name__
+    plain = _ANSI.sub("", str(exc))  # torch colours some messages; a one-line error is plain text
+    text = next((line.strip() for line in plain.splitlines() if line.strip()), "") or type(exc).__name__
     if len(text) <= limit:
         return text
     cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:") or text[:limit]

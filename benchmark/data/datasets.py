@@ -62,7 +62,14 @@ import numpy as np
 from srbench.core.errors import SrbenchError
 from srbench.core.files import file_sha256, read_stamp, stamp_matches, write_stamp
 from srbench.core.paths import CACHE_ENV, cache_root
-from srbench.data.imageio import ImageInfo, is_image_file, probe_image, read_image, write_png_atomic
+from srbench.data.imageio import (
+    ImageInfo,
+    is_image_file,
+    probe_image,
+    read_image,
+    truncation,
+    write_png_atomic,
+)
 from srbench.data.imresize import imresize_uint8, modcrop
 
 LAYOUTS: tuple[str, ...] = ("sample", "div2k", "ntire-esr", "benchmark", "paired", "hr-only")
@@ -401,6 +408,22 @@ class Dataset:
                 )
             )
             return None
+        if info.frames > 1:
+            problems.append(
+                Problem(
+                    "frames",
+                    path,
+                    f"{role} {rel} holds {info.frames} frames (animated or multi-page); "
+                    "srbench reads single images (extract the frames to separate PNG files)",
+                )
+            )
+            return None
+        cut = truncation(path)
+        if cut is not None:
+            problems.append(
+                Problem("unreadable", path, f"{role} {rel} is not a readable image ({cut}); replace it")
+            )
+            return None
         if decode:
             try:
                 read_image(path, allow_16bit=self.allow_16bit)
@@ -431,6 +454,21 @@ class Dataset:
             )
             return problems
         want_w, want_h = hr.width // s, hr.height // s
+        # PSNR/SSIM-Y crop ``scale`` pixels from every side of the mod-cropped HR; SSIM needs one
+        # full window in what is left (the run would fail on this image after every model ran).
+        left_w, left_h = want_w * s - 2 * s, want_h * s - 2 * s
+        if min(left_w, left_h) < SSIM_MIN_SIDE:
+            side = SSIM_MIN_SIDE + 2 * s
+            left = f"{max(left_w, 0)}x{max(left_h, 0)}"
+            problems.append(
+                Problem(
+                    "too-small-for-ssim",
+                    source.hr_path,
+                    f"HR {hr_rel} is {hr.size_text}: {left} after the x{s} border crop of {s} px, smaller "
+                    f"than the {SSIM_MIN_SIDE}x{SSIM_MIN_SIDE} SSIM window; HR images must be at least "
+                    f"{side}x{side} at x{s} (remove or replace it)",
+                )
+            )
         if lr is not None and (lr.width, lr.height) != (want_w, want_h):
             cropped = f"{want_w * s}x{want_h * s}"
             problems.append(
@@ -442,6 +480,15 @@ class Dataset:
                 )
             )
         return problems
+
+
+class DatasetWarning(UserWarning):
+    """A dataset image that can be read but not fully scored (e.g. too small for SSIM)."""
+
+
+#: The SSIM window side (:data:`srbench.measure.metrics.SSIM_WINDOW`; ``tests/test_bad_inputs_26.py``
+#: pins them equal): the smallest HR side left after the border crop that SSIM can score.
+SSIM_MIN_SIDE = 11
 
 
 def _cause(exc: SrbenchError) -> str:
@@ -920,6 +967,12 @@ def load_dataset(
         cache_lr=cache_lr,
     )
     problems = dataset.check()
+    # An HR too small for SSIM is reported by 'data check' and warned about here, not refused:
+    # the run names it in the error row of each model and keeps the images measured before.
+    small = [p for p in problems if p.kind == "too-small-for-ssim"]
+    problems = [p for p in problems if p.kind != "too-small-for-ssim"]
+    for problem in small:
+        warnings.warn(problem.message, DatasetWarning, stacklevel=2)
     if problems:
         where = str(data if data is not None else hr)
         raise SrbenchError(summarize_problems(where, problems, _check_command(data, hr, lr, scale, layout)))

@@ -18,6 +18,13 @@ Conventions (every function here follows them):
   file into a half-grey image; ``Image.MAX_IMAGE_PIXELS = None`` would switch off the
   decompression-bomb guard): every decode runs inside :func:`srbench_pil_settings`, which
   sets srbench's values and puts the user's back afterwards.
+* Decompression bombs: a file whose header declares more pixels than Pillow's limit
+  (``PIL.Image.MAX_IMAGE_PIXELS`` x 2, about 179 megapixels) is refused with
+  :class:`SrbenchError` naming the file and its declared size, before any pixel is decoded
+  (Pillow raises ``DecompressionBombError``, which is not an ``OSError``).
+* Animated and multi-page files (APNG, animated WebP/GIF, multi-page TIFF) are refused with
+  :class:`SrbenchError` naming the file and its frame count: an SR benchmark pair is one
+  picture, and reading only the first frame would silently drop the others.
 * EXIF orientation is ignored on purpose: every SR benchmark (BasicSR, KAIR, the NTIRE
   harness, MATLAB ``imread``) reads the stored pixel grid, and HR/LR pairs must stay aligned.
 """
@@ -25,9 +32,11 @@ Conventions (every function here follows them):
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,6 +109,8 @@ class ImageInfo:
     mode: str
     bits: int
     has_alpha: bool
+    #: Frames (pages) the file holds; 1 for a still image.
+    frames: int = 1
 
     @property
     def size_text(self) -> str:
@@ -140,20 +151,108 @@ def _has_alpha(img: Image.Image) -> bool:
 def probe_image(path: Path) -> ImageInfo:
     """Read only the header of ``path``; raises :class:`SrbenchError` if it is not an image."""
     path = Path(path)
+    with open_image(path) as img:
+        return ImageInfo(
+            path=path,
+            width=int(img.width),
+            height=int(img.height),
+            mode=img.mode,
+            bits=_bits_of(img),
+            has_alpha=_has_alpha(img),
+            frames=frame_count(img),
+        )
+
+
+def frame_count(img: Image.Image) -> int:
+    """Frames (pages) in an opened image: ``n_frames`` where the format has it, else 1.
+
+    A JPEG with multi-picture data (Pillow's ``MPO``: camera photos carrying a preview or
+    depth map) counts as one picture: its first frame is the photograph.
+    """
+    if img.format == "MPO":
+        return 1
+    try:
+        return max(1, int(getattr(img, "n_frames", 1) or 1))
+    except (OSError, ValueError, SyntaxError, EOFError):
+        return 1  # a damaged later frame: the decode of frame 0 reports what matters
+
+
+def _bomb_message(path: Path, exc: BaseException) -> str:
+    """One line for Pillow's ``DecompressionBombError``: the file, its declared pixels, the limit."""
+    found = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(exc))
+    size = "it declares more pixels than the"
+    if found:
+        pixels, limit = (int(found.group(k)) / 1e6 for k in (1, 2))
+        size = f"it declares {pixels:.0f} megapixels, more than the {limit:.0f} MP"
+    return (
+        f"cannot read image {path}: {size} Pillow decodes safely (a decompression bomb, or a huge "
+        "image); srbench did not decode it: crop or downscale it, or remove it"
+    )
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """``PIL.Image.open(path)`` whose failures are one-line :class:`SrbenchError` naming ``path``.
+
+    Missing file, not an image, truncated data, a decompression bomb (declared size over
+    Pillow's limit; refused before decoding) all raise :class:`SrbenchError`; errors raised
+    inside the ``with`` block while decoding are mapped the same way.
+    """
+    path = Path(path)
     try:
         with srbench_pil_settings(), Image.open(path) as img:
-            return ImageInfo(
-                path=path,
-                width=int(img.width),
-                height=int(img.height),
-                mode=img.mode,
-                bits=_bits_of(img),
-                has_alpha=_has_alpha(img),
-            )
+            yield img
+    except SrbenchError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise SrbenchError(_bomb_message(path, exc)) from None
     except FileNotFoundError:
         raise SrbenchError(f"image {path} does not exist; check the path") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise SrbenchError(f"cannot read image {path}: {_reason(exc)}; replace or remove the file") from None
+
+
+#: How far from the end the PNG IEND chunk or JPEG end-of-image marker may sit (tools append trailers).
+_TAIL = 1 << 16
+
+
+def truncation(path: Path) -> str | None:
+    """Why ``path`` looks cut short, from its last bytes only; None when it looks complete.
+
+    PNG: the IEND chunk must be in the last 64 KiB (at the very end, but tools that append
+    bytes after it make files decoders still read). JPEG: the end-of-image marker
+    ``FF D9`` must appear in its last 64 KiB (some cameras write data after it). Other formats
+    are not checked here (None). Cheap: one seek and one read, no decoding; a file cut inside
+    its pixel data fails this check, which is what a half-downloaded file looks like.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            fh.seek(max(0, size - _TAIL))
+            tail = fh.read()
+    except OSError:
+        return None  # the header probe reports unreadable files
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        # Anywhere in the tail: some tools append bytes after IEND, which decoders ignore.
+        if b"IEND\xaeB`\x82" not in tail:
+            return "truncated PNG: the file has no IEND chunk at its end"
+    elif head.startswith(b"\xff\xd8"):
+        # Skip the start-of-image marker when the whole file is in ``tail``.
+        body = tail[2:] if size <= _TAIL else tail
+        if b"\xff\xd9" not in body:
+            return "truncated JPEG: no end-of-image marker"
+    return None
+
+
+def check_single_frame(path: Path, frames: int) -> None:
+    """Raise :class:`SrbenchError` when ``path`` holds several frames (see the module conventions)."""
+    if frames > 1:
+        raise SrbenchError(
+            f"image {path} holds {frames} frames (animated or multi-page); srbench reads single "
+            "images and would keep only the first: extract the frames to separate PNG files first"
+        )
 
 
 def _reason(exc: BaseException) -> str:
@@ -164,34 +263,29 @@ def read_image(path: Path, *, allow_16bit: bool = False) -> np.ndarray:
     """Decode ``path`` into a uint8 ``(H, W, 3)`` RGB array (see the module conventions).
 
     Raises :class:`SrbenchError` naming the file when it is missing, unreadable or
-    truncated, 16-bit without ``allow_16bit``, or 32-bit/float.
+    truncated, a decompression bomb, animated/multi-page, 16-bit without ``allow_16bit``, or
+    32-bit/float.
     """
     path = Path(path)
-    try:
-        with srbench_pil_settings(), Image.open(path) as img:
-            bits = _bits_of(img)
-            if bits == 32:
-                raise SrbenchError(
-                    f"image {path} has 32-bit samples (mode {img.mode}); "
-                    "srbench reads 8-bit images only: convert it to 8-bit PNG"
-                )
-            if bits == 16 and not allow_16bit:
-                raise SrbenchError(
-                    f"image {path} is 16-bit; srbench reads 8-bit images only: convert it to 8-bit "
-                    "or pass --allow-16bit to keep the high byte (v >> 8)"
-                )
-            if _has_alpha(img):
-                warnings.warn(
-                    f"{path}: alpha channel dropped (srbench evaluates RGB only)", ImageWarning, stacklevel=2
-                )
-            img.load()
-            return _to_rgb8(img)
-    except SrbenchError:
-        raise
-    except FileNotFoundError:
-        raise SrbenchError(f"image {path} does not exist; check the path") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise SrbenchError(f"cannot read image {path}: {_reason(exc)}; replace or remove the file") from None
+    with open_image(path) as img:
+        check_single_frame(path, frame_count(img))
+        bits = _bits_of(img)
+        if bits == 32:
+            raise SrbenchError(
+                f"image {path} has 32-bit samples (mode {img.mode}); "
+                "srbench reads 8-bit images only: convert it to 8-bit PNG"
+            )
+        if bits == 16 and not allow_16bit:
+            raise SrbenchError(
+                f"image {path} is 16-bit; srbench reads 8-bit images only: convert it to 8-bit "
+                "or pass --allow-16bit to keep the high byte (v >> 8)"
+            )
+        if _has_alpha(img):
+            warnings.warn(
+                f"{path}: alpha channel dropped (srbench evaluates RGB only)", ImageWarning, stacklevel=2
+            )
+        img.load()
+        return _to_rgb8(img)
 
 
 def _to_rgb8(img: Image.Image) -> np.ndarray:

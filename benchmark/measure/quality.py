@@ -43,9 +43,11 @@ from srbench.core.errors import SrbenchError
 # the import of the protocol (preloaded by the worker server), never to a measured loop.
 from srbench.measure import kernels
 from srbench.measure.metrics import (
+    SSIM_WINDOW,
     ImageShapeError,
     _crop,
     _row_runs,
+    check_ssim_size,
     cpu_single_thread,
     luma_figures,
     luma_quality,
@@ -118,6 +120,15 @@ def score_image(
                 f"{hr_t.dtype} {tuple(hr_t.shape)}; check the scale and the HR mod-crop"
             )
         _crop(out, crop_border)  # rejects a border that leaves nothing, before any work
+        try:
+            check_ssim_size(h - 2 * crop_border, w - 2 * crop_border)
+        except ImageShapeError:
+            side = SSIM_WINDOW + 2 * crop_border
+            raise ImageShapeError(
+                f"image {name}: HR {w}x{h} leaves {w - 2 * crop_border}x{h - 2 * crop_border} after the "
+                f"{crop_border}-pixel border crop, smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window; "
+                f"HR images must be at least {side}x{side} here: remove it ('srbench data check' lists them)"
+            ) from None
     if out.device.type == "cuda":
         return _score_cuda(out, hr_t, crop_border, input_range, name)
     return _score_cpu(out, hr_t, crop_border, input_range, name)

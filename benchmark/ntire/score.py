@@ -67,6 +67,8 @@ class Entry:
     datasets: dict[str, str] = field(default_factory=dict)
     #: True when srbench measured the row (its runtime is from this machine, not the organisers').
     measured_here: bool = False
+    #: The edition an ``srbench run --protocol`` run was made for (its challenge.json), else None.
+    edition: str | None = None
     #: Run-to-run spread of ``runtime_ms`` (population std over runs, ms) when the row
     #: summarises several runs (``srbench sweep --runs``, ``run --protocol --runs``), else None.
     runtime_std_ms: float | None = None
@@ -446,6 +448,7 @@ def entries_from_challenge_run(data: dict[str, Any], source: str) -> list[Entry]
                 notes=list(m.get("notes", [])),
                 datasets={s: str(d.get("name", "?")) for s, d in data.get("datasets", {}).items()},
                 measured_here=True,
+                edition=data.get("edition") if isinstance(data.get("edition"), str) else None,
             )
         )
     return entries
@@ -509,6 +512,24 @@ def load_all(paths: list[str | Path]) -> list[Entry]:
     if not entries:
         raise SrbenchError("the inputs hold no rows to score")
     return entries
+
+
+def recorded_edition(entries: list[Entry], option: str | None = None) -> str | None:
+    """The edition the inputs were run for (their challenge.json), to score them under.
+
+    ``option`` (``--edition``'s value) wins when given. Otherwise: the one edition the inputs
+    record; None when none records one (the newest edition is then used). Inputs recording
+    different editions are a one-line :class:`SrbenchError` asking for ``--edition``.
+    """
+    found = sorted({e.edition for e in entries if e.edition})
+    if option is not None:
+        return option
+    if len(found) > 1:
+        raise SrbenchError(
+            f"the inputs were run for different editions ({', '.join(found)}); pass --edition to score "
+            "them under one"
+        )
+    return found[0] if found else None
 
 
 # --------------------------------------------------------------------------- views

@@ -231,7 +231,17 @@ PLATFORM_KEYS = (
 
 def same_platform(a: RunResult, b: RunResult) -> bool:
     """True when ``a`` and ``b`` ran on the same device, torch, thread count and dtype."""
-    return all(getattr(a, part).get(key) == getattr(b, part).get(key) for part, key in PLATFORM_KEYS)
+    return not platform_differences(a, b)
+
+
+def platform_differences(a: RunResult, b: RunResult) -> list[tuple[str, object, object]]:
+    """``(part.key, a's value, b's value)`` for each :data:`PLATFORM_KEYS` entry that differs."""
+    out = []
+    for part, key in PLATFORM_KEYS:
+        va, vb = getattr(a, part).get(key), getattr(b, part).get(key)
+        if va != vb:
+            out.append((f"{part}.{key}", va, vb))
+    return out
 
 
 def compare_model(
@@ -294,9 +304,12 @@ def compare_runs(
     then models only in ``now``."""
     tol = tol or Tolerances()
     out = _run_notes(baseline, now)
-    outputs = same_platform(baseline, now)
-    if not outputs:
-        out.append(Finding("(run)", "sr_sha256", "other platform", "not compared", None, NOTE))
+    differs = platform_differences(baseline, now)
+    outputs = not differs
+    if differs:
+        # Name every key that makes it another platform, with both values (issue 26).
+        keys = ", ".join(f"{k} {vb!r} -> {vn!r}" for k, vb, vn in differs)
+        out.append(Finding("(run)", "sr_sha256", f"other platform ({keys})", "not compared", None, NOTE))
     for base in baseline.models:
         cur = now.model(base.name)
         if cur is None:

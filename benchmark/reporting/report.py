@@ -139,7 +139,10 @@ def results_section(runs: Sequence[LoadedRun]) -> str:
         ids = {id(r.run) for r in group}
         models = [replace(m, name=label) for label, m, run in labels if id(run) in ids]
         first = group[0].run
-        merged = RunResult(first.environment, first.config, first.dataset, models, first.created)
+        # The runs' own notes (a busy machine's load warning, ...) stay with the table, as in
+        # results.md and report.html.
+        notes = [f"{r.tag}: {n}" if len(runs) > 1 else n for r in group for n in r.run.notes]
+        merged = RunResult(first.environment, first.config, first.dataset, models, first.created, notes=notes)
         if len(runs) == 1:
             title = None  # the run's own caption
         else:

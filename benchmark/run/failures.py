@@ -62,6 +62,16 @@ def smallest_input(probe: Callable[[int], object], *, limit: int = PROBE_LIMIT) 
     return hi
 
 
+#: What to do when an input does not fit in memory.
+FIX_MEMORY = "pass --tile 256 (or smaller), use a smaller image, or free memory"
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure (Python's, the CPU allocator's or CUDA's)."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text
+
+
 def describe_failure(
     model: str,
     what: str,
@@ -78,6 +88,13 @@ def describe_failure(
     input is smaller than it. ``fix`` overrides the default advice.
     """
     shown = f"{what} ({size[0]}x{size[1]})" if size else what
+    if _out_of_memory(exc):
+        # The input's size, not the model, is the cause: no smallest-input search (it would
+        # allocate again), no "report it".
+        return ModelInputError(
+            f"model '{model}' ran out of memory on {shown}: {cause(exc)}; the input is too large for "
+            f"the memory available: {FIX_MEMORY}"
+        )
     min_side = None
     if probe is not None and size is not None and min(size) < PROBE_LIMIT:
         min_side = smallest_input(probe)

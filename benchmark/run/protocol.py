@@ -51,6 +51,7 @@ from srbench.backends.pytorch import (
     Tiling,
     TorchBackend,
     check_output,
+    memory_tiling,
     timed_forward,
     to_unit_range,
 )
@@ -619,6 +620,8 @@ def _measure_image(
         out, ms = backend.timed(x, config.repeat)
         tiled = False
     else:
+        # An output estimated not to fit untiled is tiled before it runs (backends.pytorch).
+        tiling = memory_tiling(tiling, x.shape[-2], x.shape[-1], timer.device, name=name)
         out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
         samples = list(timer.last_samples_ms) if config.repeat > 1 else None
     joules = energy.end(config.repeat)

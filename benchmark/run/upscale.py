@@ -25,9 +25,18 @@ Conventions:
     profile is written into the output PNG, so both display with the same colours;
   - alpha: kept (upscaled apart, see above); greyscale stays greyscale;
   - bit depth: 8-bit; 16-bit is refused unless ``--allow-16bit``, which upscales the high byte
-    ``v >> 8`` (the 8-bit copy, exactly); the output is 8-bit.
-* Tiling: untiled unless ``tile`` is set; an out-of-memory error falls back to tiling with
-  halving tiles (the protocol's :func:`~srbench.backends.pytorch.timed_forward`, shared).
+    ``v >> 8`` (the 8-bit copy, exactly; alpha and greyness kept as for 8-bit files); the
+    output is 8-bit;
+  - frames: animated and multi-page files (APNG, animated WebP/GIF, multi-page TIFF) are
+    refused with one line naming the file and its frame count: upscaling only the first frame
+    would drop the others silently, and a PNG output holds one picture (extract the frames);
+  - size: a file declaring more pixels than Pillow's decompression-bomb limit is refused before
+    decoding (:func:`srbench.data.imageio.open_image`).
+* Tiling: untiled unless ``tile`` is set or the output is estimated not to fit in the memory
+  available (:func:`srbench.backends.pytorch.memory_tiling`: tiles of ``AUTO_TILE``; an image whose output
+  cannot fit even tiled is refused before the model runs, naming the image's size, never the
+  model); an out-of-memory error falls back to tiling with halving tiles (the protocol's
+  :func:`~srbench.backends.pytorch.timed_forward`, shared).
   See :mod:`srbench.backends.tiling` for the seam tolerance.
 """
 
@@ -43,15 +52,16 @@ from PIL import Image, ImageOps
 from torch import nn
 
 from srbench.backends.devices import DTYPES, check_dtype, resolve_device
-from srbench.backends.pytorch import Tiling, TorchBackend, timed_forward, to_unit_range
+from srbench.backends.pytorch import Tiling, TorchBackend, memory_tiling, timed_forward, to_unit_range
 from srbench.backends.tiling import DEFAULT_OVERLAP
 from srbench.core.errors import SrbenchError
 from srbench.data.imageio import (
     IMAGE_SUFFIXES,
     _to_rgb8,
+    check_single_frame,
     is_image_file,
+    open_image,
     probe_image,
-    srbench_pil_settings,
     write_png_atomic,
 )
 from srbench.data.imresize import imresize_uint8
@@ -68,6 +78,7 @@ GREY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
 _GREY_MODES = ("L", "1", "LA", "La")
 _EXIF_ORIENTATION = 0x0112
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+_WIDE_MODES_16 = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 @dataclass(frozen=True)
@@ -128,15 +139,23 @@ class Upscaler:
         self._tiling = Tiling(scale=self.scale, tile=self.tile, overlap=self.tile_overlap)
         self._timer = ForwardTimer(self.device)
 
+    def memory_plan(self, height: int, width: int, *, name: str = "image") -> Tiling:
+        """The tiling for an ``height``×``width`` input, chosen from its output's size
+        (:func:`~srbench.backends.pytorch.memory_tiling`; ``tile`` set: always that)."""
+        return memory_tiling(self._tiling, height, width, self.device, name=name)
+
     def upscale_rgb(self, rgb: np.ndarray, *, name: str = "image") -> tuple[torch.Tensor, float, bool]:
         """Upscale uint8 (H, W, 3) RGB; returns ``(sr, forward_ms, tiled)``.
 
         ``sr`` is float32 (3, H*scale, W*scale) on [0, 1] (not yet clamped) on the device.
+        Tiled when ``tile`` is set, when :meth:`memory_plan` says the output would not fit
+        untiled, or after an out-of-memory error.
         """
         size = (rgb.shape[1], rgb.shape[0])
+        tiling = self.memory_plan(rgb.shape[0], rgb.shape[1], name=name)
         with torch.inference_mode(), model_call(self.name, f"image {name}", size=size, probe=self._probe):
             x = self._backend.to_input(np.ascontiguousarray(rgb))
-            out, ms, tiled = timed_forward(self._backend.forward, x, self._timer, self._tiling)
+            out, ms, tiled = timed_forward(self._backend.forward, x, self._timer, tiling)
             sr = to_unit_range(out, x, self.scale, name, self.input_range)
         return sr, ms, tiled
 
@@ -245,7 +264,8 @@ def read_source(path: Path, *, allow_16bit: bool = False) -> SourceImage:
     without ``allow_16bit``.
     """
     path = Path(path)
-    info = probe_image(path)  # one-line errors for missing/unreadable files
+    info = probe_image(path)  # one-line errors for missing/unreadable files and decompression bombs
+    check_single_frame(path, info.frames)
     if info.bits == 16 and not allow_16bit:
         raise SrbenchError(
             f"image {path} is 16-bit; srbench upscales 8-bit images: convert it, or pass --allow-16bit "
@@ -255,39 +275,51 @@ def read_source(path: Path, *, allow_16bit: bool = False) -> SourceImage:
         raise SrbenchError(
             f"image {path} has {info.bits}-bit samples; srbench upscales 8-bit images only: convert it first"
         )
-    try:
-        with srbench_pil_settings(), Image.open(path) as img:
-            img.load()
-            icc = img.info.get("icc_profile") or None
-            orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
-            # The stored pixel grid rotated/flipped as the viewer shows it; the output PNG is
-            # written upright with no orientation tag, so it displays the same way.
-            img = ImageOps.exif_transpose(img) if orientation != 1 else img
+    with open_image(path) as img:
+        # Pillow opens 16-bit LA PNGs as RGBA (three equal channels); the stored raw mode still
+        # says grey. Read it before load(), which empties ``tile``.
+        grey16 = info.bits == 16 and _raw_mode(img).startswith("LA")
+        img.load()
+        if grey16 and img.mode == "RGBA":
+            img = img.convert("LA")  # the three channels are equal: nothing is lost
+        icc = img.info.get("icc_profile") or None
+        orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+        # The stored pixel grid rotated/flipped as the viewer shows it; the output PNG is
+        # written upright with no orientation tag, so it displays the same way.
+        img = ImageOps.exif_transpose(img) if orientation != 1 else img
+        if img.mode in _WIDE_MODES_16:
+            # 16-bit grey: narrowed here the way the datasets do (srbench.data.imageio: v >> 8).
+            # Pillow narrows 16-bit RGB, RGBA and LA to 8-bit modes itself (also v >> 8), so those
+            # take the 8-bit paths below and keep their alpha and greyness.
+            img = Image.fromarray(_to_rgb8(img)[..., 0], mode="L")
+        mode = img.mode
+        if mode == "P":
+            img = img.convert("RGBA" if info.has_alpha else "RGB")
             mode = img.mode
-            if info.bits == 16:
-                # Pillow narrows 16-bit RGB to 8 bits itself; 16-bit grey is narrowed here, the
-                # same way the datasets do (srbench.data.imageio: v >> 8).
-                rgb = _to_rgb8(img)
-                grey = mode in ("I;16", "I;16B", "I;16L", "I;16N", "L")
-                return SourceImage(rgb, None, grey=grey, icc_profile=icc, orientation=orientation)
-            if mode == "P":
-                img = img.convert("RGBA" if info.has_alpha else "RGB")
-                mode = img.mode
-            if mode in _GREY_MODES:
-                la = np.asarray(img.convert("LA"), dtype=np.uint8)
-                grey = la[..., 0]
-                rgb = np.repeat(grey[:, :, None], 3, axis=2)
-                alpha = la[..., 1].copy() if mode in _ALPHA_MODES else None
-                return SourceImage(
-                    np.ascontiguousarray(rgb), alpha, grey=True, icc_profile=icc, orientation=orientation
-                )
-            rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise SrbenchError(f"cannot read image {path}: {exc}; replace or remove the file") from None
+        if mode in _GREY_MODES:
+            la = np.asarray(img.convert("LA"), dtype=np.uint8)
+            grey = la[..., 0]
+            rgb = np.repeat(grey[:, :, None], 3, axis=2)
+            alpha = la[..., 1].copy() if mode in _ALPHA_MODES else None
+            return SourceImage(
+                np.ascontiguousarray(rgb), alpha, grey=True, icc_profile=icc, orientation=orientation
+            )
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.uint8)
     alpha = rgba[..., 3].copy() if mode in _ALPHA_MODES else None
+    # A copy (the slice is not contiguous): writable, so torch.from_numpy warns about nothing.
     return SourceImage(
         np.ascontiguousarray(rgba[..., :3]), alpha, grey=False, icc_profile=icc, orientation=orientation
     )
+
+
+def _raw_mode(img: Image.Image) -> str:
+    """The decoder's raw mode of an opened (not yet loaded) image ("" when unknown)."""
+    for tile in getattr(img, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str):
+            return raw
+    return ""
 
 
 def output_name(stem: str, scale: int, model: str) -> str:

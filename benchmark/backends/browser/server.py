@@ -8,10 +8,23 @@ require-corp``): without them ONNX Runtime Web silently runs one WASM thread.
 
 The server binds 127.0.0.1 on a port the kernel picks, runs on a daemon thread, and
 :meth:`LocalServer.stop` (or leaving the ``with`` block) closes the socket.
+
+Binding the loopback address is not enough on its own: a web page the user has open can make
+their browser send requests to it (DNS rebinding: a hostile name resolving to 127.0.0.1;
+cross-site ``fetch``/form posts). So the server also
+
+* answers only requests whose ``Host`` header is ``127.0.0.1:PORT`` or ``localhost:PORT``
+  (a rebound name arrives with its own host name): others get 403;
+* refuses a ``POST`` whose ``Origin`` (or ``Sec-Fetch-Site``) says it comes from another
+  site; a POST without ``Origin`` is accepted (not a browser's cross-site request);
+* bounds what a POST may store: each blob at most :data:`MAX_BLOB` bytes, at most
+  :data:`MAX_BLOBS` blobs and :data:`MAX_BLOB_TOTAL` bytes held at once (413 beyond), blob
+  names of letters, digits, ``._-`` only.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import urllib.parse
@@ -42,6 +55,11 @@ ISOLATION_HEADERS = {
 }
 #: Largest blob a page may POST (bytes): a 4K x4 SR output in float32 is ~400 MB.
 MAX_BLOB = 1 << 30
+#: Most blobs held at once (the backend holds one input and one output per call).
+MAX_BLOBS = 16
+#: Most bytes held in blobs at once.
+MAX_BLOB_TOTAL = 2 << 30
+_BLOB_NAME = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 class LocalServer:
@@ -96,6 +114,20 @@ class LocalServer:
         with self._lock:
             self.blobs[name] = bytes(data)
 
+    def _room_for(self, name: str, length: int) -> bool:
+        """Whether a POSTed blob of ``length`` bytes may be stored under ``name`` (see the bounds)."""
+        with self._lock:
+            others = {k: v for k, v in self.blobs.items() if k != name}
+            return (
+                0 <= length <= MAX_BLOB
+                and len(others) < MAX_BLOBS
+                and sum(map(len, others.values())) + length <= MAX_BLOB_TOTAL
+            )
+
+    def own_origins(self) -> frozenset[str]:
+        """``host:port`` forms this server answers to (the ``Host`` header must be one)."""
+        return frozenset({f"{HOST}:{self.port}", f"localhost:{self.port}"})
+
     def take_blob(self, name: str) -> bytes:
         """Remove and return blob ``name`` (KeyError when the page did not send it)."""
         with self._lock:
@@ -138,8 +170,27 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
             self._headers(status, "text/plain; charset=utf-8", len(body))
             self.wfile.write(body)
 
+        def _foreign_host(self) -> bool:
+            """True (and 403 sent) unless the Host header names this server (DNS rebinding)."""
+            if (self.headers.get("Host") or "").strip().lower() in server.own_origins():
+                return False
+            self._fail(HTTPStatus.FORBIDDEN)
+            return True
+
+        def _cross_site(self) -> bool:
+            """True when the browser says the request comes from another origin."""
+            origin = self.headers.get("Origin")
+            if origin is not None:
+                parsed = urllib.parse.urlsplit(origin.strip().lower())
+                if parsed.scheme != "http" or parsed.netloc not in server.own_origins():
+                    return True
+            site = self.headers.get("Sec-Fetch-Site")
+            return site is not None and site.strip().lower() not in ("same-origin", "none")
+
         def do_GET(self) -> None:
             server.requests.append(self.path)
+            if self._foreign_host():
+                return None
             if self.path.startswith("/blob/"):
                 name = self.path[len("/blob/") :]
                 with server._lock:
@@ -159,10 +210,19 @@ def _handler_for(server: LocalServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             server.requests.append(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            if not self.path.startswith("/blob/") or length > MAX_BLOB:
+            self.close_connection = True  # a refused body is never read: do not reuse the stream
+            if self._foreign_host():
+                return None
+            name = self.path[len("/blob/") :]
+            if not self.path.startswith("/blob/") or not _BLOB_NAME.fullmatch(name) or self._cross_site():
                 return self._fail(HTTPStatus.FORBIDDEN)
-            server.put_blob(self.path[len("/blob/") :], self.rfile.read(length))
+            try:
+                length = int(self.headers.get("Content-Length") or "")
+            except ValueError:
+                return self._fail(HTTPStatus.LENGTH_REQUIRED)
+            if not server._room_for(name, length):
+                return self._fail(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+            server.put_blob(name, self.rfile.read(length))
             self._headers(HTTPStatus.NO_CONTENT, "text/plain", 0)
 
     return Handler
