@@ -95,7 +95,9 @@ def test_repeats_interval_resamples_within_images_as_scipy_does() -> None:
 
     got = S.runtime_interval(per_image, "median", repeats)
     assert got is not None and got.over == "repeats" and got.n == 4
-    assert (got.low, got.high) == pytest.approx(_scipy_ci(tuple(np.array(r) for r in repeats), stat), rel=1e-12)
+    assert (got.low, got.high) == pytest.approx(
+        _scipy_ci(tuple(np.array(r) for r in repeats), stat), rel=1e-12
+    )
     # Images held fixed: the interval is much narrower than one over the images' spread.
     over_images = S.runtime_interval(per_image, "median")
     assert over_images is not None and got.high - got.low < (over_images.high - over_images.low) / 5
@@ -237,7 +239,9 @@ def _write(tmp_path: Path, name: str, run: RunResult) -> Path:
 
 def test_diff_command_table_json_and_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     t, p, s = _noisy(21)
-    a_run = _write(tmp_path, "a", _run(_row("span", t, p, s), _row("rlfn", [x * 2 for x in t], p, s), label="A"))
+    a_run = _write(
+        tmp_path, "a", _run(_row("span", t, p, s), _row("rlfn", [x * 2 for x in t], p, s), label="A")
+    )
     b_run = _write(tmp_path, "b", _run(_row("span", t, p, s), label="B"))
     assert main(["diff", str(a_run), str(b_run)]) == 0
     text = capsys.readouterr().out

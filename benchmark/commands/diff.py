@@ -70,7 +70,9 @@ def plan(runs: list[LoadedRun], models: list[str]) -> list[tuple[Row, Row]]:
         base = _row(r, models[0], models[0])
         return [(base, _row(r, name, name)) for name in models[1:]]
     if len(runs) != 2:
-        raise SrbenchError(f"srbench diff takes one or two runs, got {len(runs)}; e.g. srbench diff RUN_A RUN_B")
+        raise SrbenchError(
+            f"srbench diff takes one or two runs, got {len(runs)}; e.g. srbench diff RUN_A RUN_B"
+        )
     a, b = runs
     names = models or [m.name for m in a.run.models if b.run.model(m.name) is not None]
     if not names:

@@ -40,6 +40,7 @@ from srbench.results.schema import (
     atomic_write_text,
     load_results,
 )
+from srbench.results.stats import headline_time_stat
 from srbench.results.tables import (
     UNDERCOUNT_MARK,
     caption,
@@ -48,7 +49,6 @@ from srbench.results.tables import (
     memory_kinds_note,
     results_markdown,
 )
-from srbench.results.stats import headline_time_stat
 
 #: One measured model of the report: (row label, model, the run it came from).
 Labelled = tuple[str, ModelResult, RunResult]
@@ -193,7 +193,7 @@ def comparisons(runs: Sequence[LoadedRun], baseline: str | None = None) -> Compa
         base = next((r for r in rows if r.label == baseline), None)
         if base is None:
             have = ", ".join(r.label for r in rows) or "none"
-            note = f"--baseline {baseline!r} names no measured row of this report (rows: {have}); nothing compared"
+            note = f"--baseline {baseline!r} names no measured row here (rows: {have}): no comparison"
         else:
             pairs = [(base, r) for r in rows if r is not base]
     elif len(runs) > 1:
@@ -477,7 +477,9 @@ def build_report(
         plots = write_plots(points, out)
         md_path, html_path = out / "report.md", out / "report.html"
         atomic_write_text(md_path, report_markdown(runs, checks, missing, plot_notes, plots, compared))
-        atomic_write_bytes(html_path, report_html(runs, checks, missing, plot_notes, plots, grids, compared).encode())
+        atomic_write_bytes(
+            html_path, report_html(runs, checks, missing, plot_notes, plots, grids, compared).encode()
+        )
     except OSError as exc:
         raise SrbenchError(
             f"cannot write the report to {out} ({exc.strerror or exc}); "

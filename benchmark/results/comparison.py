@@ -162,7 +162,9 @@ def compare_rows(a: Row, b: Row) -> RowComparison:
     """
     mismatch = image_mismatch(a, b)
     if mismatch:
-        raise SrbenchError(f"cannot compare {a.label} with {b.label}: {mismatch}; compare rows measured on the same images")
+        raise SrbenchError(
+            f"cannot compare {a.label} with {b.label}: {mismatch}; compare rows measured on the same images"
+        )
     stat = _stat(a, b)
     notes: list[str] = []
     by_b = {i.name: i for i in b.model.images}
@@ -171,7 +173,9 @@ def compare_rows(a: Row, b: Row) -> RowComparison:
     pairs = [(i, by_b[i.name]) for i in a.model.images if i.name in timed_a and i.name in timed_b]
     left_out = len(a.model.images) - len(pairs)
     if left_out:
-        notes.append(f"{left_out} image(s) untimed or tiled after running out of memory in a row: not in the time ratio")
+        notes.append(
+            f"{left_out} image(s) untimed, or tiled after running out of memory, in a row: not in the ratio"
+        )
     ratio = None
     if pairs:
         ratio = time_ratio_interval(
@@ -194,7 +198,9 @@ def compare_rows(a: Row, b: Row) -> RowComparison:
             notes.append("ΔPSNR-Y: fewer than two images, or an infinite PSNR (identical image): no interval")
     else:
         lacking = [r.label for r in (a, b) if not r.model.has_quality]
-        notes.append(f"no quality comparison: {', '.join(lacking)} has no quality figures (no trained weights?)")
+        notes.append(
+            f"no quality comparison: {', '.join(lacking)} has no quality figures (no trained weights?)"
+        )
     return RowComparison(
         a=a.label,
         b=b.label,

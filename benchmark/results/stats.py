@@ -270,7 +270,9 @@ def difference_interval(a: Sequence[float], b: Sequence[float]) -> Interval | No
     below two images or with a non-finite value (an identical image's +inf PSNR)."""
     if len(a) != len(b):
         raise ValueError("difference_interval needs the same images in both rows")
-    return interval([a, b], _mean_difference, name="mean difference", over="images, paired", n=len(a), paired=True)
+    return interval(
+        [a, b], _mean_difference, name="mean difference", over="images, paired", n=len(a), paired=True
+    )
 
 
 def time_verdict(ratio: Interval | None) -> str:
