@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from srbench.core.errors import SrbenchError
-from srbench.reporting.report import LoadedRun, load_runs
-from srbench.results.comparison import Row, RowComparison, compare_rows, comparison_lines
+from srbench.results.comparison import Row, RowComparison, compare_rows, comparison_lines, run_tag
+from srbench.results.schema import RunResult, load_results
 from srbench.results.stats import CONFIDENCE
 
 #: Column widths of the text table (figure, B vs A, interval, verdict): 2 + 15 + 12 + 22 + 19
@@ -44,6 +45,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=diff_command)
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A compared run: its results, the path it was read from and its name (label or
+    device/dtype, ``#2`` appended when both runs share one)."""
+
+    run: RunResult
+    source: Path
+    tag: str
+
+
+def load_runs(paths: list[Path]) -> list[LoadedRun]:
+    """Read each run folder or results.json (one-line error when one is missing or not srbench's)."""
+    loaded = []
+    for p in paths:
+        source = p / "results.json" if p.is_dir() else p
+        loaded.append((load_results(source), source))
+    tags = [run_tag(r) for r, _ in loaded]
+    return [
+        LoadedRun(run, source, f"{tag} #{i + 1}" if tags.count(tag) > 1 else tag)
+        for i, ((run, source), tag) in enumerate(zip(loaded, tags, strict=True))
+    ]
 
 
 def _names(text: str | None) -> list[str]:

@@ -31,7 +31,14 @@ from srbench.reporting.claims import (
     unmeasured,
 )
 from srbench.reporting.plots import plot_points, write_plots
-from srbench.results.comparison import Row, RowComparison, compare_rows, comparison_lines, image_mismatch
+from srbench.results.comparison import (  # run_tag re-exported: the report names runs by it
+    Row,
+    RowComparison,
+    compare_rows,
+    comparison_lines,
+    image_mismatch,
+    run_tag,
+)
 from srbench.results.hardware import mixed_hardware
 from srbench.results.schema import (
     ModelResult,
@@ -75,16 +82,6 @@ class ReportFiles:
     markdown: Path
     html: Path
     plots: dict[str, Path]
-
-
-def run_tag(run: RunResult) -> str:
-    """A run's name: its ``--label``, else ``device/dtype`` (the device's name, GPU or CPU
-    model, and ``config.dtype``)."""
-    if run.config.get("label"):
-        return str(run.config["label"])
-    env = run.environment
-    device = env.get("device_name") or env.get("device") or "?"
-    return f"{device}/{run.config.get('dtype', 'fp32')}"
 
 
 def load_runs(inputs: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[LoadedRun]:

@@ -66,6 +66,16 @@ def row_intervals(m: ModelResult, *, ntire_compat: bool, forced_tiling: bool) ->
     return out or None
 
 
+def run_tag(run: RunResult) -> str:
+    """A run's name: its ``--label``, else ``device/dtype`` (the device's name, GPU or CPU
+    model, and ``config.dtype``)."""
+    if run.config.get("label"):
+        return str(run.config["label"])
+    env = run.environment
+    device = env.get("device_name") or env.get("device") or "?"
+    return f"{device}/{run.config.get('dtype', 'fp32')}"
+
+
 # --------------------------------------------------------------------------- paired comparisons
 
 
@@ -147,7 +157,7 @@ def _stat(a: Row, b: Row) -> str:
     if stat_a != stat_b:
         raise SrbenchError(
             f"{a.label} leads with the {stat_a} time and {b.label} with the {stat_b} "
-            "(--ntire-compat in one run only); compare runs made with the same protocol"
+            "(srbench run --ntire-compat in one run only); compare runs made with the same protocol"
         )
     return stat_a
 
