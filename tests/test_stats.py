@@ -19,11 +19,16 @@ import scipy.stats
 
 from srbench.cli import main
 from srbench.core.errors import SrbenchError
+from srbench.data.cache import ImageCache
+from srbench.data.datasets import load_dataset
 from srbench.measure.timing import RuntimeStats
+from srbench.models.specs import ModelSpec
 from srbench.results import stats as S
 from srbench.results.comparison import Row, compare_rows, image_mismatch, row_intervals
+from srbench.results.config import RunConfig
 from srbench.results.schema import ImageResult, ModelResult, RunResult, load_results, results_json
 from srbench.results.tables import results_markdown
+from srbench.run.protocol import measure_model
 
 
 def _scipy_ci(data: tuple, statistic, *, paired: bool = False) -> tuple[float, float]:
@@ -257,3 +262,25 @@ def test_diff_command_table_json_and_refusal(tmp_path: Path, capsys: pytest.Capt
     assert len(err) == 1 and err[0].startswith("srbench: error: ") and "lacks image 'img00'" in err[0]
     assert main(["diff", str(a_run)]) == 2  # one run needs --models A,B
     assert "--models span,rlfn" in capsys.readouterr().err
+
+
+def test_a_measured_row_carries_its_intervals(tmp_path: Path) -> None:
+    images = ImageCache.build(load_dataset("sample-mini", scale=4), tmp_path / "img")
+    cfg = RunConfig(models=["bicubic"], data="sample-mini", isolate=False, warmup=0, repeat=2)
+    m = measure_model(ModelSpec(name="bicubic", arch="bicubic"), images, cfg)
+    assert m.status == "ok" and m.intervals is not None and m.runtime_ms is not None
+    rt = m.intervals["runtime_ms"]
+    # The interval is of the very figure the table shows, over each image's two forwards.
+    assert (rt.statistic, rt.over, rt.n, rt.estimate) == (
+        "median",
+        "repeats",
+        len(images),
+        m.runtime_ms.median,
+    )
+    expected = S.runtime_interval(
+        [i.runtime_ms for i in m.images], "median", [i.runtime_samples_ms for i in m.images]
+    )
+    assert rt == expected
+    for attr in ("psnr_y", "ssim_y", "psnr_rgb"):
+        assert m.intervals[attr].estimate == pytest.approx(getattr(m, attr), rel=1e-12)
+        assert m.intervals[attr] == S.mean_interval([getattr(i, attr) for i in m.images])

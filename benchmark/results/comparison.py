@@ -209,7 +209,7 @@ def compare_rows(a: Row, b: Row) -> RowComparison:
     else:
         lacking = [r.label for r in (a, b) if not r.model.has_quality]
         notes.append(
-            f"no quality comparison: {', '.join(lacking)} has no quality figures (no trained weights?)"
+            f"no quality comparison: no quality figures in {' and '.join(lacking)} (no trained weights?)"
         )
     return RowComparison(
         a=a.label,
@@ -229,11 +229,17 @@ def compare_rows(a: Row, b: Row) -> RowComparison:
 # --------------------------------------------------------------------------- text
 
 
+def _times(v: float) -> str:
+    # Three decimals near 1, where verdicts are close; fewer for ratios far from it.
+    return f"×{v:.3f}" if v < 10 else f"×{v:.1f}" if v < 100 else f"×{v:.0f}"
+
+
 def format_ratio(x: Interval | None) -> tuple[str, str]:
-    """``("×1.23", "[×1.10, ×1.37]")`` of a time ratio, or dashes."""
+    """``("×1.234", "[×1.101, ×1.372]")`` of a time ratio (3 decimals below 10, 1 below 100,
+    else none), or dashes."""
     if x is None:
         return "—", "—"
-    return f"×{x.estimate:.3f}", f"[×{x.low:.3f}, ×{x.high:.3f}]"
+    return _times(x.estimate), f"[{_times(x.low)}, {_times(x.high)}]"
 
 
 def format_delta(x: Interval | None, digits: int, unit: str = "") -> tuple[str, str]:
