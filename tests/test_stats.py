@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,8 @@ from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.measure.timing import RuntimeStats
 from srbench.models.specs import ModelSpec
+from srbench.reporting import claims as K
+from srbench.reporting.report import build_report
 from srbench.results import stats as S
 from srbench.results.comparison import Row, compare_rows, image_mismatch, row_intervals
 from srbench.results.config import RunConfig
@@ -284,3 +287,53 @@ def test_a_measured_row_carries_its_intervals(tmp_path: Path) -> None:
     for attr in ("psnr_y", "ssim_y", "psnr_rgb"):
         assert m.intervals[attr].estimate == pytest.approx(getattr(m, attr), rel=1e-12)
         assert m.intervals[attr] == S.mean_interval([getattr(i, attr) for i in m.images])
+
+
+def _reference(tmp_path: Path, value: float) -> Path:
+    folder = tmp_path / f"refs{value}"
+    folder.mkdir(exist_ok=True)
+    claim = {
+        "metric": "psnr_y_delta", "value": value, "unit": "dB", "scale": 1, "decimals": 2,
+        "text": f"+{value} dB over a", "source": "test", "baseline": "a",
+    }  # fmt: skip
+    doc = {"schema": K.REFERENCE_SCHEMA, "model": "b", "label": "B", "scale": 4, "claims": [claim]}
+    (folder / "b.json").write_text(json.dumps(doc))
+    return folder
+
+
+def _pair() -> tuple[ModelResult, ModelResult]:
+    times, psnr, ssim = _noisy(31)
+    rng = np.random.default_rng(32)
+    a = _row("a", times, psnr, ssim)
+    b = _row("b", times, [p + 0.1 + 0.01 * rng.standard_normal() for p in psnr], ssim)
+    return a, b
+
+
+def test_a_claimed_difference_gets_a_verdict_with_its_interval(tmp_path: Path) -> None:
+    a, b = _pair()
+    run = _run(a, b)
+    measured = [("a", a, run), ("b", b, run)]
+    (good,) = K.check_claims(K.load_references(_reference(tmp_path, 0.1)), measured)
+    assert good.verdict == K.REPRODUCED and "better" in good.reason
+    d = S.difference_interval([i.psnr_y for i in a.images], [i.psnr_y for i in b.images])
+    assert d is not None and d.contains(0.1)
+    assert good.measured == f"{d.estimate:+.3f} dB [{d.low:+.3f}, {d.high:+.3f}]"  # with its interval
+    (bad,) = K.check_claims(K.load_references(_reference(tmp_path, 0.5)), measured)
+    assert bad.verdict == K.CONTRADICTED and "outside the interval" in bad.reason
+    (alone,) = K.check_claims(K.load_references(_reference(tmp_path, 0.1)), [("b", b, run)])
+    assert alone.verdict == K.NOT_CHECKABLE and "baseline a not measured" in alone.reason
+
+
+def test_report_compares_later_runs_with_the_first_and_rows_with_a_baseline(tmp_path: Path) -> None:
+    a, b = _pair()
+    first = _write(tmp_path, "first", _run(a, b, label="one"))
+    slower = [replace(i, runtime_ms=i.runtime_ms * 3) for i in b.images]
+    second = _write(tmp_path, "second", _run(replace(b, images=slower), label="two"))
+    md = build_report([first, second], tmp_path / "r1").markdown.read_text()
+    section = md.split("## Comparisons")[1].split("## Claims")[0]
+    assert "| b @ two | b @ one | time (median) | ×3.000 |" in section and "| slower |" in section
+    md = build_report([first], tmp_path / "r2", baseline="a").markdown.read_text()
+    section = md.split("## Comparisons")[1].split("## Claims")[0]
+    assert "| b | a | PSNR-Y | +0.099 dB | [+0.092, +0.105] | better |" in section
+    md = build_report([first], tmp_path / "r3", baseline="zz").markdown.read_text()
+    assert "--baseline 'zz' names no measured row" in md
