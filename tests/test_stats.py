@@ -93,9 +93,10 @@ def test_paired_ratio_and_difference_are_scipys() -> None:
     assert (d.low, d.high) == pytest.approx(_scipy_ci((a, b), diff, paired=True), rel=1e-12, abs=0)
 
 
-def test_repeats_interval_resamples_within_images_as_scipy_does() -> None:
+@pytest.mark.parametrize("lengths", [(5, 5, 5, 5), (5, 3, 4, 5)])
+def test_repeats_interval_resamples_within_images_as_scipy_does(lengths: tuple[int, ...]) -> None:
     rng = np.random.default_rng(7)
-    repeats = [list(10.0 * k + rng.exponential(0.3, 5)) for k in range(1, 5)]  # 4 images x 5 forwards
+    repeats = [list(10.0 * k + rng.exponential(0.3, r)) for k, r in enumerate(lengths, 1)]  # 4 images
     per_image = [float(np.median(r)) for r in repeats]
 
     def stat(*groups, axis=-1):

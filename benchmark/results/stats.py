@@ -19,12 +19,13 @@ What is resampled (:func:`runtime_interval`):
   on *these* images, not how much another image set would;
 * quality means (PSNR-Y, SSIM-Y, PSNR-RGB): the images (mean over a resample).
 
-Paired comparisons (:func:`compare_rows`) of a row B against a baseline row A measured on the
-same images draw one set of image indices for both rows, so that an image hard for both counts
-once: time ratio = stat(B) / stat(A) on the same resampled images (with repeats in both rows:
-each row's repeats resampled within each image, images fixed); ΔPSNR-Y, ΔSSIM-Y = mean over the
-resampled images of B − A. Verdicts: the interval on one side of 1 (ratio) or 0 (Δ) is
-``faster``/``slower`` or ``better``/``worse``; containing it, ``not distinguishable``.
+Paired comparisons (:func:`srbench.results.comparison.compare_rows`) of a row B against a
+baseline row A measured on the same images draw one set of image indices for both rows, so that
+an image hard for both counts once: time ratio = stat(B) / stat(A) on the same resampled
+images (with repeats in both rows: each row's repeats resampled within each image, images
+fixed); ΔPSNR-Y, ΔSSIM-Y = mean over the resampled images of B − A. Verdicts: the interval
+on one side of 1 (ratio) or 0 (Δ) is ``faster``/``slower`` or ``better``/``worse``;
+containing it, ``not distinguishable``.
 
 A figure with fewer than two resampling units (one image, one forward) has no interval
 (None): a bootstrap of one value would claim zero uncertainty. Pure numpy; no scipy at run time.
@@ -183,7 +184,10 @@ def _of_repeats(outer: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """``outer`` over images of each image's median over its (resampled) repeats."""
 
     def statistic(*per_image: np.ndarray, axis: int = -1) -> np.ndarray:
-        medians = np.stack([np.median(r, axis=axis) for r in per_image], axis=-1)
+        if len({r.shape for r in per_image}) == 1:  # the usual case: one median call, not n
+            medians = np.median(np.stack(per_image, axis=0), axis=axis).T
+        else:
+            medians = np.stack([np.median(r, axis=axis) for r in per_image], axis=-1)
         return outer(medians, axis=-1)
 
     return statistic
