@@ -256,6 +256,7 @@ def test_diff_command_table_json_and_refusal(tmp_path: Path, capsys: pytest.Capt
     text = capsys.readouterr().out
     assert max(len(line) for line in text.splitlines()) <= 80
     assert "B span @ B" in text and "A span @ A" in text and "not distinguishable" in text
+    assert "two runs: the time verdict includes any change of load" in text
     assert main(["diff", str(a_run), "--models", "span,rlfn", "--json"]) == 0
     (c,) = json.loads(capsys.readouterr().out)["comparisons"]
     assert c["time_verdict"] == S.SLOWER and c["time_ratio"]["estimate"] == pytest.approx(2.0)

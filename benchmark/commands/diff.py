@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,8 @@ def plan(runs: list[LoadedRun], models: list[str]) -> list[tuple[Row, Row]]:
 
 
 def table_text(comparisons: list[RowComparison]) -> str:
-    """The comparisons as plain text, at most 80 columns for labels up to 70 characters."""
+    """The comparisons as plain text, at most 80 columns for row labels up to 78 characters
+    (notes are wrapped)."""
     w1, w2, w3 = _WIDTHS
     level = round(CONFIDENCE * 100)
     out = [
@@ -120,7 +122,8 @@ def table_text(comparisons: list[RowComparison]) -> str:
         out.append(f"  {'figure':<{w1}} {'B vs A':<{w2}} {f'{level} % interval':<{w3}} verdict")
         for figure, value, span, verdict in comparison_lines(c):
             out.append(f"  {figure:<{w1}} {value:<{w2}} {span:<{w3}} {verdict}")
-        out += [f"  note: {n}" for n in c.notes]
+        for n in c.notes:  # wrapped: the table fits 80 columns, notes included
+            out += textwrap.wrap(n, 80, initial_indent="  note: ", subsequent_indent="        ")
     return "\n".join(out) + "\n"
 
 

@@ -197,6 +197,14 @@ def compare_rows(a: Row, b: Row) -> RowComparison:
         )
     if ratio is None:
         notes.append("time ratio: fewer than two timed images (or a 0 ms time): no interval")
+    elif a.run is not b.run:
+        # The paired interval holds each run's own noise; a load that changed between the runs
+        # moves every image together and shows up as a real difference (docs/statistics.md).
+        busy = [r.label for r in (a, b) if r.run.notes]
+        notes.append(
+            "two runs: the time verdict includes any change of load or machine between them"
+            + (f"; the run of {' and '.join(busy)} noted a busy machine" if busy else "")
+        )
     deltas: dict[str, Interval | None] = {"psnr_y": None, "ssim_y": None}
     if a.model.has_quality and b.model.has_quality:
         for attr in deltas:
