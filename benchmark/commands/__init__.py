@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "export",
     "compare",
     "check",
+    "diff",
     "report",
     "score",
     "sweep",
@@ -38,6 +39,10 @@ COMMAND_SUMMARIES: dict[str, tuple[str, str]] = {
     "export": ("export", "export a model's deployed (fused) form, e.g. to ONNX"),
     "compare": ("compare", "crop grid of HR, bicubic and each model's SR for one image of a run"),
     "check": ("check", "compare a results.json with a baseline; exit 1 on regressions"),
+    "diff": (
+        "diff",
+        "paired comparison of two rows on the same images: time ratio, ΔPSNR-Y, ΔSSIM-Y, verdicts",
+    ),
     "report": ("report", "merge runs into report.md/report.html with plots and claims vs measured"),
     "score": (
         "score",

@@ -37,19 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also rank the models by an NTIRE edition's score (ntire2024, ntire2025, ntire2026), "
         "as 'srbench score' does; written to report.md and score.json/.md/.csv",
     )
-    p.add_argument("--baseline", default=None, metavar="ROW", help="with --edition: the baseline row")
+    p.add_argument(
+        "--baseline",
+        default=None,
+        metavar="ROW",
+        help="the row every other row is compared with under Comparisons (default: each row of a "
+        "later run against the same model in the first run); with --edition also the score's baseline row",
+    )
     p.set_defaults(func=report_command)
 
 
 def report_command(args: argparse.Namespace) -> int:
     labels = [check_label(x) for x in args.label] if args.label else None
-    files = build_report(args.inputs, args.output, reference_dir=args.reference, labels=labels)
+    files = build_report(
+        args.inputs, args.output, reference_dir=args.reference, labels=labels, baseline=args.baseline
+    )
     console = make_console()
     console.print(f"wrote {files.markdown}", markup=False)
     console.print(f"wrote {files.html}", markup=False)
     for path in files.plots.values():
         console.print(f"wrote {path}", markup=False)
-    if args.edition is not None or args.baseline is not None:
+    if args.edition is not None:
         _score_section(args, files.markdown, console)
     return 0
 

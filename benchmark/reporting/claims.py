@@ -23,6 +23,15 @@ measured figure is rounded half-up on its decimal form (:func:`rounded`). Verdic
 
 Conditions: ``input`` (profile input NxCxHxW), ``dataset`` (the run's dataset name),
 ``images`` (its image count), ``device`` (case-insensitive substring of the device name).
+
+Claimed differences (``psnr_y_delta``, ``ssim_y_delta``, ``psnr_rgb_delta``; e.g. "+0.07 dB
+over SPAN") name the model they are over in ``baseline`` (a registry name). They are checked
+against that model measured in the same run on the same images: the measured figure is the
+mean per-image difference with its 95 % paired-bootstrap interval
+(:func:`srbench.results.comparison.compare_rows`, docs/statistics.md), shown as
+``+0.052 dB [+0.021, +0.080]``, and the reason gives the comparison's verdict (better, worse,
+not distinguishable). ``reproduced``: the claim as printed (its value ± half a unit of its last
+digit) overlaps the interval; ``contradicted``: it lies wholly outside it.
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from srbench.core.errors import SrbenchError
+from srbench.results.comparison import format_delta
 from srbench.results.schema import ModelResult, RunResult
+from srbench.results.stats import Interval, difference_interval, quality_verdict
 
 REFERENCE_SCHEMA = "srbench/reference-1"
 
@@ -47,7 +58,9 @@ NOT_CHECKABLE = "not checkable here"
 COMPLEXITY_METRICS = ("params", "flops", "activations", "convs")
 QUALITY_METRICS = ("psnr_y", "ssim_y", "psnr_rgb")
 RUNTIME_METRICS = ("runtime_mean_ms", "runtime_median_ms")
-METRICS = COMPLEXITY_METRICS + QUALITY_METRICS + RUNTIME_METRICS
+#: Claimed differences over the claim's ``baseline`` model (B − A, mean over images).
+DELTA_METRICS = ("psnr_y_delta", "ssim_y_delta", "psnr_rgb_delta")
+METRICS = COMPLEXITY_METRICS + QUALITY_METRICS + RUNTIME_METRICS + DELTA_METRICS
 CONDITIONS = frozenset({"input", "dataset", "images", "device"})
 _DOC = "the srbench/reference-1 format in benchmark/claims.py"
 
@@ -68,6 +81,8 @@ class Claim:
     note: str | None = None
     rel_tol: float | None = None
     unverifiable: str | None = None
+    #: Delta metrics only: the registry name of the model the difference is claimed over.
+    baseline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,11 @@ def load_reference(path: Path) -> Reference:
             f"reference {path} has a malformed entry ({exc}); see benchmark/claims.py"
         ) from None
     for c in claims:
+        if (c.metric in DELTA_METRICS) != (c.baseline is not None):
+            raise SrbenchError(
+                f"reference {path}: claim {c.text!r}: a baseline model goes with a delta metric "
+                f"({', '.join(DELTA_METRICS)}) and only with one; see benchmark/reporting/claims.py"
+            )
         unknown = set(c.conditions) - CONDITIONS
         if c.metric not in METRICS or unknown:
             what = f"metric {c.metric!r}" if c.metric not in METRICS else f"conditions {sorted(unknown)}"
@@ -239,6 +259,56 @@ def check_claim(claim: Claim, ref: Reference, m: ModelResult, run: RunResult) ->
     return CONTRADICTED, measured, f"measured {measured} ≠ claimed {claim.text} ({how})"
 
 
+def delta_interval(claim: Claim, m: ModelResult, base: ModelResult) -> tuple[Interval | None, str]:
+    """The measured difference ``m`` − ``base`` of a delta claim's figure, with its paired
+    interval, or None and why not (no quality figures, other images, an infinite PSNR)."""
+    attr = claim.metric.removesuffix("_delta")
+    for row in (m, base):
+        if not row.has_quality:
+            return None, f"{row.name} has no quality figures (status {row.status})"
+    by_name = {i.name: getattr(i, attr) for i in base.images}
+    names = [i.name for i in m.images]
+    if set(names) != set(by_name) or not names:
+        return None, f"{m.name} and {base.name} were not measured on the same images"
+    xs = [by_name[n] for n in names]
+    ys = [getattr(i, attr) for i in m.images]
+    if any(v is None for v in (*xs, *ys)):
+        return None, f"{attr} missing for an image"
+    delta = difference_interval([float(v) for v in xs], [float(v) for v in ys])
+    if delta is None:
+        return None, "fewer than two images, or an infinite PSNR: no interval"
+    return delta, ""
+
+
+def check_delta_claim(
+    claim: Claim, ref: Reference, m: ModelResult, run: RunResult, base: ModelResult | None
+) -> tuple[str, str, str, float | None]:
+    """``(verdict, measured text, reason, measured difference)`` of a delta claim against
+    ``m`` and its baseline row ``base`` from the same run (None when the run lacks it)."""
+    reasons = [claim.unverifiable] if claim.unverifiable else []
+    reasons += _condition_reasons(claim, ref, m, run)
+    delta = None
+    if base is None:
+        reasons.append(f"baseline {claim.baseline} not measured in the same run")
+    else:
+        delta, why = delta_interval(claim, m, base)
+        if why:
+            reasons.append(why)
+    digits = claim.decimals + 1
+    unit = claim.unit
+    shown = "—" if delta is None else " ".join(format_delta(delta, digits, unit))
+    value = None if delta is None else delta.estimate
+    if reasons or delta is None:
+        return NOT_CHECKABLE, shown, "; ".join(reasons), value
+    half = 0.5 * 10.0**-claim.decimals * claim.scale
+    lo, hi = claim.value * claim.scale - half, claim.value * claim.scale + half
+    verdict = quality_verdict(delta)
+    why = f"over {base.name if base else '?'} on {delta.n} images: {verdict}"
+    if hi < delta.low or lo > delta.high:
+        return CONTRADICTED, shown, f"{why}; claimed {claim.text} is outside the interval", value
+    return REPRODUCED, shown, why, value
+
+
 def check_claims(
     references: list[Reference], measured: list[tuple[str, ModelResult, RunResult]]
 ) -> list[ClaimCheck]:
@@ -252,8 +322,12 @@ def check_claims(
             if ref.model != m.name:
                 continue
             for claim in ref.claims:
-                verdict, shown, reason = check_claim(claim, ref, m, run)
-                value = measured_value(claim.metric, m)
+                if claim.metric in DELTA_METRICS:
+                    base = next((b for _, b, r in measured if r is run and b.name == claim.baseline), None)
+                    verdict, shown, reason, value = check_delta_claim(claim, ref, m, run, base)
+                else:
+                    verdict, shown, reason = check_claim(claim, ref, m, run)
+                    value = measured_value(claim.metric, m)
                 out.append(
                     ClaimCheck(
                         row,

@@ -6,6 +6,12 @@ Runs (e.g. several machines or dtypes) are merged row by row. A run is named by 
 distinct models, rows are named by model; otherwise ``model @ run name`` (``#k`` appended
 when two runs share a name).
 Every file is written atomically into the output folder.
+
+Comparisons (``## Comparisons``; docs/statistics.md): with ``--baseline ROW`` every other row
+measured on the same images against that row; else, with several runs, each row of a later
+run against the row of the same model in the first run. Each is a paired comparison
+(:func:`srbench.results.comparison.compare_rows`): time ratio, ΔPSNR-Y and ΔSSIM-Y with their
+95 % intervals and verdicts. Rows on other images are listed as not compared, with the reason.
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ from srbench.reporting.claims import (
     unmeasured,
 )
 from srbench.reporting.plots import plot_points, write_plots
+from srbench.results.comparison import (  # run_tag re-exported: the report names runs by it
+    Row,
+    RowComparison,
+    compare_rows,
+    comparison_lines,
+    image_mismatch,
+    run_tag,
+)
 from srbench.results.hardware import mixed_hardware
 from srbench.results.schema import (
     ModelResult,
@@ -33,6 +47,7 @@ from srbench.results.schema import (
     atomic_write_text,
     load_results,
 )
+from srbench.results.stats import headline_time_stat
 from srbench.results.tables import (
     UNDERCOUNT_MARK,
     caption,
@@ -67,16 +82,6 @@ class ReportFiles:
     markdown: Path
     html: Path
     plots: dict[str, Path]
-
-
-def run_tag(run: RunResult) -> str:
-    """A run's name: its ``--label``, else ``device/dtype`` (the device's name, GPU or CPU
-    model, and ``config.dtype``)."""
-    if run.config.get("label"):
-        return str(run.config["label"])
-    env = run.environment
-    device = env.get("device_name") or env.get("device") or "?"
-    return f"{device}/{run.config.get('dtype', 'fp32')}"
 
 
 def load_runs(inputs: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[LoadedRun]:
@@ -168,6 +173,73 @@ def claims_markdown(checks: Sequence[ClaimCheck], missing: Sequence[str]) -> str
     return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Comparisons:
+    """The report's paired comparisons, the pairs left out (``B vs A: why``) and a note on
+    the baseline (e.g. a ``--baseline`` that names no row)."""
+
+    done: list[RowComparison]
+    skipped: list[str]
+    note: str | None = None
+
+
+def comparisons(runs: Sequence[LoadedRun], baseline: str | None = None) -> Comparisons:
+    """The pairs the report compares (see the module docstring), each compared."""
+    labels = labelled_models(runs)
+    rows = [Row(label, m, run) for label, m, run in labels if m.status != "error"]
+    pairs: list[tuple[Row, Row]] = []
+    note = None
+    if baseline is not None:
+        base = next((r for r in rows if r.label == baseline), None)
+        if base is None:
+            have = ", ".join(r.label for r in rows) or "none"
+            note = f"--baseline {baseline!r} names no measured row here (rows: {have}): no comparison"
+        else:
+            pairs = [(base, r) for r in rows if r is not base]
+    elif len(runs) > 1:
+        first = {r.model.name: r for r in rows if r.run is runs[0].run}
+        pairs = [(first[r.model.name], r) for r in rows if r.run is not runs[0].run and r.model.name in first]
+    done, skipped = [], []
+    for a, b in pairs:
+        why = image_mismatch(a, b)
+        stat_a, stat_b = (headline_time_stat(bool(x.run.config.get("ntire_compat"))) for x in (a, b))
+        if why is None and stat_a != stat_b:
+            why = f"{a.label} leads with the {stat_a} time, {b.label} with the {stat_b}"
+        if why:
+            skipped.append(f"{b.label} vs {a.label}: {why}")
+        else:
+            done.append(compare_rows(a, b))
+    return Comparisons(done, skipped, note)
+
+
+def comparisons_markdown(c: Comparisons) -> str:
+    """The ``## Comparisons`` body: one table row per (pair, figure)."""
+    lines = []
+    if c.note:
+        lines += [c.note, ""]
+    if c.done:
+        lines += [
+            "B against baseline A on the same images: time ratio B/A, Δ = B − A; 95 % paired-bootstrap "
+            "intervals (definitions: docs/statistics.md).",
+            "",
+        ]
+        header = ["B", "A", "Figure", "B vs A", "95 % interval", "Verdict"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for comp in c.done:
+            for figure, value, span, verdict in comparison_lines(comp):
+                cells = [comp.b, comp.a, figure, value, span, verdict]
+                lines.append("| " + " | ".join(_md_cell(x) for x in cells) + " |")
+        notes = [f"{comp.b} vs {comp.a}: {n}" for comp in c.done for n in comp.notes]
+        if notes:
+            lines.append("")
+            lines += [f"- {n}" for n in notes]
+    elif not c.note:
+        lines.append("Nothing to compare: one run and no --baseline row.")
+    if c.skipped:
+        lines += ["", "Not compared (not measured on the same images): " + "; ".join(c.skipped) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def comparison_grids(runs: Sequence[LoadedRun]) -> list[Path]:
     """``compare_*.png`` files under each run folder's ``images/``, in name order."""
     grids: list[Path] = []
@@ -184,6 +256,7 @@ def report_markdown(
     missing: Sequence[str],
     plot_notes: list[str],
     plots: dict[str, Path],
+    compared: Comparisons | None = None,
 ) -> str:
     """The whole ``report.md``."""
     out = ["# srbench report", "", "## Runs", ""]
@@ -193,7 +266,10 @@ def report_markdown(
     if warnings:
         out.append("")
         out += [f"> **Warning:** {w}" for w in warnings]
-    out += ["", "## Results", "", results_section(runs), "## Claims vs measured", ""]
+    out += ["", "## Results", "", results_section(runs)]
+    if compared is not None:
+        out += ["## Comparisons", "", comparisons_markdown(compared)]
+    out += ["## Claims vs measured", ""]
     out.append(claims_markdown(checks, missing))
     out += ["## Plots", ""]
     for stem, title in (("psnr_vs_runtime", "PSNR-Y vs runtime"), ("psnr_vs_flops", "PSNR-Y vs FLOPs")):
@@ -215,7 +291,7 @@ def _results_rows(labels: Sequence[Labelled]) -> list[tuple[list[html.Cell | str
     for label, m, run in labels:
         _, attr = headline(run)
         q = m.has_quality
-        stat = "mean" if run.config.get("ntire_compat") else "median"
+        stat = headline_time_stat(bool(run.config.get("ntire_compat")))
         rt = getattr(m.runtime_ms, stat) if m.runtime_ms else None
         cells: list[html.Cell | str] = [
             label,
@@ -301,6 +377,7 @@ def report_html(
     plot_notes: list[str],
     plots: dict[str, Path],
     grids: Sequence[Path],
+    compared: Comparisons | None = None,
 ) -> str:
     """The whole ``report.html`` (self-contained: images inline as base64 PNG)."""
     labels = labelled_models(runs)
@@ -319,6 +396,26 @@ def report_html(
     # Across runs too: a PyTorch run beside an ONNX Runtime run mixes memory definitions.
     mixed = memory_kinds_note([replace(m, name=label) for label, m, _ in labels]) if tagged else None
     body.append(html.notes([mixed, *notes] if mixed else notes))
+    if compared is not None and (compared.done or compared.note or compared.skipped):
+        body.append("<h2>Comparisons</h2>")
+        if compared.done:
+            headers = ["B", "A", "Figure", "B vs A", "95 % interval", "Verdict"]
+            rows: list[tuple[list[html.Cell | str], str | None]] = [
+                ([comp.b, comp.a, *line], None) for comp in compared.done for line in comparison_lines(comp)
+            ]
+            body.append(
+                html.table(
+                    headers,
+                    rows,
+                    caption="B against baseline A on the same images: time ratio B/A, Δ = B − A; "
+                    "95 % paired-bootstrap intervals (docs/statistics.md)",
+                    table_id="comparisons",
+                )
+            )
+        extra = [f"{comp.b} vs {comp.a}: {n}" for comp in compared.done for n in comp.notes]
+        if compared.skipped:
+            extra.append("Not compared (not measured on the same images): " + "; ".join(compared.skipped))
+        body.append(html.notes([x for x in (compared.note, *extra) if x]))
     body.append("<h2>Claims vs measured</h2>")
     if checks:
         headers = ["Model", "Claim", "Measured", "Verdict", "Why", "Source"]
@@ -360,10 +457,13 @@ def build_report(
     *,
     reference_dir: Path | None = None,
     labels: Sequence[str] | None = None,
+    baseline: str | None = None,
 ) -> ReportFiles:
     """Load ``inputs`` (renamed by ``labels``, one per input), check the published claims,
+    compare rows (against ``baseline``, a row label, or the first run; module docstring),
     write plots, report.md and report.html."""
     runs = load_runs(inputs, labels)
+    compared = comparisons(runs, baseline)
     out = Path(out_dir) if out_dir is not None else default_output(runs)
     labels = labelled_models(runs)
     measured = [(label, m, run) for label, m, run in labels]
@@ -376,8 +476,10 @@ def build_report(
         out.mkdir(parents=True, exist_ok=True)
         plots = write_plots(points, out)
         md_path, html_path = out / "report.md", out / "report.html"
-        atomic_write_text(md_path, report_markdown(runs, checks, missing, plot_notes, plots))
-        atomic_write_bytes(html_path, report_html(runs, checks, missing, plot_notes, plots, grids).encode())
+        atomic_write_text(md_path, report_markdown(runs, checks, missing, plot_notes, plots, compared))
+        atomic_write_bytes(
+            html_path, report_html(runs, checks, missing, plot_notes, plots, grids, compared).encode()
+        )
     except OSError as exc:
         raise SrbenchError(
             f"cannot write the report to {out} ({exc.strerror or exc}); "

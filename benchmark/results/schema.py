@@ -22,6 +22,7 @@ from srbench.core.errors import SrbenchError
 from srbench.core.files import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from srbench.measure.timing import RuntimeStats
 from srbench.results.config import config_hash
+from srbench.results.stats import Interval
 
 SCHEMA = "srbench/1"
 
@@ -100,6 +101,11 @@ class ModelResult:
     ssim_y: float | None = None
     psnr_rgb: float | None = None
     runtime_ms: RuntimeStats | None = None
+    #: 95 % percentile-bootstrap intervals (:mod:`srbench.results.stats`, docs/statistics.md)
+    #: keyed ``runtime_ms`` (the headline statistic: median, or mean under --ntire-compat),
+    #: ``psnr_y``, ``ssim_y``, ``psnr_rgb``; a figure with fewer than two images (or repeats) has
+    #: none. Absent from files written before srbench computed them (they still load).
+    intervals: dict[str, Interval] | None = None
     #: The model's very first forward call (cold: first-call costs, compilation with
     #: --compile), ms; untimed warm-up unless --warmup 0 (then it is the first image's time).
     first_forward_ms: float | None = None
@@ -153,7 +159,7 @@ class ModelResult:
         """JSON form (``srbench/1``)."""
         d = asdict(self)
         d["runtime_ms"] = self.runtime_ms.to_dict() if self.runtime_ms else None
-        for key in ("cell", "deployed", "backend_agreement"):
+        for key in ("cell", "deployed", "backend_agreement", "intervals"):
             if d[key] is None:
                 del d[key]  # torch run results keep their srbench/1 shape
         return d
@@ -167,6 +173,11 @@ class ModelResult:
             kwargs["weights"] = WeightsInfo(**kwargs["weights"])
         if kwargs.get("runtime_ms"):
             kwargs["runtime_ms"] = RuntimeStats(**kwargs["runtime_ms"])
+        if kwargs.get("intervals"):
+            kwargs["intervals"] = {
+                k: Interval.from_dict({f: _restore_float(v) for f, v in iv.items()})
+                for k, iv in kwargs["intervals"].items()
+            }
         if kwargs.get("backend_agreement"):
             agreement = {k: _restore_float(v) for k, v in kwargs["backend_agreement"].items()}
             kwargs["backend_agreement"] = BackendAgreement(**agreement)

@@ -2,12 +2,16 @@
 
 Both round for reading only (PSNR 2 decimals, SSIM 4, times 2, params 3 in M, FLOPs and
 activations 2 in G/M, memory 2 in MB); the JSON and CSV files keep full precision.
+A figure with a 95 % interval (``ModelResult.intervals``, docs/statistics.md) is followed by
+``±h`` at the figure's precision, ``h`` the larger distance from the figure to an end of the
+interval (:attr:`srbench.results.stats.Interval.plus_minus`); the JSON keeps both ends.
 A model without trained weights shows "—" in the quality columns with the reason in a
 footnote: random-init PSNR is never printed as if it meant something.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,6 +20,7 @@ from rich.table import Table
 from srbench.backends.registry import get_backend
 from srbench.core.errors import SrbenchError
 from srbench.results.schema import ModelResult, RunResult
+from srbench.results.stats import headline_time_stat
 
 DASH = "—"
 
@@ -32,7 +37,22 @@ def headline(run: RunResult) -> tuple[str, str]:
 
 
 def _time_stat(run: RunResult) -> str:
-    return "mean" if run.config.get("ntire_compat") else "median"
+    return headline_time_stat(bool(run.config.get("ntire_compat")))
+
+
+def with_interval(m: ModelResult, key: str, value: float | None, scale: float, digits: int) -> str:
+    """``value`` as :func:`_fmt` prints it, then `` ±h`` when the row has an interval for
+    ``key`` whose estimate is this very figure (a stale interval, e.g. a sweep row whose time
+    is over runs, is never shown beside another figure)."""
+    text = _fmt(value, scale, digits)
+    iv = (m.intervals or {}).get(key)
+    if value is None or iv is None or not math.isclose(iv.estimate, value, rel_tol=1e-9, abs_tol=1e-12):
+        return text
+    return f"{text} ±{iv.plus_minus / scale:.{digits}f}"
+
+
+def _has_intervals(run: RunResult) -> bool:
+    return any(m.intervals for m in run.models)
 
 
 def _time(m: ModelResult, stat: str) -> float | None:
@@ -41,6 +61,14 @@ def _time(m: ModelResult, stat: str) -> float | None:
 
 def _quality(m: ModelResult, attr: str) -> float | None:
     return getattr(m, attr) if m.has_quality else None
+
+
+def _q(m: ModelResult, attr: str, digits: int) -> str:
+    return with_interval(m, attr, _quality(m, attr), 1, digits)
+
+
+def _t(m: ModelResult, stat: str) -> str:
+    return with_interval(m, "runtime_ms", _time(m, stat), 1, 2)
 
 
 #: Appended to the FLOPs of a model whose fvcore count is below its conv lower bound.
@@ -107,6 +135,7 @@ def caption(run: RunResult) -> str:
         f"on {device}{via}; "
         f"{label} with {crop}; time = {_time_stat(run)} {timed} ms; "
         f"FLOPs = fvcore MACs at {'x'.join(map(str, run.config.get('profile_input', [1, 3, 256, 256])))}"
+        + ("; ± = 95 % bootstrap interval" if _has_intervals(run) else "")
     )
 
 
@@ -119,10 +148,10 @@ def _columns(run: RunResult) -> list[tuple[str, str, str, Callable[[ModelResult]
     stat = _time_stat(run)
     columns: list[tuple[str, str, str, Callable[[ModelResult], str]]] = [
         ("Model", "Model", "", lambda m: m.name),
-        ("PSNR-Y", "PSNR-Y (dB)", "dB", lambda m: _fmt(_quality(m, "psnr_y"), 1, 2)),
-        ("SSIM-Y", "SSIM-Y", "", lambda m: _fmt(_quality(m, "ssim_y"), 1, 4)),
-        ("PSNR-RGB", "PSNR-RGB (dB)", "dB", lambda m: _fmt(_quality(m, "psnr_rgb"), 1, 2)),
-        ("Time", f"Time (ms, {stat})", f"ms, {stat}", lambda m: _fmt(_time(m, stat), 1, 2)),
+        ("PSNR-Y", "PSNR-Y (dB)", "dB", lambda m: _q(m, "psnr_y", 2)),
+        ("SSIM-Y", "SSIM-Y", "", lambda m: _q(m, "ssim_y", 4)),
+        ("PSNR-RGB", "PSNR-RGB (dB)", "dB", lambda m: _q(m, "psnr_rgb", 2)),
+        ("Time", f"Time (ms, {stat})", f"ms, {stat}", lambda m: _t(m, stat)),
         ("Params", "Params (M)", "M", lambda m: _fmt(m.params, 1e6, 3)),
         ("FLOPs", "FLOPs (G)", "G", flops_cell),
         ("Activations", "Activations (M)", "M", lambda m: _fmt(m.activations, 1e6, 2)),
@@ -209,9 +238,9 @@ def results_markdown(run: RunResult, *, title: str | None = None) -> str:
     for m in run.models:
         row = [
             m.name,
-            _fmt(_quality(m, attr), 1, 2),
-            _fmt(_quality(m, "ssim_y"), 1, 4),
-            _fmt(_time(m, stat), 1, 2),
+            _q(m, attr, 2),
+            _q(m, "ssim_y", 4),
+            _t(m, stat),
             _fmt(m.params, 1e6, 3),
             flops_cell(m),
             _fmt(m.activations, 1e6, 2),

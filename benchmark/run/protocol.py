@@ -68,6 +68,7 @@ from srbench.measure.shapeprobe import ShapeProbe, croppable, probe_shape_cachin
 from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation, gc_frozen
 from srbench.models.registry import ModelEntry
 from srbench.models.specs import ModelSpec
+from srbench.results.comparison import row_intervals
 from srbench.results.config import RunConfig
 from srbench.results.schema import (
     STATUS_ERROR,
@@ -790,6 +791,10 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
     else:
         result.status = STATUS_NO_WEIGHTS
     result.energy_j_per_image = mean_energy(i.energy_j for i in result.images)
+    # The intervals of the headline figures, once, from the same per-image figures as they.
+    result.intervals = row_intervals(
+        result, ntire_compat=config.ntire_compat, forced_tiling=config.tile is not None
+    )
     if stages.shape_probe is not None:
         result.shape_probe = asdict(stages.shape_probe)
         note = stages.shape_probe.note()
