@@ -311,7 +311,7 @@ def challenge_command(args: argparse.Namespace) -> int:
     from srbench.ntire.challenge import resolve_split_data, run_challenge
     from srbench.ntire.editions import get_edition
     from srbench.ntire.score import footnotes as score_footnotes
-    from srbench.ntire.score import rich_table
+    from srbench.ntire.score import rich_tables
 
     edition = get_edition(args.protocol, option="--protocol")
     if args.resume is not None:
@@ -326,7 +326,8 @@ def challenge_command(args: argparse.Namespace) -> int:
     result = run_challenge(config, edition, split_data, runs, out_dir, console=console)
     if result.ranking is not None:
         out = make_console()
-        out.print(rich_table(result.ranking))
+        for table in rich_tables(result.ranking, out.width):
+            out.print(table)
         for note in score_footnotes(result.ranking):
             console.print(f"[dim]{note}", highlight=False)
         for m in result.document["models"]:

@@ -52,7 +52,8 @@ def score_command(args: argparse.Namespace) -> int:
         print(score.csv_text(ranking), end="")
     else:
         console = make_console()
-        console.print(score.rich_table(ranking))
+        for table in score.rich_tables(ranking, console.width):
+            console.print(table)
         for note in score.footnotes(ranking):
             console.print(f"[dim]{note}", markup=True, highlight=False)
     return 0

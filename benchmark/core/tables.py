@@ -50,10 +50,10 @@ def _width(col: Column, cells: Sequence[str]) -> int:
     return max(header, *(len(c) for c in cells)) if cells else header
 
 
-def table_width(widths: Sequence[int]) -> int:
+def table_width(widths: Sequence[int], *, edge: bool = True) -> int:
     """Characters a rich table with the default box takes: one space of padding each side of
-    a cell, one rule between columns and one at each edge."""
-    return sum(w + 2 for w in widths) + len(widths) + 1
+    a cell, one rule between columns and (``edge``) one at each edge."""
+    return sum(w + 2 for w in widths) + len(widths) + (1 if edge else -1)
 
 
 def fit_tables(
@@ -85,11 +85,13 @@ def fit_tables(
         wider than the console cannot, and is still never shortened).
     """
     widths = [_width(c, [r[i] for r in rows]) for i, c in enumerate(columns)]
-    whole = [max(w, len(c.header)) for c, w in zip(columns, widths)]
+    whole = [max(w, len(c.header)) for c, w in zip(columns, widths, strict=True)]
     if width is None or table_width(whole) <= width:
         widths = whole  # room for every header on one line
     # In a continuation table a free-text column may wrap: it needs only MIN_WRAP characters.
-    narrow = [min(w, max(MIN_WRAP, _longest_word(c.header))) if c.wrap else w for c, w in zip(columns, widths)]
+    narrow = [
+        min(w, max(MIN_WRAP, _longest_word(c.header))) if c.wrap else w for c, w in zip(columns, widths)
+    ]
     everything = list(range(len(columns)))
     keep = list(everything)
     movable = sorted((i for i in everything if columns[i].keep is not None), key=lambda i: columns[i].keep)
@@ -118,10 +120,14 @@ def fit_tables(
         groups.append(group)
     tables = []
     for n, group in enumerate(groups):
+        sizes = [narrow[i] if n > 0 else widths[i] for i in group]
         table = Table(
             title=title if n == 0 else f"{title} (continued)",
             caption=text if n == 0 else None,
             caption_justify="left",
+            # Without its outer rules a table is 2 characters narrower: enough for a key and a
+            # whole sha256 at 80 columns.
+            show_edge=width is None or table_width(sizes) <= width,
         )
         for i in group:
             col = columns[i]
