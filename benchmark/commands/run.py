@@ -269,7 +269,12 @@ def run_command(args: argparse.Namespace) -> int:
         config.save_images = str(out_dir / "images")
     console = make_console(stderr=True)
     run, interrupted = run_benchmark(
-        config, out_dir, console=console, resume=args.resume is not None, force=args.force
+        config,
+        out_dir,
+        console=console,
+        resume=args.resume is not None,
+        force=args.force,
+        progress="none" if args.quiet else "auto",
     )
     out = make_console()
     out.print(console_table(run, width=out.width))
