@@ -13,6 +13,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from srbench.commands.options import with_example
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 from srbench.core.tables import Column, fit_tables
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Exact match for params/FLOPs/activations/convs/weights, PSNR/SSIM within tolerance, "
             "runtime only with --time-tol. A model missing from RESULTS fails; a new one is info."
         ),
+        **with_example("srbench check srbench-runs/latest --baseline results/baselines/ci-cpu.json"),
     )
     p.add_argument("results", metavar="RESULTS", help="results.json or a run folder")
     p.add_argument("--baseline", required=True, metavar="BASELINE", help="baseline results.json")

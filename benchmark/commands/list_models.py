@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from srbench.commands.options import with_example
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 from srbench.core.tables import Column, fit_tables
@@ -15,7 +16,11 @@ from srbench.models.weights import resolve_weights
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="registered models, scales, params, weights found or not")
+    p = sub.add_parser(
+        "list",
+        help="registered models, scales, params, weights found or not",
+        **with_example("srbench list 'span*' --scale 4"),
+    )
     p.add_argument("pattern", nargs="?", default="*", help="shell wildcard, e.g. 'span*'")
     p.add_argument("--scale", type=int, default=4, help="scale for params and weights (default 4)")
     p.add_argument("--json", action="store_true", help="print the models as JSON (every field, no table)")

@@ -17,6 +17,7 @@ from srbench.commands.options import (
     model_tokens,
     parse_shape,
     parse_weights,
+    with_example,
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
@@ -31,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "profile",
         help="params, FLOPs, activations and conv calls of models (no data)",
         description="Count complexity at one input shape (NTIRE: 1x3x256x256).",
+        **with_example("srbench profile --models span,rlfn --breakdown"),
     )
     add_models_option(p)
     add_scale_option(p)

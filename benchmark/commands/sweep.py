@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_allow_16bit_option,
         add_protocol_options,
         add_tiling_options,
+        with_example,
     )
 
     p = sub.add_parser(
@@ -30,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "A sweep file (--file, TOML or YAML) may hold any of these options; the command "
             "line overrides it."
         ),
+        **with_example("srbench sweep --models span,rlfn --dtype fp32,bf16 --runs 3"),
     )
     p.add_argument("--file", "-f", type=Path, default=None, help="sweep file (.toml, .yaml)")
     p.add_argument("--models", default=None, help="comma-separated models (as 'srbench run --models')")

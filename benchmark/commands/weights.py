@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from srbench.commands.options import with_example
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 from srbench.core.tables import Column, fit_tables
@@ -12,12 +13,24 @@ from srbench.models.weights import fetch_weights, resolve_weights
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("weights", help="list or fetch official checkpoints")
+    p = sub.add_parser(
+        "weights",
+        help="list or fetch official checkpoints",
+        **with_example("srbench weights fetch span"),
+    )
     wsub = p.add_subparsers(dest="weights_command", metavar="ACTION")
     wsub.required = True
-    ls = wsub.add_parser("list", help="model, file, size, sha256 and where it was found")
+    ls = wsub.add_parser(
+        "list",
+        help="model, file, size, sha256 and where it was found",
+        **with_example("srbench weights list"),
+    )
     ls.set_defaults(func=list_command)
-    fetch = wsub.add_parser("fetch", help="download official weights into the cache (sha256-verified)")
+    fetch = wsub.add_parser(
+        "fetch",
+        help="download official weights into the cache (sha256-verified)",
+        **with_example("srbench weights fetch all --scale 4"),
+    )
     fetch.add_argument("name", help="a model name, or 'all'")
     fetch.add_argument("--scale", type=int, default=None, help="only this scale (default: every scale)")
     fetch.set_defaults(func=fetch_command)
