@@ -41,5 +41,7 @@ def __getattr__(name: str) -> Any:
     if name in API:
         import srbench.api
 
-        return getattr(srbench.api, name)
+        # ``run``: importing the API imported the room srbench.run, now bound here and made
+        # callable (srbench.api._CallableRunPackage): one object for both meanings.
+        return globals()[name] if name == "run" else getattr(srbench.api, name)
     raise AttributeError(f"module 'srbench' has no attribute {name!r}")
