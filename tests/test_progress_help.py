@@ -105,3 +105,22 @@ def test_every_subcommand_help_ends_with_an_example(command: str, capsys) -> Non
         text = _help(argv, capsys)
         assert "Example" in text, argv
         assert text.rstrip().splitlines()[-1].startswith("  srbench "), argv
+
+
+def test_sweep_progress_one_line_per_cell_with_eta() -> None:
+    from srbench.core.progress import count_progress
+
+    out, clock = io.StringIO(), Clock()
+    console = Console(file=out, force_terminal=False)
+    with count_progress(console, "auto", 4, "sweep", clock=clock) as (advance, _say):
+        for cell in ("span fp32", "span bf16"):
+            clock.t += 30.0
+            advance(cell)
+    assert out.getvalue().splitlines() == [
+        "srbench: sweep 1/4 span fp32: 30.0 s, ETA 90.0 s",
+        "srbench: sweep 2/4 span bf16: 60.0 s, ETA 60.0 s",
+    ]
+    quiet = Console(file=io.StringIO(), force_terminal=False)
+    with count_progress(quiet, "none", 4, "sweep") as (advance, _say):
+        advance("x")
+    assert quiet.file.getvalue() == ""

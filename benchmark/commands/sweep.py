@@ -34,6 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         **with_example("srbench sweep --models span,rlfn --dtype fp32,bf16 --runs 3"),
     )
     p.add_argument("--file", "-f", type=Path, default=None, help="sweep file (.toml, .yaml)")
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress (default: a bar on a terminal, else a line per finished cell)",
+    )
     p.add_argument("--models", default=None, help="comma-separated models (as 'srbench run --models')")
     p.add_argument("--data", default=None, help="comma-separated datasets/splits (default: the sample set)")
     p.add_argument("--backend", default=None, help="comma-separated backends (default: run's default)")
@@ -121,7 +127,7 @@ def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 
     merged: dict[str, Any] = read_sweep_file(args.file) if args.file else {}
     for key, value in vars(args).items():
-        if key in ("func", "command", "debug", "file", "weights") or value is None:
+        if key in ("func", "command", "debug", "file", "weights", "quiet") or value is None:
             continue
         merged[key] = value
     if args.weights:
@@ -247,7 +253,14 @@ def sweep_command(args: argparse.Namespace) -> int:
     try:
         if hasattr(engine, "start"):
             engine.start()
-        summary = run_sweep(plan, out_dir, engine, resume=resume is not None, console=console)
+        summary = run_sweep(
+            plan,
+            out_dir,
+            engine,
+            resume=resume is not None,
+            console=console,
+            progress="none" if args.quiet else "auto",
+        )
     finally:
         if hasattr(engine, "shutdown"):
             engine.shutdown()
