@@ -361,7 +361,8 @@ def challenge_command(args: argparse.Namespace) -> int:
     out_dir = args.output or default_output_dir()
     console = make_console(stderr=True)
     runs = args.runs if args.runs is not None else edition.runs
-    result = run_challenge(config, edition, split_data, runs, out_dir, console=console)
+    progress = "none" if args.quiet else "auto"
+    result = run_challenge(config, edition, split_data, runs, out_dir, console=console, progress=progress)
     if result.ranking is not None:
         out = make_console()
         for table in rich_tables(result.ranking, out.width):
