@@ -15,7 +15,33 @@ The package is laid out by what each room holds; a room imports only rooms below
 - :mod:`srbench.ntire`: the NTIRE challenge editions, score and protocol;
 - :mod:`srbench.reporting`: tables, reports, plots, claims, regression checks, crop grids;
 - :mod:`srbench.cli` and :mod:`srbench.commands`: the command line (lazy imports);
-- :mod:`srbench.selfcheck`: the harness measuring itself (bench, GPU check).
+- :mod:`srbench.selfcheck`: the harness measuring itself (bench, GPU check);
+- :mod:`srbench.api`: the Python API below (docs/api.md).
+
+The Python API: ``srbench.run(models, data, ...)``, ``srbench.RunConfig``,
+``srbench.load_results(path)``, ``srbench.profile(models, ...)`` and
+``srbench.register_model``. They are imported on first use (the module ``__getattr__``
+below), so ``import srbench`` and ``srbench --help`` stay free of torch.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+#: The public API, each name from :mod:`srbench.api` (imported on first access).
+API = ("RunConfig", "RunResult", "load_results", "profile", "register_model", "run")
+__all__ = ["__version__", *API]
+
+
+def __getattr__(name: str) -> Any:
+    # The one upward import of the package root (tests/test_layout.py, ROOT_API): the API
+    # sits above every room, and loading it lazily keeps `srbench --help` light.
+    if name in API:
+        import srbench.api
+
+        # ``run``: importing the API imported the room srbench.run, now bound here and made
+        # callable (srbench.api._CallableRunPackage): one object for both meanings.
+        return globals()[name] if name == "run" else getattr(srbench.api, name)
+    raise AttributeError(f"module 'srbench' has no attribute {name!r}")

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from srbench.commands.options import with_example
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 
@@ -20,11 +21,24 @@ def register(sub: argparse._SubParsersAction) -> None:
             "$SRBENCH_ORT_WEB_DIR) and checks Chromium and Playwright; 'check' only checks; "
             "'serve DIR' serves a folder written by 'srbench export --format web' on 127.0.0.1."
         ),
+        **with_example("srbench browser setup && srbench browser check"),
     )
     actions = p.add_subparsers(dest="browser_action", metavar="ACTION", required=True)
-    actions.add_parser("setup", help="npm install onnxruntime-web (pinned) and check the browser")
-    actions.add_parser("check", help="say what the browser backend finds and what is missing")
-    serve = actions.add_parser("serve", help="serve a web export on 127.0.0.1 (Ctrl-C stops)")
+    actions.add_parser(
+        "setup",
+        help="npm install onnxruntime-web (pinned) and check the browser",
+        **with_example("srbench browser setup"),
+    )
+    actions.add_parser(
+        "check",
+        help="say what the browser backend finds and what is missing",
+        **with_example("srbench browser check"),
+    )
+    serve = actions.add_parser(
+        "serve",
+        help="serve a web export on 127.0.0.1 (Ctrl-C stops)",
+        **with_example("srbench browser serve span-web --port 8000"),
+    )
     serve.add_argument("folder", type=Path, help="folder written by 'srbench export --format web'")
     serve.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.set_defaults(func=browser_command)

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
+from srbench.commands.options import with_example
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
+from srbench.core.tables import Column, fit_tables
 from srbench.reporting import check as C
 from srbench.results.schema import RunResult, atomic_write_text, load_results, results_json
 
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Exact match for params/FLOPs/activations/convs/weights, PSNR/SSIM within tolerance, "
             "runtime only with --time-tol. A model missing from RESULTS fails; a new one is info."
         ),
+        **with_example("srbench check srbench-runs/latest --baseline results/baselines/ci-cpu.json"),
     )
     p.add_argument("results", metavar="RESULTS", help="results.json or a run folder")
     p.add_argument("--baseline", required=True, metavar="BASELINE", help="baseline results.json")
@@ -78,16 +80,24 @@ def _delta(f: C.Finding) -> str:
     return text
 
 
-def findings_table(findings: list[C.Finding], title: str) -> Table:
-    """The diff table: model, metric, baseline, now, delta, verdict."""
-    table = Table(title=title)
-    for col in ("Model", "Metric", "Baseline", "Now", "Delta", "Verdict"):
-        table.add_column(col, justify="right" if col in ("Baseline", "Now", "Delta") else "left")
-    for f in findings:
-        cells = (f.model, f.metric, _fmt(f.baseline), _fmt(f.now), _delta(f), f.verdict)
-        # Text, not markup: "psnr_y[astronaut]" would otherwise be read as a style tag.
-        table.add_row(*(Text(c) for c in cells), style=_STYLE.get(f.verdict))
-    return table
+#: ``srbench check``'s columns; at a narrow width the verdict and delta move to a
+#: continuation table (keyed by the model) rather than being shortened.
+FINDING_COLUMNS = (
+    Column("Model"),
+    Column("Metric", keep=6),
+    Column("Baseline", "right", keep=5),
+    Column("Now", "right", keep=4),
+    Column("Delta", "right", keep=2),
+    Column("Verdict", keep=3),
+)
+
+
+def findings_tables(findings: list[C.Finding], title: str, width: int | None = None) -> list[Table]:
+    """The diff table(s): model, metric, baseline, now, delta, verdict, fitting ``width``."""
+    cells = [[f.model, f.metric, _fmt(f.baseline), _fmt(f.now), _delta(f), f.verdict] for f in findings]
+    styles = [_STYLE.get(f.verdict) for f in findings]
+    # fit_tables writes cells as Text: "psnr_y[astronaut]" is not read as a style tag.
+    return fit_tables(title, FINDING_COLUMNS, cells, width, styles=styles)
 
 
 def check_command(args: argparse.Namespace) -> int:
@@ -114,7 +124,8 @@ def check_command(args: argparse.Namespace) -> int:
     failed = C.failures(findings)
     n_ok = sum(f.verdict == C.OK for f in findings)
     if shown:
-        console.print(findings_table(shown, escape(f"{args.results} vs {baseline_path}")))
+        for table in findings_tables(shown, escape(f"{args.results} vs {baseline_path}"), console.width):
+            console.print(table)
     time_note = f"time tol {tol.time_ratio:g}" if tol.time_ratio is not None else "runtime not checked"
     console.print(
         f"{len(findings)} checks: {n_ok} ok, {len(failed)} failing "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from srbench.commands.options import with_example
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 from srbench.reporting.compare import (
@@ -29,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Write one PNG grid comparing a run's saved SR images (srbench run --save-images) "
             "with HR and bicubic, labelled with each image's PSNR-Y."
         ),
+        **with_example("srbench compare 0801 --run srbench-runs/latest --auto-crop"),
     )
     p.add_argument("image", metavar="IMAGE_NAME", help="image name as in results.json (e.g. 0801)")
     p.add_argument("--run", required=True, type=Path, metavar="RUN_DIR", help="folder of an srbench run")

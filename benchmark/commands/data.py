@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from srbench.commands.options import add_dataset_options, add_scale_option, dataset_path
+from srbench.commands.options import add_dataset_options, add_scale_option, dataset_path, with_example
 from srbench.data.datasets import Dataset, resolve_dataset
 from srbench.data.remote import MIRROR_ENV, fetch_dataset, remote_datasets
 
@@ -25,11 +25,19 @@ def _dataset_options(p: argparse.ArgumentParser, *, path_required: bool) -> None
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("data", help="check, prepare and download SR datasets")
+    parser = sub.add_parser(
+        "data",
+        help="check, prepare and download SR datasets",
+        **with_example("srbench data check ~/datasets/DIV2K --decode"),
+    )
     data_sub = parser.add_subparsers(dest="data_command", metavar="ACTION", parser_class=type(parser))
     data_sub.required = True
 
-    check = data_sub.add_parser("check", help="report every problem in a dataset (exit 1 if any)")
+    check = data_sub.add_parser(
+        "check",
+        help="report every problem in a dataset (exit 1 if any)",
+        **with_example("srbench data check ~/datasets/DIV2K --decode"),
+    )
     _dataset_options(check, path_required=False)
     check.add_argument(
         "--decode",
@@ -38,13 +46,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     check.set_defaults(func=check_command)
 
-    prepare = data_sub.add_parser("prepare", help="write the generated-LR cache of an HR-only dataset")
+    prepare = data_sub.add_parser(
+        "prepare",
+        help="write the generated-LR cache of an HR-only dataset",
+        **with_example("srbench data prepare ~/datasets/Set14 --layout hr-only"),
+    )
     _dataset_options(prepare, path_required=False)
     prepare.set_defaults(func=prepare_command)
 
     names = sorted(remote_datasets())
     download = data_sub.add_parser(
-        "download", help=f"download, verify and extract a dataset ({MIRROR_ENV} replaces the base URL)"
+        "download",
+        help=f"download, verify and extract a dataset ({MIRROR_ENV} replaces the base URL)",
+        **with_example("srbench data download benchmark --scale 4"),
     )
     download.add_argument("name", choices=names, help="dataset to fetch")
     download.add_argument("--scale", type=int, default=4, help="LR scale to fetch (default 4)")
@@ -57,7 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     download.add_argument("--no-progress", action="store_true", help="no progress bar")
     download.set_defaults(func=download_command)
 
-    listing = data_sub.add_parser("list", help="datasets 'srbench data download' knows")
+    listing = data_sub.add_parser(
+        "list", help="datasets 'srbench data download' knows", **with_example("srbench data list")
+    )
     listing.set_defaults(func=list_command)
 
 

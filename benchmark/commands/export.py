@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from srbench.backends.browser.ortweb import PROVIDERS as BROWSER_PROVIDERS
-from srbench.commands.options import add_model_options, parse_weights_keys
+from srbench.commands.options import add_model_options, parse_weights_keys, with_example
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "folder with index.html (drop an image: upscaled, time per inference), the ONNX model "
             "and ONNX Runtime Web's files; serve it with 'srbench browser serve DIR'."
         ),
+        **with_example("srbench export --model span --format onnx --output span_x4.onnx"),
     )
     p.add_argument(
         "--model",

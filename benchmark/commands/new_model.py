@@ -21,6 +21,7 @@ import keyword
 import re
 from pathlib import Path
 
+from srbench.commands.options import with_example
 from srbench.core.errors import SrbenchError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -210,6 +211,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "(closed-form params/FLOPs, shapes, strict loading). Measure it at once with "
             "'srbench run --models NAME.py:ClassName'."
         ),
+        **with_example("srbench new-model my_net && pytest test_my_net.py"),
     )
     p.add_argument("name", help="model name: a lowercase identifier, e.g. my_net")
     p.add_argument("--dir", type=Path, default=Path("."), help="folder to write into (default: here)")

@@ -53,13 +53,42 @@ def add_weights_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_device_option(p: argparse.ArgumentParser) -> None:
+    """``--device``."""
+    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+
+
+def add_offline_option(p: argparse.ArgumentParser) -> None:
+    """``--offline``."""
+    p.add_argument("--offline", action="store_true", help="never download weights")
+
+
 def add_protocol_options(p: argparse.ArgumentParser) -> None:
     """``--scale``, ``--device``, ``--weights``, ``--offline``: every command that runs models."""
     add_scale_option(p)
-    p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    add_device_option(p)
     add_weights_option(p)
-    p.add_argument("--offline", action="store_true", help="never download weights")
+    add_offline_option(p)
     add_model_options(p)
+
+
+class ExampleFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that an ``Example:`` epilog keeps its lines as written
+    (one command a line); the description is still wrapped to the terminal."""
+
+    def add_text(self, text: str | None) -> None:
+        if text and text.startswith("Example"):
+            self._add_item(lambda t: t + "\n", [text])
+        else:
+            super().add_text(text)
+
+
+def with_example(*lines: str) -> dict:
+    """``add_parser`` keywords ending a subcommand's help with its example(s)."""
+    return {
+        "epilog": "Example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(f"  {x}" for x in lines),
+        "formatter_class": ExampleFormatter,
+    }
 
 
 def add_models_option(p: argparse.ArgumentParser) -> None:

@@ -18,9 +18,11 @@ from srbench.commands.options import (
     parse_shape,
     parse_weights,
     parse_weights_keys,
+    with_example,
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
+from srbench.core.tables import Column, fit_tables
 from srbench.measure.counting import complexity_breakdown
 from srbench.models.specs import ModelSpec
 from srbench.run.building import build_model
@@ -31,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "profile",
         help="params, FLOPs, activations and conv calls of models (no data)",
         description="Count complexity at one input shape (NTIRE: 1x3x256x256).",
+        **with_example("srbench profile --models span,rlfn --breakdown"),
     )
     add_models_option(p)
     add_scale_option(p)
@@ -128,37 +131,96 @@ def _flag(r: dict) -> str:
     return " ⚠" if r.get("flops_undercount") else ""
 
 
-def breakdown_tables(row: dict) -> list[Table]:
-    """The per-module and per-operator tables of one profiled model (``row["breakdown"]``)."""
+#: The per-module breakdown's columns (``--breakdown``); the narrow-width order: last ones first.
+MODULE_COLUMNS = (
+    Column("Module"),
+    Column("Type", keep=2),
+    Column("Params", "right", keep=6),
+    Column("FLOPs (fvcore)", "right", keep=5),
+    Column("Conv MACs (hooks)", "right", keep=3),
+    Column("Activations", "right", keep=4),
+    Column("Convs", "right", keep=1),
+)
+OPERATOR_COLUMNS = (
+    Column("Operator"),
+    Column("FLOPs", "right", keep=3),
+    Column("Share", "right", keep=2),
+    Column("Calls", "right", keep=1),
+)
+
+
+def breakdown_tables(row: dict, width: int | None = None) -> list[Table]:
+    """The per-module and per-operator tables of one profiled model (``row["breakdown"]``),
+    each fitting ``width`` (columns that do not fit move to a continuation table)."""
     b = row["breakdown"]
     shape = "x".join(map(str, b["input_shape"]))
-    mod = Table(title=f"{row['name']}: per module at {shape} (totals in the first row)")
-    for col in ("Module", "Type", "Params", "FLOPs (fvcore)", "Conv MACs (hooks)", "Activations", "Convs"):
-        mod.add_column(col, justify="left" if col in ("Module", "Type") else "right")
+    cells, styles = [], []
     for m in b["modules"]:
         name = "  " * max(m["depth"] - 1, 0) + (m["name"] or f"{row['name']} (total)")
-        mod.add_row(
-            name,
-            m["type"],
-            f"{m['params']:,}",
-            f"{m['flops']:,}" + (_flag(row) if not m["name"] else ""),
-            f"{m['conv_macs']:,}",
-            f"{m['activations']:,}",
-            str(m["convs"]),
-            style="bold" if not m["name"] else None,
+        cells.append(
+            [
+                name,
+                m["type"],
+                f"{m['params']:,}",
+                f"{m['flops']:,}" + (_flag(row) if not m["name"] else ""),
+                f"{m['conv_macs']:,}",
+                f"{m['activations']:,}",
+                str(m["convs"]),
+            ]
         )
-    ops = Table(title=f"{row['name']}: per operator (fvcore; 1 FLOP = 1 MAC)")
-    for col in ("Operator", "FLOPs", "Share", "Calls"):
-        ops.add_column(col, justify="left" if col == "Operator" else "right")
+        styles.append("bold" if not m["name"] else None)
+    title = f"{row['name']}: per module at {shape} (totals in the first row)"
+    tables = fit_tables(title, MODULE_COLUMNS, cells, width, styles=styles)
     total = sum(o["flops"] for o in b["operators"])
+    cells, styles = [], []
     for o in b["operators"]:
         if o["counted"]:
             share = f"{100 * o['flops'] / total:.2f} %" if total else "—"
-            ops.add_row(o["op"], f"{o['flops']:,}", share, "—")
+            cells.append([o["op"], f"{o['flops']:,}", share, "—"])
+            styles.append(None)
         else:
-            ops.add_row(o["op"], "not counted", "—", str(o["calls"]), style="dim")
-    ops.add_row("total", f"{total:,}" + _flag(row), "100 %" if total else "—", "", style="bold")
-    return [mod, ops]
+            cells.append([o["op"], "not counted", "—", str(o["calls"])])
+            styles.append("dim")
+    cells.append(["total", f"{total:,}" + _flag(row), "100 %" if total else "—", ""])
+    styles.append("bold")
+    title = f"{row['name']}: per operator (fvcore; 1 FLOP = 1 MAC)"
+    return tables + fit_tables(title, OPERATOR_COLUMNS, cells, width, styles=styles)
+
+
+#: ``srbench profile``'s columns (the first is the key; the lowest ``keep`` moves to a
+#: continuation table first when the console is narrow).
+PROFILE_COLUMNS = (
+    Column("Model"),
+    Column("Params", "right", keep=9),
+    Column("FLOPs (fvcore MACs)", "right", keep=8),
+    Column("Activations", "right", keep=7),
+    Column("Convs", "right", keep=6),
+    Column("Conv MAC floor", "right", keep=4),
+    Column("thop MACs", "right", keep=3),
+    Column("FlopCounterMode", "right", keep=2),
+    Column("Unsupported ops", keep=1, wrap=True),
+)
+
+
+def profile_tables(rows: list[dict], input_shape: str, scale: int, width: int | None) -> list[Table]:
+    """``srbench profile``'s table(s) for the rows of :func:`profile_specs`, fitting ``width``."""
+    cells = []
+    for r in rows:
+        unsupported = ", ".join(f"{k}×{v}" for k, v in r["unsupported_ops"].items())
+        cells.append(
+            [
+                r["name"],
+                f"{r['params']:,}",
+                f"{r['flops']:,}" + _flag(r),
+                f"{r['activations']:,}",
+                str(r["convs"]),
+                _num(r.get("flops_lower_bound")),
+                _num(r.get("flops_thop")),
+                _num(r["flops_dispatch"]),
+                unsupported or "—",
+            ]
+        )
+    return fit_tables(f"complexity at {input_shape} (x{scale})", PROFILE_COLUMNS, cells, width)
 
 
 def profile_command(args: argparse.Namespace) -> int:
@@ -185,38 +247,13 @@ def profile_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"schema": "srbench/1-profile", "models": rows}, indent=2))
         return 0
-    table = Table(title=f"complexity at {args.input} (x{args.scale})")
-    for col in (
-        "Model",
-        "Params",
-        "FLOPs (fvcore MACs)",
-        "Activations",
-        "Convs",
-        "Conv MAC floor",
-        "thop MACs",
-        "FlopCounterMode",
-        "Unsupported ops",
-    ):
-        table.add_column(col, justify="left" if col in ("Model", "Unsupported ops") else "right")
-    for r in rows:
-        unsupported = ", ".join(f"{k}×{v}" for k, v in r["unsupported_ops"].items())
-        table.add_row(
-            r["name"],
-            f"{r['params']:,}",
-            f"{r['flops']:,}" + _flag(r),
-            f"{r['activations']:,}",
-            str(r["convs"]),
-            _num(r.get("flops_lower_bound")),
-            _num(r.get("flops_thop")),
-            f"{r['flops_dispatch']:,}" if r["flops_dispatch"] is not None else "—",
-            unsupported or "—",
-        )
     console = make_console()
-    console.print(table)
+    for table in profile_tables(rows, args.input, args.scale, console.width):
+        console.print(table)
     for r in rows:
         if r.get("flops_note"):
             console.print(f"[yellow]{r['name']}: ⚠ {r['flops_note']}", highlight=False)
-        for t in breakdown_tables(r) if "breakdown" in r else []:
+        for t in breakdown_tables(r, console.width) if "breakdown" in r else []:
             console.print(t)
     return 0
 

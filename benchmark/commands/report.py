@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from srbench.commands.options import with_example
 from srbench.core.console import make_console
 from srbench.reporting.report import build_report
 from srbench.results.schema import check_label
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Merge one or more runs (several machines or dtypes) into one report. Published "
             "claims come from the references shipped with srbench (or --reference DIR)."
         ),
+        **with_example("srbench report runs/cpu runs/gpu --output report"),
     )
     p.add_argument("inputs", nargs="+", metavar="RUN_DIR_OR_JSON", help="run folders or results.json files")
     p.add_argument("--output", type=Path, default=None, help="output folder (default: FIRST_RUN/report)")
@@ -71,7 +73,8 @@ def _score_section(args: argparse.Namespace, report_md: Path, console: Console) 
     edition = get_edition(args.edition)
     entries = score.load_all(args.inputs)
     ranking = score.score_entries(entries, edition, args.baseline, inputs=[str(i) for i in args.inputs])
-    console.print(score.rich_table(ranking))
+    for table in score.rich_tables(ranking, console.width):
+        console.print(table)
     section = f"\n## {edition.title} score\n\n" + score.markdown(ranking)
     atomic_write_text(report_md, report_md.read_text().rstrip("\n") + "\n" + section)
     paths = score.write_ranking(ranking, report_md.parent)

@@ -12,16 +12,21 @@ from srbench.backends.onnxruntime.session import PROVIDERS as ORT_PROVIDERS
 from srbench.backends.registry import backend_names
 from srbench.commands.options import (
     add_dataset_options,
+    add_device_option,
     add_dtype_option,
+    add_model_options,
     add_models_option,
-    add_protocol_options,
+    add_offline_option,
     add_recount_option,
+    add_scale_option,
     add_tiling_options,
+    add_weights_option,
     check_tiling,
     model_tokens,
     parse_shape,
     parse_weights,
     parse_weights_keys,
+    with_example,
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
@@ -82,19 +87,96 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="measure models on a dataset (quality, runtime, complexity, memory)",
-        description="Measure models on a dataset and write results.json/.csv/.md.",
+        usage="%(prog)s --models NAMES [--data PATH] [options]",
+        description="Measure models on a dataset and write results.json/.csv/.md and images.csv.",
+        **with_example(
+            "srbench run --models span,rlfn --data sample-mini",
+            "srbench run --models span --data DIV2K --device cuda --dtype fp16 --repeat 5",
+            "srbench run --models span --backend onnxruntime --output runs/ort --quiet",
+        ),
     )
     track_given(p)
-    add_models_option(p)
-    add_dataset_options(p, positional=False)
-    add_protocol_options(p)
-    p.add_argument("--output", "-o", type=Path, default=None, help="results folder (default: new one)")
-    p.add_argument(
-        "--label",
-        default=None,
-        help="name of this run in tables, plots and merged reports (default: device/dtype)",
+    what = p.add_argument_group("what to measure")
+    add_models_option(what)
+    add_scale_option(what)
+    add_weights_option(what)
+    add_model_options(what)
+    what.add_argument(
+        "--protocol",
+        default="srbench",
+        help="srbench (default: warm-up, median) or an NTIRE edition (ntire2024, ntire2025, ntire2026): "
+        "both splits, the challenge's timing, --runs whole runs, gates and score against its baseline",
     )
-    p.add_argument(
+    what.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="with --protocol ntireYYYY: whole-run repetitions, each in fresh workers "
+        "(default: the edition's, 5)",
+    )
+    what.add_argument(
+        "--ntire-compat",
+        action="store_true",
+        help="the challenge protocol: no warm-up, arithmetic mean time, RGB PSNR headline",
+    )
+    what.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help=f"warm-up forwards before timing, in all, at least one per LR shape (default "
+        f"{DEFAULT_WARMUP}; {BROWSER_WARMUP} with --backend browser; 0 with --ntire-compat)",
+    )
+    what.add_argument("--repeat", type=int, default=1, help="timed forwards per image; the median is kept")
+    what.add_argument("--profile-input", default="1x3x256x256", help="complexity input NxCxHxW")
+    add_recount_option(what)
+
+    add_dataset_options(p.add_argument_group("data"), positional=False)
+
+    device = p.add_argument_group("device and precision")
+    add_device_option(device)
+    add_dtype_option(device)
+    device.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    device.add_argument("--compile", action="store_true", help="torch.compile (compile time reported apart)")
+    device.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick its fastest kernels")
+    device.add_argument("--tf32", choices=["on", "off"], default=None, help="default: PyTorch's default")
+    device.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
+    device.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_tiling_options(device)
+
+    backend = p.add_argument_group("backend")
+    backend.add_argument(
+        "--backend",
+        choices=list(backend_names()),
+        default="torch",
+        help="what runs the network: torch (default) or onnxruntime (the ONNX export; srbench[onnx])",
+    )
+    backend.add_argument(
+        "--ort-provider",
+        choices=list(ORT_PROVIDERS),
+        default="cpu",
+        help="ONNX Runtime execution provider with --backend onnxruntime (default cpu)",
+    )
+    backend.add_argument(
+        "--browser-provider",
+        choices=list(BROWSER_PROVIDERS),
+        default="wasm",
+        help="ONNX Runtime Web provider with --backend browser (default wasm; webgpu/webgl when "
+        "the browser offers them)",
+    )
+    backend.add_argument(
+        "--browser-threads",
+        type=int,
+        default=None,
+        help="WASM threads with --backend browser (default: torch's thread count)",
+    )
+
+    execution = p.add_argument_group("execution")
+    add_offline_option(execution)
+    execution.add_argument("--no-isolate", action="store_true", help="measure in-process (debugging)")
+    execution.add_argument(
+        "--model-timeout", type=float, default=None, help="seconds per model (isolated only)"
+    )
+    execution.add_argument(
         "--resume",
         type=Path,
         default=None,
@@ -102,77 +184,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="continue the run in OUTPUT_DIR: its stored options are the default for every option "
         "not given (--models included); models already measured there are skipped",
     )
-    p.add_argument("--force", action="store_true", help="with --resume: accept a changed config")
-    p.add_argument(
+    execution.add_argument("--force", action="store_true", help="with --resume: accept a changed config")
+    execution.add_argument(
         "--require-weights",
         action="store_true",
         help="exit 1 when a model that has official weights ran without them (for CI)",
     )
-    p.add_argument(
+
+    output = p.add_argument_group("output")
+    output.add_argument("--output", "-o", type=Path, default=None, help="results folder (default: new one)")
+    output.add_argument(
+        "--label",
+        default=None,
+        help="name of this run in tables, plots and merged reports (default: device/dtype)",
+    )
+    output.add_argument(
         "--save-images", action="store_true", help="keep SR outputs as PNG in OUTPUT/images/MODEL/"
     )
-    p.add_argument("--no-isolate", action="store_true", help="measure in-process (debugging)")
-    p.add_argument("--model-timeout", type=float, default=None, help="seconds per model (isolated only)")
-    add_tiling_options(p)
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=None,
-        help=f"warm-up forwards before timing, in all, at least one per LR shape (default "
-        f"{DEFAULT_WARMUP}; {BROWSER_WARMUP} with --backend browser; 0 with --ntire-compat)",
-    )
-    p.add_argument("--repeat", type=int, default=1, help="timed forwards per image; the median is kept")
-    add_dtype_option(p)
-    p.add_argument(
-        "--backend",
-        choices=list(backend_names()),
-        default="torch",
-        help="what runs the network: torch (default) or onnxruntime (the ONNX export; srbench[onnx])",
-    )
-    p.add_argument(
-        "--ort-provider",
-        choices=list(ORT_PROVIDERS),
-        default="cpu",
-        help="ONNX Runtime execution provider with --backend onnxruntime (default cpu)",
-    )
-    p.add_argument(
-        "--browser-provider",
-        choices=list(BROWSER_PROVIDERS),
-        default="wasm",
-        help="ONNX Runtime Web provider with --backend browser (default wasm; webgpu/webgl when "
-        "the browser offers them)",
-    )
-    p.add_argument(
-        "--browser-threads",
-        type=int,
-        default=None,
-        help="WASM threads with --backend browser (default: torch's thread count)",
-    )
-    p.add_argument("--channels-last", action="store_true")
-    p.add_argument("--compile", action="store_true", help="torch.compile (compile time reported apart)")
-    p.add_argument("--cudnn-benchmark", action="store_true")
-    p.add_argument("--tf32", choices=["on", "off"], default=None, help="default: PyTorch's default")
-    p.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile-input", default="1x3x256x256", help="complexity input NxCxHxW")
-    add_recount_option(p)
-    p.add_argument(
-        "--protocol",
-        default="srbench",
-        help="srbench (default: warm-up, median) or an NTIRE edition (ntire2024, ntire2025, ntire2026): "
-        "both splits, the challenge's timing, --runs whole runs, gates and score against its baseline",
-    )
-    p.add_argument(
-        "--runs",
-        type=int,
-        default=None,
-        help="with --protocol ntireYYYY: whole-run repetitions, each in fresh workers "
-        "(default: the edition's, 5)",
-    )
-    p.add_argument(
-        "--ntire-compat",
+    output.add_argument(
+        "--quiet",
+        "-q",
         action="store_true",
-        help="the challenge protocol: no warm-up, arithmetic mean time, RGB PSNR headline",
+        help="no progress (default: a bar on a terminal, else a line per model and per 10 images)",
     )
     p.set_defaults(func=run_command)
 
@@ -268,7 +301,12 @@ def run_command(args: argparse.Namespace) -> int:
         config.save_images = str(out_dir / "images")
     console = make_console(stderr=True)
     run, interrupted = run_benchmark(
-        config, out_dir, console=console, resume=args.resume is not None, force=args.force
+        config,
+        out_dir,
+        console=console,
+        resume=args.resume is not None,
+        force=args.force,
+        progress="none" if args.quiet else "auto",
     )
     out = make_console()
     out.print(console_table(run, width=out.width))
@@ -310,7 +348,7 @@ def challenge_command(args: argparse.Namespace) -> int:
     from srbench.ntire.challenge import resolve_split_data, run_challenge
     from srbench.ntire.editions import get_edition
     from srbench.ntire.score import footnotes as score_footnotes
-    from srbench.ntire.score import rich_table
+    from srbench.ntire.score import rich_tables
 
     edition = get_edition(args.protocol, option="--protocol")
     if args.resume is not None:
@@ -322,10 +360,12 @@ def challenge_command(args: argparse.Namespace) -> int:
     out_dir = args.output or default_output_dir()
     console = make_console(stderr=True)
     runs = args.runs if args.runs is not None else edition.runs
-    result = run_challenge(config, edition, split_data, runs, out_dir, console=console)
+    progress = "none" if args.quiet else "auto"
+    result = run_challenge(config, edition, split_data, runs, out_dir, console=console, progress=progress)
     if result.ranking is not None:
         out = make_console()
-        out.print(rich_table(result.ranking))
+        for table in rich_tables(result.ranking, out.width):
+            out.print(table)
         for note in score_footnotes(result.ranking):
             console.print(f"[dim]{note}", highlight=False)
         for m in result.document["models"]:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from srbench.commands.options import with_example
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -15,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Score and rank srbench results.json files, 'srbench run --protocol' folders and the "
             "challenge's own results.json/results.txt against an edition's baseline."
         ),
+        **with_example("srbench score srbench-runs/latest --edition ntire2025"),
     )
     p.add_argument("inputs", nargs="+", metavar="RESULTS", help="results.json, results.txt or run folders")
     p.add_argument(
@@ -58,7 +61,8 @@ def score_command(args: argparse.Namespace) -> int:
         print(score.csv_text(ranking), end="")
     else:
         console = make_console()
-        console.print(score.rich_table(ranking))
+        for table in score.rich_tables(ranking, console.width):
+            console.print(table)
         for note in score.footnotes(ranking):
             console.print(f"[dim]{note}", markup=True, highlight=False)
     return 0

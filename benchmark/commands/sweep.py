@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         add_allow_16bit_option,
         add_protocol_options,
         add_tiling_options,
+        with_example,
     )
 
     p = sub.add_parser(
@@ -30,8 +31,15 @@ def register(sub: argparse._SubParsersAction) -> None:
             "A sweep file (--file, TOML or YAML) may hold any of these options; the command "
             "line overrides it."
         ),
+        **with_example("srbench sweep --models span,rlfn --dtype fp32,bf16 --runs 3"),
     )
     p.add_argument("--file", "-f", type=Path, default=None, help="sweep file (.toml, .yaml)")
+    p.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="no progress (default: a bar on a terminal, else a line per finished cell)",
+    )
     p.add_argument("--models", default=None, help="comma-separated models (as 'srbench run --models')")
     p.add_argument("--data", default=None, help="comma-separated datasets/splits (default: the sample set)")
     p.add_argument("--backend", default=None, help="comma-separated backends (default: run's default)")
@@ -119,7 +127,7 @@ def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 
     merged: dict[str, Any] = read_sweep_file(args.file) if args.file else {}
     for key, value in vars(args).items():
-        if key in ("func", "command", "debug", "file", "weights") or value is None:
+        if key in ("func", "command", "debug", "file", "weights", "quiet") or value is None:
             continue
         merged[key] = value
     if args.weights:
@@ -246,7 +254,14 @@ def sweep_command(args: argparse.Namespace) -> int:
     try:
         if hasattr(engine, "start"):
             engine.start()
-        summary = run_sweep(plan, out_dir, engine, resume=resume is not None, console=console)
+        summary = run_sweep(
+            plan,
+            out_dir,
+            engine,
+            resume=resume is not None,
+            console=console,
+            progress="none" if args.quiet else "auto",
+        )
     finally:
         if hasattr(engine, "shutdown"):
             engine.shutdown()

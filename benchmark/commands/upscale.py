@@ -16,6 +16,7 @@ from srbench.commands.options import (
     check_tiling,
     parse_weights,
     parse_weights_keys,
+    with_example,
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
@@ -37,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Upscale images with a trained model. Output: <stem>_x<scale>_<model>.png beside the "
             "input (or in -o). Alpha is upscaled with bicubic and kept; grey stays grey."
         ),
+        **with_example("srbench upscale photo.png --model span"),
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files or folders")
     p.add_argument(

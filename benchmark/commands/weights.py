@@ -4,45 +4,71 @@ from __future__ import annotations
 
 import argparse
 
+from srbench.commands.options import with_example
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
+from srbench.core.tables import Column, fit_tables
 from srbench.models.registry import all_entries, get_entry
 from srbench.models.weights import fetch_weights, resolve_weights
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("weights", help="list or fetch official checkpoints")
+    p = sub.add_parser(
+        "weights",
+        help="list or fetch official checkpoints",
+        **with_example("srbench weights fetch span"),
+    )
     wsub = p.add_subparsers(dest="weights_command", metavar="ACTION")
     wsub.required = True
-    ls = wsub.add_parser("list", help="model, file, size, sha256 and where it was found")
+    ls = wsub.add_parser(
+        "list",
+        help="model, file, size, sha256 and where it was found",
+        **with_example("srbench weights list"),
+    )
     ls.set_defaults(func=list_command)
-    fetch = wsub.add_parser("fetch", help="download official weights into the cache (sha256-verified)")
+    fetch = wsub.add_parser(
+        "fetch",
+        help="download official weights into the cache (sha256-verified)",
+        **with_example("srbench weights fetch all --scale 4"),
+    )
     fetch.add_argument("name", help="a model name, or 'all'")
     fetch.add_argument("--scale", type=int, default=None, help="only this scale (default: every scale)")
     fetch.set_defaults(func=fetch_command)
 
 
-def list_command(args: argparse.Namespace) -> int:
-    from rich.table import Table
+#: ``srbench weights list``'s columns; at a narrow width the sha256 (kept whole: it is only
+#: useful to verify a file) moves to a second table first, then where the file was found.
+WEIGHTS_COLUMNS = (
+    Column("Model"),
+    Column("Scale", "right", keep=6),
+    Column("File", keep=5),
+    Column("Size (bytes)", "right", keep=4),
+    Column("sha256", keep=1),
+    Column("Found", keep=2, wrap=True),
+)
 
-    table = Table(title="official checkpoints")
-    for col in ("Model", "Scale", "File", "Size (bytes)", "sha256", "Found"):
-        # A sha256 is only useful whole (to verify a file): it keeps its 64 characters and the
-        # file and path columns fold instead.
-        table.add_column(
-            col,
-            justify="right" if col in ("Scale", "Size (bytes)") else "left",
-            min_width=64 if col == "sha256" else None,
-            no_wrap=col == "sha256",
-            overflow="fold",
-        )
+
+def weights_rows() -> list[list[str]]:
+    """One row of cells per official checkpoint, in :data:`WEIGHTS_COLUMNS` order."""
+    rows = []
     for entry in all_entries():
         for spec in entry.weights:
             found = resolve_weights(entry, spec.scale)
             where = f"{found.source}: {found.path}" if found else "missing (srbench weights fetch)"
             size = f"{spec.size_bytes:,}" if spec.size_bytes else "?"
-            table.add_row(entry.name, f"x{spec.scale}", spec.file_name, size, spec.sha256, where)
-    make_console().print(table)
+            rows.append([entry.name, f"x{spec.scale}", spec.file_name, size, spec.sha256, where])
+    return rows
+
+
+def weights_tables(rows: list[list[str]], width: int | None) -> list:
+    """``srbench weights list`` as rich tables fitting ``width`` (nothing shortened)."""
+    return fit_tables("official checkpoints", WEIGHTS_COLUMNS, rows, width)
+
+
+def list_command(args: argparse.Namespace) -> int:
+    console = make_console()
+    for table in weights_tables(weights_rows(), console.width):
+        console.print(table)
     return 0
 
 

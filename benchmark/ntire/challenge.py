@@ -35,6 +35,7 @@ from rich.console import Console
 
 from srbench.core.errors import SrbenchError
 from srbench.core.files import atomic_write_text
+from srbench.core.progress import ProgressMode
 from srbench.ntire.editions import Edition
 from srbench.ntire.score import (
     CHALLENGE_SCHEMA,
@@ -114,8 +115,10 @@ def run_challenge(
     out_dir: Path,
     *,
     console: Console | None = None,
+    progress: ProgressMode = "auto",
 ) -> ChallengeRun:
-    """Measure ``base.models`` (plus the baseline) per the module protocol into ``out_dir``."""
+    """Measure ``base.models`` (plus the baseline) per the module protocol into ``out_dir``;
+    ``progress`` as :func:`~srbench.run.orchestrator.run_benchmark`'s."""
     if runs < 1:
         raise SrbenchError(f"--runs {runs} must be 1 or more")
     console = console or Console(stderr=True)
@@ -131,7 +134,7 @@ def run_challenge(
         for split, data in split_data.items():
             console.print(f"[bold]{edition.name}: run {k}/{runs}, {split} split ({data})")
             cfg = challenge_config(base, edition, data)
-            run, stopped = run_benchmark(cfg, out_dir / f"run{k}" / split, console=console)
+            run, stopped = run_benchmark(cfg, out_dir / f"run{k}" / split, console=console, progress=progress)
             per_split[split] = run
             if stopped:
                 interrupted = True

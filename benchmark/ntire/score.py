@@ -37,6 +37,7 @@ from typing import Any
 
 from srbench.core.errors import SrbenchError
 from srbench.core.files import atomic_write_text
+from srbench.core.tables import Column, fit_tables
 from srbench.ntire.editions import Edition
 from srbench.results.schema import RunResult
 
@@ -617,16 +618,27 @@ def footnotes(ranking: Ranking) -> list[str]:
     return out
 
 
-def rich_table(ranking: Ranking) -> Any:
-    """The ranking as a rich table."""
-    from rich.table import Table
+#: The console's narrow-width order for :data:`SCORE_COLUMNS` (higher stays longer; the
+#: rank and model are always shown; the rest moves to a continuation table).
+_KEEP = {"Eligible": 9, "Score_Final": 12, "Val PSNR": 11, "Runtime [ms]": 10}
 
-    table = Table(title=f"{ranking.edition.title} score", caption=caption(ranking), caption_justify="left")
-    for col in SCORE_COLUMNS:
-        table.add_column(col, justify="left" if col in ("Model", "Eligible") else "right")
-    for r in ranking.rows:
-        table.add_row(*_cells(r), style="dim" if r.eligible is False else None)
-    return table
+
+def rich_tables(ranking: Ranking, width: int | None = None) -> list[Any]:
+    """The ranking as rich tables fitting ``width`` columns (no cell shortened): the rank and
+    model lead every table; the scores that do not fit move to a continuation table."""
+    names = [c for c in SCORE_COLUMNS if c not in ("Rank", "Model")]
+    # Model first (the key repeated in each table), then the rank, then the rest.
+    columns = [Column("Model"), Column("Rank", "right")]
+    columns += [
+        Column(c, "left" if c == "Eligible" else "right", keep=_KEEP.get(c, len(names) - i))
+        for i, c in enumerate(names)
+    ]
+    order = [SCORE_COLUMNS.index("Model"), SCORE_COLUMNS.index("Rank")]
+    order += [SCORE_COLUMNS.index(c) for c in names]
+    cells = [[_cells(r)[i] for i in order] for r in ranking.rows]
+    styles = ["dim" if r.eligible is False else None for r in ranking.rows]
+    title = f"{ranking.edition.title} score"
+    return fit_tables(title, columns, cells, width, caption=caption(ranking), styles=styles)
 
 
 def markdown(ranking: Ranking) -> str:

@@ -386,5 +386,35 @@ def results_csv(run: RunResult) -> str:
     return buf.getvalue()
 
 
+#: ``images.csv`` columns, one row per model and image (units in the names). The figures are
+#: those of ``results.json``'s ``models[].images[]``; the quality ones are empty for a model
+#: without trained weights (as in every view: random-init PSNR means nothing).
+IMAGES_CSV_COLUMNS = ["model", "image", "psnr_y_db", "ssim_y", "psnr_rgb_db", "time_ms", "tiled"]
+
+
+def images_csv(run: RunResult) -> str:
+    """One CSV row per model and image: PSNR-Y (dB), SSIM-Y, PSNR-RGB (dB), the image's
+    timed forward (ms; the median of ``--repeat`` forwards) and whether it was tiled.
+    Full-precision floats, empty when absent; definitions in docs/metrics.md."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=IMAGES_CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for m in run.models:
+        for im in m.images:
+            quality = m.has_quality
+            writer.writerow(
+                {
+                    "model": m.name,
+                    "image": im.name,
+                    "psnr_y_db": _csv(im.psnr_y if quality else None),
+                    "ssim_y": _csv(im.ssim_y if quality else None),
+                    "psnr_rgb_db": _csv(im.psnr_rgb if quality else None),
+                    "time_ms": _csv(im.runtime_ms),
+                    "tiled": str(im.tiled).lower(),
+                }
+            )
+    return buf.getvalue()
+
+
 def _csv(v: float | int | None) -> str:
     return "" if v is None else repr(v) if isinstance(v, float) else str(v)

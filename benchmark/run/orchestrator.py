@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from srbench.core.errors import SrbenchError
+from srbench.core.progress import ProgressMode, model_progress
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import dataset_options, load_dataset
 from srbench.models.registry import get_entry
@@ -184,11 +184,14 @@ def run_benchmark(
     resume: bool = False,
     force: bool = False,
     measure: MeasureFn | None = None,
+    progress: ProgressMode = "auto",
 ) -> tuple[RunResult, bool]:
     """Run every model of ``config``; results land in ``out_dir`` after each model.
 
     Returns the run and whether it was interrupted (Ctrl-C). With ``resume``, models already
-    measured in ``out_dir`` under the same config hash are kept and skipped.
+    measured in ``out_dir`` under the same config hash are kept and skipped. ``progress``:
+    a bar on a terminal, else one line per model and per 10 images on ``console``
+    (``"auto"``), or ``"bar"``, ``"lines"``, ``"none"`` (:mod:`srbench.core.progress`).
     """
     console = console or Console(stderr=True)
     device = run_device(config)
@@ -227,28 +230,25 @@ def run_benchmark(
     cache_dir = out_dir / ".images"
     try:
         images = ImageCache.build(dataset, cache_dir) if todo else None
-        with Progress(
-            TextColumn("[bold]{task.description:<14}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as bar:
+        with model_progress(console, progress, len(todo)) as (shown, say):
             for spec in todo:
-                task = bar.add_task(spec.name, total=len(dataset))
-
-                def advance(done: int, _total: int, task: int = task) -> None:
-                    bar.update(task, completed=done)
-
-                result = measure(spec, images, config, progress=advance, should_stop=stop.is_set)
+                shown.start_model(spec.name, len(dataset))
+                result = measure(
+                    spec,
+                    images,
+                    config,
+                    progress=lambda done, _total: shown.update(done),
+                    should_stop=stop.is_set,
+                )
                 stamp(result, identities[config.row_name(spec.name)])
                 if stop.requested:
                     result.status = STATUS_ERROR
                     result.reason = f"interrupted (Ctrl-C); measure it with: {resume_command(out_dir)}"
                 run.upsert(result)
                 write_results(run, out_dir)
+                shown.end_model(result.status)
                 if result.status == STATUS_ERROR and not stop.requested:
-                    bar.console.print(f"[red]{result.name}: error: {result.reason}")
+                    say(f"[red]{result.name}: error: {result.reason}")
                 if stop.requested:
                     break
         if not todo:

@@ -43,6 +43,7 @@ from typing import Any
 
 from srbench.backends.devices import resolve_device
 from srbench.core.errors import SrbenchError
+from srbench.core.progress import ProgressMode, count_progress
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import dataset_options, load_dataset
 from srbench.measure.timing import RuntimeStats
@@ -655,14 +656,15 @@ def run_sweep(
     *,
     resume: bool = False,
     console: Any = None,
+    progress: ProgressMode = "auto",
 ) -> SweepSummary:
     """Measure every cell of ``plan`` on ``engine``; merged results land in ``out_dir`` as cells finish.
 
     Ctrl-C cancels the cells not yet finished (the engine's job) and keeps every finished one;
-    rerun with ``--resume`` to measure the rest.
+    rerun with ``--resume`` to measure the rest. ``progress``: a bar on a terminal, else a line
+    per finished cell with the elapsed time and an ETA (``"auto"``), ``"lines"``, ``"none"``.
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = console or Console(stderr=True)
     info = {"engine": engine.name, "cells": len(plan.cells), "runs": plan.runs}
@@ -679,15 +681,7 @@ def run_sweep(
     failed = 0
     started = time.perf_counter()
     interrupted = False
-    with Progress(
-        TextColumn("[bold]sweep"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-    ) as bar:
-        task = bar.add_task("", total=len(todo))
+    with count_progress(console, progress, len(todo), "sweep") as (advance, say):
 
         def finished(record: CellRecord) -> None:
             nonlocal failed
@@ -696,10 +690,8 @@ def run_sweep(
             store.add(record)
             if record.result.status == STATUS_ERROR:
                 failed += 1
-                bar.console.print(
-                    f"[red]{record.cell.describe()}: error: {record.result.reason}", markup=True
-                )
-            bar.update(task, advance=1, description=f"{record.cell.describe()} on {record.info['node']}")
+                say(f"[red]{record.cell.describe()}: error: {record.result.reason}", markup=True)
+            advance(f"{record.cell.describe()} on {record.info['node']}")
 
         try:
             engine.run(todo, finished)
