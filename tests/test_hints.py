@@ -52,7 +52,7 @@ UNREACHABLE = {
     # profile and upscale never choose a backend.
     **{
         ("srbench.backends.registry", "get_backend", c): "caught by the caption"
-        for c in ("check", "compare", "export", "profile", "report", "score", "upscale")
+        for c in ("check", "compare", "diff", "export", "profile", "report", "score", "upscale")
     },
     # upscale places its model with TorchBackend.prepare; the run's memory meter never runs there.
     ("srbench.backends.pytorch", "TorchEager.memory_meter", "upscale"): "run's meter only",
