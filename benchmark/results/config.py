@@ -54,7 +54,7 @@ ORT_PROVIDERS = ("cpu", "cuda", "tensorrt")
 #: ``--browser-provider`` values: ONNX Runtime Web's execution providers (:mod:`srbench.backends.browser`).
 BROWSER_PROVIDERS = ORT_WEB_PROVIDERS
 
-#: The sections, in the order the README lists them.
+#: The sections, in the order docs/results-schema.md lists them.
 SECTIONS = ("protocol", "data", "execution", "output")
 #: The sections ``config_hash`` covers (see the module docstring).
 HASHED_SECTIONS = ("protocol", "data")

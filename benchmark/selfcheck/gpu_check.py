@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-#: Models of the runner check (the README's GPU figures).
+#: Models of the runner check (the GPU figures of docs/performance.md).
 MODELS = ("span", "rlfn", "span_ca")
 METRIC_TOL = 1e-6
 HALF_PSNR_TOL_DB = 0.1
