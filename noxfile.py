@@ -6,8 +6,10 @@ One torch, not one per session: the README's test command (``python -m pip insta
 && nox``) installs ``torch==2.13.0`` beside nox. The sessions that test the checkout (``tests``,
 ``regression``, ``ray``, ``browser``, ``bench``) share one editable environment
 (:func:`_shared_env`), rebuilt only when what it was built from changes; ``quickstart`` keeps a
-fresh environment of its own (a plain ``pip install .`` is its point). Both are created with
-``--system-site-packages`` from nox's own interpreter, so pip finds that torch already satisfied.
+fresh environment of its own (a plain ``pip install .`` is its point). Both get a ``.pth`` file
+naming the site-packages of nox's own environment (:func:`_see_outer_packages`), so pip finds
+that torch already satisfied. (``--system-site-packages`` would not do: it exposes the *base*
+interpreter, not the venv nox runs in, and a torch per environment came back.)
 ``lint`` and ``docs`` have small environments of their own (ruff; MkDocs), ``gpu`` a full one (a
 CUDA torch). Before this, six environments each held a torch: 8.6 GB and 43 min on the 2-core
 machine under load (CONTRIBUTING.md has the figures after).
@@ -21,11 +23,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import nox
@@ -60,8 +64,26 @@ TORCH = "torch==2.13.0"
 ROOT = Path(__file__).resolve().parent
 #: Every extra the shared sessions need, installed once (gpu's CUDA torch stays apart).
 SHARED_EXTRAS = "test,onnx,ray,browser"
-#: Environments see the interpreter's site-packages, where the test command put torch.
-SYSTEM_SITE = ["--system-site-packages"]
+#: The site-packages of the environment nox runs in, where the test command put torch.
+OUTER_SITE = list(dict.fromkeys(sysconfig.get_paths()[k] for k in ("purelib", "platlib")))
+
+
+def _outer_torch() -> str:
+    """The torch version beside nox ("absent" without one): part of the shared environment's key."""
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _see_outer_packages(site_packages: str | Path) -> None:
+    """Append nox's own site-packages to an environment's ``sys.path`` with a ``.pth`` file.
+
+    The environment's own packages come first, so whatever it installs (a torch other than the
+    pinned one beside nox, say) shadows the outer copy; pip counts the outer packages as
+    installed, so ``pip install torch==2.13.0`` is a no-op when that torch is there.
+    """
+    Path(site_packages, "_srbench_outer_site.pth").write_text("".join(f"{p}\n" for p in OUTER_SITE))
 
 
 class Shared:
@@ -93,8 +115,9 @@ def _shared_env(session: nox.Session) -> Shared:
     It lives in nox's cache folder (``.nox/.cache/shared``, or under ``--envdir``) and holds an
     editable install of the project with :data:`SHARED_EXTRAS`. It is reused only when its stamp
     matches the SHA-256 of what it was built from (pyproject.toml, the extras, the torch pin, the
-    interpreter and its version); anything else rebuilds it from scratch, so a dependency change
-    never runs against a stale environment. Source edits need no rebuild (editable install).
+    interpreter and its version, the torch version beside nox); anything else rebuilds it from
+    scratch, so a dependency change never runs against a stale environment. Source edits need no
+    rebuild (editable install).
     A lock keeps ``nox --parallel`` from building it twice at once.
     """
     location = Path(session.cache_dir) / "shared"
@@ -107,6 +130,7 @@ def _shared_env(session: nox.Session) -> Shared:
                 TORCH,
                 sys.executable,
                 sys.version,
+                _outer_torch(),
             ]
         ).encode()
     ).hexdigest()
@@ -120,12 +144,19 @@ def _shared_env(session: nox.Session) -> Shared:
                 return Shared(location)
         shutil.rmtree(location, ignore_errors=True)
         session.log(f"creating the shared environment {location}")
-        subprocess.run([sys.executable, "-m", "virtualenv", "-q", *SYSTEM_SITE, str(location)], check=True)
+        subprocess.run([sys.executable, "-m", "virtualenv", "-q", str(location)], check=True)
+        _see_outer_packages(_site_packages(str(python)))
         pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         session.run(*pip, TORCH, external=True)
         session.run(*pip, "-e", f"{ROOT}[{SHARED_EXTRAS}]", external=True)
         stamp.write_text(key)
     return Shared(location)
+
+
+def _site_packages(python: str) -> str:
+    """The site-packages folder of the environment whose interpreter is ``python``."""
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout.strip()
 
 
 def _install(session: nox.Session, extras: str = "test") -> None:
@@ -217,7 +248,7 @@ def regression(session: nox.Session) -> None:
 QUICKSTART_MODELS = "rlfn,span,span_ca"
 
 
-@nox.session(venv_params=SYSTEM_SITE, reuse_venv=False)
+@nox.session(reuse_venv=False)
 def quickstart(session: nox.Session) -> None:
     """The README's first command as a new user runs it: a fresh venv, a plain (non-editable)
     ``pip install .``, ``srbench run`` from the project root (on sample-mini to stay short).
@@ -227,6 +258,7 @@ def quickstart(session: nox.Session) -> None:
     installed beside nox, as the README's user has the torch its first step installed; every
     other dependency is installed into it afresh.
     """
+    _see_outer_packages(_site_packages(os.path.join(session.bin, "python")))
     session.run("python", "-m", "pip", "install", "-q", TORCH)
     session.run("python", "-m", "pip", "install", "-q", ".")
     out = os.path.join(session.create_tmp(), "quickstart")
