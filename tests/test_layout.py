@@ -27,7 +27,7 @@ def test_no_folder_in_the_root_shadows_the_installed_package() -> None:
 
 
 #: The rooms of the package, lowest first: a module may import its own room and rooms of a
-#: lower rank, never one of the same rank or above (README, "Project layout"). ``""`` is the
+#: lower rank, never one of the same rank or above (docs/architecture.md). ``""`` is the
 #: package root (``srbench.__version__``).
 RANKS = {
     "": 0,

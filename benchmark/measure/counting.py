@@ -1,47 +1,12 @@
 """Complexity counting: params, FLOPs, activations and conv calls.
 
-Definitions (all taken on one input, by default ``1x3x256x256`` as NTIRE does, in eval mode,
-under ``torch.no_grad``; the input is seeded uniform noise in ``[0, input_range)``, never
-uninitialised memory):
-
-``params``
-    Sum of ``numel()`` over **all** parameters of the module (trainable or not; buffers are
-    not parameters). Reparameterised models must be fused before counting.
-``flops``
-    fvcore's ``FlopCountAnalysis(...).total()``: one FLOP is one multiply-add (a MAC), as
-    NTIRE reports them. Convolutions ignore bias; matmul/linear/einsum/bmm, norms,
-    nearest (1 per output element) and bilinear (4 per output element) upsampling and
-    adaptive average pooling are counted. Element-wise ops, activations, softmax,
-    max-pooling and pixel-shuffle count 0: they are listed in ``unsupported_ops``
-    (op name -> number of calls) instead of being silently dropped.
-``activations``
-    Sum of output elements of every ``nn.Conv2d`` / ``nn.ConvTranspose2d`` *call* (the
-    NTIRE ``get_model_activation`` definition). Attention maps, linear layers and
-    functional convolutions are not activations under this definition.
-``convs``
-    Number of ``nn.Conv2d`` / ``nn.ConvTranspose2d`` calls (a module called twice counts
-    twice).
-``flops_dispatch``
-    A second count from ``torch.utils.flop_counter.FlopCounterMode``, which counts
-    2 FLOPs per MAC for convolution/mm/bmm/addmm/SDPA and nothing else. It is reported
-    separately, never mixed with ``flops``.
-``functional_convs``
-    Convolution calls seen at the dispatcher (``aten.convolution``) that the module hooks
-    did not see, e.g. ``F.conv2d`` on the forward path. Non-zero means the NTIRE-style
-    ``activations``/``convs`` undercount this model.
-``flops_lower_bound``
-    Sum of the multiply-adds of every ``nn.Conv2d``/``nn.ConvTranspose2d`` call the module
-    hooks see in one eager forward, bias ignored (fvcore's convention: batch x
-    ``weight.numel()`` x output H·W, input H·W for transposed convs). Any honest count of
-    the network's FLOPs is at least this.
-``flops_undercount``
-    True when fvcore's total, or the part of it fvcore attributes to convolutions, is below
-    ``flops_lower_bound``: the trace lost convolutions that did run (e.g. their results
-    leave torch through NumPy or feed a custom extension op, so ``jit.trace`` records them
-    as dead code). ``flops_note`` names the gap.
-``flops_thop``
-    thop's ``profile`` count (module hooks; conv/BN/linear/pooling/``nn.Upsample`` MACs, no
-    bias; functional calls and activations count 0), the figure many papers quote.
+Each figure (``params``, ``flops``, ``activations``, ``convs``, ``flops_dispatch``,
+``functional_convs``, ``flops_lower_bound``, ``flops_undercount``, ``flops_thop``,
+``unsupported_ops``) is defined once in ``docs/metrics.md`` ("Params (M)" to "FLOPs that cannot
+be gamed"). All are taken on one input, by default ``1x3x256x256`` as NTIRE does
+(:data:`NTIRE_INPUT_SHAPE`), in eval mode, under ``torch.no_grad``; the input is seeded uniform
+noise in ``[0, input_range)``, never uninitialised memory. Reparameterised models must be fused
+before counting.
 """
 
 from __future__ import annotations

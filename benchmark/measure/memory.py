@@ -1,47 +1,11 @@
 """Peak memory of a model's forward, measured apart from its timing and from srbench's metrics.
 
-Definition of ``memory_mb`` (MB = 2**20 bytes), by ``memory_kind``:
-
-``cuda_forward_peak``
-    The largest ``torch.cuda.max_memory_allocated(device)`` over the model's measured
-    forwards, each read right after its forward with ``torch.cuda.reset_peak_memory_stats``
-    called right before it. At the reset the weights and the input are already allocated, so
-    the figure counts the weights, the input, the output, every intermediate and cuDNN
-    workspace of one forward (of ``--repeat`` forwards of one image), and nothing srbench
-    allocates for its metrics (those tensors are freed before the next reset). Not the
-    allocator's reserve. The reset and the read sit outside the timed region.
-``cpu_forward_peak``
-    One untimed forward before the timed loop (the protocol runs it as the last warm-up call
-    at its shape, or right after warm-up; with ``--warmup 0``, after the timed loop, whose
-    first forward must stay cold), on the dataset's largest LR image (most pixels;
-    tiled exactly as the timed forwards were): the largest number of bytes held at once by
-    the tensors alive during that pass (:class:`LiveTensorBytes`, a ``TorchDispatchMode``).
-    The model's parameters and buffers are alive throughout; every storage an operator
-    allocates during the pass (the input, each activation, the output, weights a forward
-    derives, e.g. a reparameterised kernel) counts from that operator until it is freed,
-    once however many views share it, at its current size. Views and in-place results
-    allocate nothing; the uint8 LR array the input is converted from is the harness's and
-    is not counted. The peak is taken after every operator, so it sees an operator's output
-    while its inputs are still alive. It depends only on the model, its weights' dtype and
-    the input shape: not on what the process did before (heap history, srbench's metrics,
-    another model), so the same network reads the same figure with or without quality
-    metrics. Not counted: scratch memory a kernel allocates and frees inside one operator
-    (oneDNN workspaces). CUDA's kind counts such workspaces and rounds to the allocator's
-    blocks: the two kinds are not comparable.
-``ort_cpu_rss_growth``
-    ONNX Runtime on the CPU: the growth of the process's peak resident set (``VmHWM``, reset
-    when the meter starts) from just before the session is created to the end of warm-up:
-    the session's weights, its CPU arena at its peak over every image shape, and the
-    provider's workspaces. ORT's arena keeps what it allocates, so a pass after warm-up would
-    see nothing; this is the whole session's footprint instead, read before any metric runs.
-``cpu_compiled_not_measured``
-    ``--compile`` on the CPU: ``memory_mb`` is ``None``. Inductor's generated kernels
-    allocate their buffers outside PyTorch's operators, where the live-tensor count cannot
-    see them (and dynamo does not compile under a dispatch mode), so the count would
-    describe the eager model, not the timed compiled one.
-``unavailable``
-    Nothing was measured (ONNX Runtime on the CPU without Linux's ``/proc``); ``memory_mb``
-    is ``None``.
+``memory_mb`` (MB = 2**20 bytes) and each ``memory_kind`` (:data:`KIND_CUDA`, :data:`KIND_CPU`,
+:data:`KIND_ORT_CPU`, :data:`KIND_CPU_COMPILED`, :data:`KIND_NONE`) are defined once in
+``docs/metrics.md``, "Memory (MB)"; the kinds are not comparable with each other. This module
+implements them: :class:`LiveTensorBytes` (a ``TorchDispatchMode``) is the CPU kind's live-tensor
+count, read after every operator so that it sees an operator's output while its inputs are
+still alive; the CUDA kind resets and reads the allocator's peak outside the timed region.
 """
 
 from __future__ import annotations

@@ -1,22 +1,11 @@
 """Image-quality metrics: PSNR and SSIM on BT.601 Y (the reference convention) and PSNR on RGB.
 
-Definitions (``shared/reference/metrics.md`` §7; BasicSR's convention, which the RDN/RCAN
-MATLAB scripts and SwinIR share):
-
-* Inputs are uint8 RGB images. A float SR output in [0, 1] becomes uint8 by clamping to [0, 1],
-  multiplying by 255 and rounding half to even (:func:`to_uint8`).
-* Y is BT.601 studio-swing luma on the 0-255 scale, as an *unrounded* float64:
-  ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` with R, G, B in 0..255, so Y is in
-  [16, 235] (:func:`rgb_to_y`).
-* ``crop_border`` pixels (srbench passes the SR scale) are removed from every side before any
-  metric is computed.
-* PSNR = ``10 log10(peak^2 / MSE)`` in dB with peak 255 and a float64 MSE over all remaining
-  pixels and channels; ``math.inf`` when the images are identical.
-* SSIM (Wang et al., ``ssim_index.m``): 11x11 Gaussian window with sigma 1.5 normalised to sum 1,
-  population (co)variances ``E[xy] - E[x]E[y]``, ``C1 = (0.01*255)^2``, ``C2 = (0.03*255)^2``,
-  the SSIM map taken over the 'valid' region (no padding) and averaged. For (C, H, W) input the
-  score is the mean of the per-channel scores. Unitless; computed in float64.
-* PSNR-RGB is the NTIRE ESR convention: uint8 RGB, all three channels in one MSE, same crop.
+The definitions of PSNR-Y, SSIM-Y and PSNR-RGB (quantisation, BT.601 Y, border crop, window,
+constants) are written once, in ``docs/metrics.md`` (BasicSR's convention, which the RDN/RCAN
+MATLAB scripts and SwinIR share; ``shared/reference/metrics.md`` §7); this module implements
+them. ``crop_border`` is the number of pixels removed from every side (srbench passes the SR
+scale); PSNR is in dB (``math.inf`` for identical images), SSIM unitless, both in float64; for
+(C, H, W) input SSIM is the mean of the per-channel scores.
 
 For uint8 RGB pairs (what srbench scores) the Y metrics are computed on the exact integer luma
 ``I = 255000 (Y - 16) = 65481 R + 128553 G + 24966 B`` (:func:`luma_quality`): PSNR-Y's MSE is

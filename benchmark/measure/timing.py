@@ -1,7 +1,8 @@
 """Forward-pass timing.
 
-Definition of ``runtime_ms``: the wall time of one ``model(x)`` call in milliseconds, with
-the input already on the device and under ``torch.inference_mode()``.
+What ``runtime_ms`` is (one ``model(x)`` call, input already on the device, under
+``torch.inference_mode()``; the per-image median of ``--repeat`` calls; the summary over images)
+is defined once in ``docs/metrics.md``, "Time (ms, median)". How this module takes it:
 
 * CUDA: a pair of ``torch.cuda.Event(enable_timing=True)`` recorded on the current stream
   immediately before and after the forward, then ``torch.cuda.synchronize()`` and
@@ -15,11 +16,9 @@ stops instead. With srbench, torch and numba loaded a full collection scans ~265
 freezes the objects that exist when a model's measurement starts (:func:`gc_frozen`), so the
 collections that do run between forwards scan only what the measurement made.
 
-With ``repeat > 1`` the forward runs R times on the same input and the per-image figure is
-the median of the R times (all R are kept in ``images[].runtime_samples_ms``). Summary
-statistics (:class:`RuntimeStats`) are over images: mean, median, population std, min, max,
-the 50th/90th/99th percentiles (:func:`percentile`: linear interpolation between the closest
-ranks, numpy's default) and the coefficient of variation (std / mean).
+:class:`RuntimeStats` holds the summary over images (mean, median, population std, min, max,
+p50/p90/p99 by :func:`percentile`, linear interpolation between the closest ranks, numpy's
+default, and the coefficient of variation std / mean), as ``docs/metrics.md`` defines them.
 """
 
 from __future__ import annotations

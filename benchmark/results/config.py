@@ -47,7 +47,7 @@ DEFAULT_WARMUP = 3
 BROWSER_WARMUP = 15
 
 
-#: The sections, in the order the README lists them.
+#: The sections, in the order docs/results-schema.md lists them.
 SECTIONS = ("protocol", "data", "execution", "output")
 #: The sections ``config_hash`` covers (see the module docstring).
 HASHED_SECTIONS = ("protocol", "data")

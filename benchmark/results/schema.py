@@ -1,6 +1,6 @@
 """Result records and the ``srbench/1`` results files (JSON, CSV, Markdown).
 
-The JSON file is the public contract (documented in the README): ``schema``,
+The JSON file is the public contract (documented in docs/results-schema.md): ``schema``,
 ``environment``, ``config``, ``config_hash``, ``dataset`` and ``models``. CSV and Markdown
 are views of it. Every file is written atomically by :mod:`srbench.core.files` (temporary file in the same
 folder, then ``os.replace``; mode 0o666 minus the umask), so a reader never sees a
@@ -72,7 +72,7 @@ class WeightsInfo:
 
 @dataclass
 class ModelResult:
-    """Everything measured for one model (see the README for each field's definition)."""
+    """Everything measured for one model (each field's definition: docs/metrics.md)."""
 
     name: str
     arch: str

@@ -91,7 +91,7 @@ def memory_kinds_note(models: Sequence[ModelResult]) -> str | None:
     if len(by_kind) <= 1:
         return None
     parts = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in sorted(by_kind.items()))
-    return f"Memory (MB) mixes definitions that are not comparable ({parts}); see README, Memory (MB)"
+    return f"Memory (MB) mixes definitions that are not comparable ({parts}); see docs/metrics.md"
 
 
 def footnotes(run: RunResult) -> list[str]:

@@ -47,7 +47,7 @@ from srbench.results.schema import json_safe
 from srbench.run.protocol import measure_model
 from srbench.selfcheck.bench import write_div2k_like
 
-#: Models of the runner check (the README's GPU figures).
+#: Models of the runner check (the GPU figures of docs/performance.md).
 MODELS = ("span", "rlfn", "span_ca")
 METRIC_TOL = 1e-6
 HALF_PSNR_TOL_DB = 0.1
