@@ -6,6 +6,8 @@ Each comma-separated token of ``--models`` is one of (``NAME=`` in front names t
 * a checkpoint path: ``my_rlfn_s_x2.pth`` (architecture and scale recognised from its keys);
 * a Python file and a class or factory in it: ``mynet.py:MyNet`` (row named after it);
 * an importable module and a class or factory: ``mypkg.nets:build_net``;
+* an ONNX file: ``span_x4.onnx`` (row named after the file; measured on ONNX Runtime, see
+  :mod:`srbench.models.onnx_file`);
 * an NTIRE challenge submission: ``ntire:REPO/models/team22_SPANV2.py[:Class]`` (row
   ``22_SPANV2``; class, checkpoint in ``REPO/model_zoo`` and data range found by
   :func:`srbench.models.usercode.ntire_team`).
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from srbench.core.errors import SrbenchError
+from srbench.models.onnx_file import OnnxFile, inspect_onnx, is_onnx_token
 from srbench.models.registry import get_entry
 from srbench.models.usercode import CodeRef, check_input_range, split_code_token
 
@@ -45,6 +48,7 @@ class ModelSpec:
         model_args: keyword arguments for the builder/class (``--model-args``, JSON).
         input_range: explicit ``--input-range`` (None: the entry's or the model's own).
         scale: the scale the checkpoint was recognised at (None: not recognised/not a path).
+        onnx: the ONNX file this row measures (None: a PyTorch model).
     """
 
     name: str
@@ -54,6 +58,7 @@ class ModelSpec:
     model_args: Mapping[str, Any] = field(default_factory=dict)
     input_range: float | None = None
     scale: int | None = None
+    onnx: OnnxFile | None = None
 
 
 def parse_model_specs(
@@ -112,6 +117,11 @@ def parse_model_specs(
             spec = replace(spec, model_args=dict(opts["--model-args"]))
         if "--input-range" in opts:
             spec = replace(spec, input_range=check_input_range(float(opts["--input-range"]), what=spec.name))
+        if spec.onnx is not None and spec.input_range is None:
+            raise SrbenchError(
+                f"ONNX file {spec.onnx.path.name} does not say its input range (no srbench metadata); "
+                f"pass --input-range {spec.name}=1 if it takes [0,1] or --input-range {spec.name}=255"
+            )
         out.append(spec)
     return out
 
@@ -138,6 +148,21 @@ def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec,
         name, rest = None, token
     elif not name:
         raise SrbenchError(f"{option} {token!r}: empty row name before '='")
+    if is_onnx_token(rest):
+        info = inspect_onnx(Path(rest), name=name)
+        if scale is not None and info.scale != scale:
+            raise SrbenchError(
+                f"ONNX file {rest} upscales x{info.scale}, not x{scale}: run with {option} {token} "
+                f"--scale {info.scale}"
+            )
+        spec = ModelSpec(
+            name=name or Path(rest).stem,
+            arch=info.arch,
+            input_range=info.input_range,
+            scale=info.scale,
+            onnx=info,
+        )
+        return spec, rest
     if rest.startswith(NTIRE_PREFIX):
         target = rest[len(NTIRE_PREFIX) :]
         split = split_code_token(target)

@@ -128,8 +128,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--backend",
         choices=list(BACKENDS),
-        default="torch",
-        help="what runs the network: torch (default) or onnxruntime (the ONNX export; srbench[onnx])",
+        default=None,
+        help="what runs the network: torch (default) or onnxruntime (the ONNX export; srbench[onnx]); "
+        "ONNX files given to --models run on onnxruntime by default",
     )
     p.add_argument(
         "--ort-provider",
@@ -208,8 +209,9 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
         warmup = 0
     else:
         warmup = BROWSER_WARMUP if args.backend == "browser" else DEFAULT_WARMUP
+    tokens = model_tokens(args)
     return RunConfig(
-        models=model_tokens(args),
+        models=tokens,
         data=args.data,
         layout=args.layout,
         hr=str(args.hr) if args.hr is not None else None,
@@ -239,12 +241,37 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
         isolate=not args.no_isolate,
         model_timeout=args.model_timeout,
         label=check_label(args.label),
-        backend=args.backend,
+        backend=choose_backend(args.backend, tokens),
         ort_provider=args.ort_provider,
         recount=args.recount,
         browser_provider=args.browser_provider,
         browser_threads=args.browser_threads,
     )
+
+
+def choose_backend(backend: str | None, tokens: list[str]) -> str:
+    """``--backend`` as given, else ``onnxruntime`` when every model is an ONNX file, else torch.
+
+    Raises:
+        SrbenchError: an ONNX file with ``--backend torch``, or ONNX files mixed with PyTorch
+            models without ``--backend``.
+    """
+    from srbench.models.onnx_file import is_onnx_token
+
+    onnx = [t for t in tokens if is_onnx_token(t.partition("=")[2] or t)]
+    if not onnx:
+        return backend or "torch"
+    if backend == "torch":
+        raise SrbenchError(
+            f"{onnx[0]} is an ONNX file: it runs on --backend onnxruntime (or browser), not torch; "
+            "drop --backend torch"
+        )
+    if backend is None and len(onnx) < len(tokens):
+        raise SrbenchError(
+            "--models mixes ONNX files and PyTorch models; add --backend onnxruntime to run all of them "
+            "on ONNX Runtime (the PyTorch ones exported), or measure them in two runs"
+        )
+    return backend or "onnxruntime"
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -312,7 +312,8 @@ def run_stages(
         t0 = time.perf_counter()
         stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
         stages.probe_s = time.perf_counter() - t0
-        if stages.deployment is not None and stages.loop.interrupted is None:
+        if stages.deployment is not None and stages.loop.interrupted is None and spec.onnx is None:
+            # An ONNX file has no PyTorch network to agree with.
             stages.agreement = agreement_stage(stages.built, backend, images, config, device)
     finally:
         close = getattr(backend, "close", None)  # the browser backend: browser and server
@@ -336,6 +337,8 @@ def count_stage(
     where fvcore's traced forward is faster; elsewhere on the CPU copy."""
     from srbench.measure.complexity_cache import build_arguments, cached_profile
 
+    if spec.onnx is not None:
+        return count_onnx_file(spec.onnx.path, tuple(config.profile_input), static_hw=spec.onnx.static_hw)
     if device is not None and device.type == "cuda":
         built.loaded.model.to(device)
     complexity, _ = cached_profile(
@@ -348,6 +351,37 @@ def count_stage(
         recount=config.recount,
     )
     return complexity
+
+
+def count_onnx_file(
+    path: Path, shape: tuple[int, ...], *, static_hw: tuple[int, int] | None = None
+) -> Complexity:
+    """Stage 2 for an ONNX file: srbench's ONNX graph counter
+    (:func:`srbench.measure.onnx_counting.count_onnx`) as a :class:`Complexity` (no fvcore,
+    thop or dispatch figures: there is no PyTorch network to trace). A file with a fixed
+    input size (``static_hw``) is counted at that size, and a note says so."""
+    import onnx
+
+    from srbench.measure.onnx_counting import count_onnx
+
+    note = None
+    if static_hw is not None and tuple(shape[2:]) != static_hw:
+        note = (
+            f"counted at the file's fixed input {shape[0]}x{shape[1]}x{static_hw[0]}x{static_hw[1]}, "
+            f"not at {'x'.join(map(str, shape))}: the graph takes no other size"
+        )
+        shape = (*shape[:2], *static_hw)
+    c = count_onnx(onnx.load(str(path)), shape)
+    return Complexity(
+        flops_note=note,
+        input_shape=c.input_shape,
+        params=c.params,
+        flops=c.flops,
+        activations=c.activations,
+        convs=c.convs,
+        unsupported_ops=c.unsupported_ops,
+        seconds=c.seconds,
+    )
 
 
 def place_stage(built: Built, config: RunConfig, device: torch.device) -> Backend:
@@ -367,8 +401,12 @@ def deploy_stage(built: Built, spec: ModelSpec, config: RunConfig) -> Any:
     exported now (:func:`srbench.backends.onnxruntime.session.deploy`); its seconds are
     ``phases_s.export``."""
     from srbench.backends.onnx_export import ExportMetadata
-    from srbench.backends.onnxruntime.session import deploy
+    from srbench.backends.onnxruntime.session import deploy, deploy_file
 
+    if spec.onnx is not None:
+        return deploy_file(
+            spec.onnx.path, spec.onnx.sha256, opset=spec.onnx.opset, static_hw=spec.onnx.static_hw
+        )
     weights = built.loaded.weights
     meta = ExportMetadata(
         model=spec.name,
@@ -446,12 +484,25 @@ def place_deployed(
     return place(
         deployment,
         provider=config.ort_provider,
-        dtype=config.dtype,
+        # A file someone else made has its own input type; srbench's exports follow --dtype.
+        dtype=file_dtype if (file_dtype := _file_dtype(built)) is not None else config.dtype,
         scale=config.scale,
         input_range=built.entry.input_range,
         device=device,
         max_hw=max_lr_hw(images) if config.ort_provider == "tensorrt" else None,
     )
+
+
+def _file_dtype(built: Built) -> str | None:
+    # The stand-in module of an ONNX file's row knows its file; the spec is not at hand here.
+    from srbench.run.building import OnnxFileModule
+
+    if not isinstance(built.loaded.model, OnnxFileModule):
+        return None
+    import onnx
+
+    elem = onnx.load(built.loaded.model.path, load_external_data=False).graph.input[0].type.tensor_type
+    return "fp16" if elem.elem_type == 10 else "fp32"
 
 
 def agreement_stage(
@@ -799,6 +850,15 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
     if stages.deployment is not None:
         result.deployed = stages.deployment.describe()
         phases["export"] = stages.deployment.seconds
+        hw = stages.deployment.static_hw
+        if hw is not None:
+            from srbench.backends.onnxruntime.session import static_overlap
+
+            result.notes.append(
+                f"static input 1x3x{hw[0]}x{hw[1]}: every image ran through the tiler in "
+                f"{min(hw)}x{min(hw)} windows (overlap {static_overlap(hw)}), windows smaller than "
+                f"{hw[0]}x{hw[1]} edge-padded; its times include the tiling"
+            )
     built = stages.built
     if built is not None:
         phases["build_and_load"] = built.seconds
