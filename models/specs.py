@@ -49,6 +49,8 @@ class ModelSpec:
         input_range: explicit ``--input-range`` (None: the entry's or the model's own).
         scale: the scale the checkpoint was recognised at (None: not recognised/not a path).
         onnx: the ONNX file this row measures (None: a PyTorch model).
+        precision: the ONNX Runtime precision variant this row measures (``--precision``).
+        base_name: for a variant, the name of its fp32 row (None for fp32 rows).
     """
 
     name: str
@@ -59,6 +61,8 @@ class ModelSpec:
     input_range: float | None = None
     scale: int | None = None
     onnx: OnnxFile | None = None
+    precision: str = "fp32"
+    base_name: str | None = None
 
 
 def parse_model_specs(
@@ -129,13 +133,18 @@ def parse_model_specs(
 def specs_from_config(config: Any) -> list[ModelSpec]:
     """The specs a :class:`~srbench.results.config.RunConfig` names (models, weights,
     model args, input ranges), checked against its scale."""
-    return parse_model_specs(
+    specs = parse_model_specs(
         ",".join(config.models),
         config.weights,
         model_args=getattr(config, "model_args", None),
         input_ranges=getattr(config, "input_ranges", None),
         scale=config.scale,
     )
+    precisions = [p for p in getattr(config, "precisions", None) or ["fp32"] if p != "fp32"]
+    return [
+        *specs,
+        *(replace(s, name=f"{s.name}-{p}", precision=p, base_name=s.name) for p in precisions for s in specs),
+    ]
 
 
 def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec, str]:

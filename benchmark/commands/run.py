@@ -75,6 +75,7 @@ _DEST_FIELDS = {
     "no_isolate": ("isolate",),
     "ntire_compat": ("ntire_compat", "warmup"),
     "input_range": ("input_ranges",),
+    "precision": ("precisions",),
     "ntire_repo": ("models",),
     "teams": ("models",),
 }
@@ -150,6 +151,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="WASM threads with --backend browser (default: torch's thread count)",
+    )
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        help="ONNX Runtime precision variants to measure beside fp32, comma-separated: fp16, int8 "
+        "(--backend onnxruntime; each variant's row carries its PSNR-Y/SSIM-Y cost and speed ratio "
+        "against the fp32 row)",
+    )
+    p.add_argument(
+        "--calibration",
+        default=None,
+        help="int8 calibration images: a dataset path (as --data); default: three scikit-image "
+        "photographs outside the sample set (docs/deployment.md); refused if it shares an image "
+        "with the evaluated set",
     )
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile (compile time reported apart)")
@@ -241,12 +256,31 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
         isolate=not args.no_isolate,
         model_timeout=args.model_timeout,
         label=check_label(args.label),
-        backend=choose_backend(args.backend, tokens),
+        backend=(backend := choose_backend(args.backend, tokens)),
+        precisions=parse_precisions(getattr(args, "precision", "fp32"), backend),
+        calibration=getattr(args, "calibration", None),
         ort_provider=args.ort_provider,
         recount=args.recount,
         browser_provider=args.browser_provider,
         browser_threads=args.browser_threads,
     )
+
+
+def parse_precisions(text: str, backend: str) -> list[str]:
+    """``--precision fp16,int8`` → ``["fp32", "fp16", "int8"]`` (fp32 always first: each
+    variant's cost is taken against it); variants need ``--backend onnxruntime``."""
+    from srbench.backends.onnxruntime.precision import PRECISIONS
+
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in chosen if p not in PRECISIONS]
+    if bad:
+        raise SrbenchError(f"--precision {bad[0]} is not one of {', '.join(PRECISIONS)}")
+    out = ["fp32", *dict.fromkeys(p for p in chosen if p != "fp32")]
+    if len(out) > 1 and backend != "onnxruntime":
+        raise SrbenchError(
+            f"--precision {','.join(out[1:])} makes ONNX Runtime variants; add --backend onnxruntime"
+        )
+    return out
 
 
 def choose_backend(backend: str | None, tokens: list[str]) -> str:

@@ -232,7 +232,7 @@ def run_stages(
     stages.built = build_stage(spec, config)
     stages.complexity = count_stage(stages.built, config, spec, device)
     if config.backend != "torch":
-        stages.deployment = deploy_stage(stages.built, spec, config)
+        stages.deployment = deploy_stage(stages.built, spec, config, images)
     stages.memory = memory_meter(config, device) if measure_memory else None
     if stages.memory is not None and not isinstance(stages.memory, ForwardMemory):
         stages.memory.start()  # a deployment's device meter starts before its session exists
@@ -312,9 +312,11 @@ def run_stages(
         t0 = time.perf_counter()
         stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
         stages.probe_s = time.perf_counter() - t0
-        if stages.deployment is not None and stages.loop.interrupted is None and spec.onnx is None:
-            # An ONNX file has no PyTorch network to agree with.
-            stages.agreement = agreement_stage(stages.built, backend, images, config, device)
+        if stages.deployment is not None and stages.loop.interrupted is None:
+            if stages.deployment.base is not None:  # a precision variant: against its fp32 file
+                stages.agreement = variant_agreement_stage(stages.deployment, backend, images, config)
+            elif spec.onnx is None:  # an ONNX file has no PyTorch network to agree with
+                stages.agreement = agreement_stage(stages.built, backend, images, config, device)
     finally:
         close = getattr(backend, "close", None)  # the browser backend: browser and server
         if close is not None:
@@ -396,10 +398,49 @@ def place_stage(built: Built, config: RunConfig, device: torch.device) -> Backen
     )
 
 
-def deploy_stage(built: Built, spec: ModelSpec, config: RunConfig) -> Any:
+def deploy_stage(built: Built, spec: ModelSpec, config: RunConfig, images: ImageCache | None = None) -> Any:
     """Stage 3a (deployment backends): the ONNX file of the deployed model, from the cache or
-    exported now (:func:`srbench.backends.onnxruntime.session.deploy`); its seconds are
-    ``phases_s.export``."""
+    exported now (:func:`srbench.backends.onnxruntime.session.deploy`), or the user's file as it is; for a
+    precision variant (``spec.precision``) then its fp16/int8 form
+    (:func:`srbench.backends.onnxruntime.precision.make_variant`, int8 calibrated on a set
+    checked to share no image with ``images``). Its seconds are ``phases_s.export``."""
+    from srbench.backends.onnx_export import INPUT_NAME
+
+    t0 = time.perf_counter()
+    base = _base_deployment(built, spec, config)
+    if spec.precision == "fp32":
+        return base
+    from dataclasses import replace as _replace
+
+    from srbench.backends.onnxruntime import precision as prec
+    from srbench.backends.onnxruntime.session import CachedExport, onnx_cache_dir
+
+    calibration = None
+    if spec.precision == "int8":
+        calibration = prec.load_calibration(config.calibration, config.scale)
+        if images is not None:
+            option = f"--calibration {config.calibration}" if config.calibration else "--precision int8"
+            prec.check_no_overlap(calibration, prec.evaluated_hashes(images), option)
+    path, sha, cached, record = prec.make_variant(
+        base.export.path,
+        base.export.sha256,
+        spec.precision,
+        cache_dir=onnx_cache_dir(),
+        input_name=spec.onnx.input_name if spec.onnx is not None else INPUT_NAME,
+        input_range=built.entry.input_range,
+        calibration=calibration,
+    )
+    return _replace(
+        base,
+        export=CachedExport(path, sha, cached),
+        seconds=time.perf_counter() - t0,
+        precision=spec.precision,
+        variant=record,
+        base=base.export,
+    )
+
+
+def _base_deployment(built: Built, spec: ModelSpec, config: RunConfig) -> Any:
     from srbench.backends.onnx_export import ExportMetadata
     from srbench.backends.onnxruntime.session import deploy, deploy_file
 
@@ -481,6 +522,16 @@ def place_deployed(
             input_range=built.entry.input_range,
         )
 
+    if getattr(deployment, "variant", None) is not None:
+        # fp16 and int8 variants keep fp32 input and output.
+        return place(
+            deployment,
+            provider=config.ort_provider,
+            dtype="fp32",
+            scale=config.scale,
+            input_range=built.entry.input_range,
+            device=device,
+        )
     return place(
         deployment,
         provider=config.ort_provider,
@@ -490,6 +541,34 @@ def place_deployed(
         input_range=built.entry.input_range,
         device=device,
         max_hw=max_lr_hw(images) if config.ort_provider == "tensorrt" else None,
+    )
+
+
+def variant_agreement_stage(
+    deployment: Any, backend: Backend, images: ImageCache, config: RunConfig
+) -> BackendAgreement:
+    """Stage 6a for a precision variant: its outputs vs its fp32 ONNX file's on the same
+    provider, on the first images (:func:`srbench.backends.agreement.measure_agreement` with the
+    variant's tolerance); untimed."""
+    from srbench.backends.agreement import measure_agreement
+    from srbench.backends.onnxruntime.session import OrtBackend, OrtModel
+
+    session = OrtBackend(deployment.base.path, provider=config.ort_provider, scale=config.scale)
+    reference = OrtModel(session, backend.input_range, backend.device, torch.float32, deployment.static_hw)
+
+    def upscale(b: Any) -> Callable[[Any], torch.Tensor]:
+        def run(lr: Any) -> torch.Tensor:
+            x = b.to_input(lr)
+            return to_unit_range(b.forward(x), x, config.scale, "agreement", b.input_range)
+
+        return run
+
+    return measure_agreement(
+        images,
+        upscale(backend),
+        upscale(reference),
+        dtype=deployment.precision,
+        reference_label=f"the fp32 ONNX file on onnxruntime ({config.ort_provider})",
     )
 
 
