@@ -203,6 +203,10 @@ def run_benchmark(
     cache_dir = out_dir / ".images"
     try:
         images = ImageCache.build(dataset, cache_dir) if todo else None
+        if images is not None and any(s.precision == "int8" for s in todo):
+            from srbench.backends.onnxruntime.precision import check_calibration
+
+            check_calibration(config.calibration, config.scale, images)  # bad input: before any model
         with Progress(
             TextColumn("[bold]{task.description:<14}"),
             BarColumn(),

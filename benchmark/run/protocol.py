@@ -939,6 +939,11 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
                 f"{hw[0]}x{hw[1]} edge-padded; its times include the tiling"
             )
     built = stages.built
+    if spec.onnx is not None and stages.complexity is not None:
+        result.notes.append(
+            "params/FLOPs/activations/convs counted on the ONNX graph by srbench's counter "
+            "(srbench.measure.onnx_counting), not by fvcore on a PyTorch network"
+        )
     if built is not None:
         phases["build_and_load"] = built.seconds
         result.input_range = built.entry.input_range

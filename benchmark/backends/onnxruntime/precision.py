@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,6 +138,15 @@ def check_no_overlap(calibration: CalibrationSet, evaluated: frozenset[str], opt
         )
 
 
+def check_calibration(path: str | None, scale: int, images: Any) -> CalibrationSet:
+    """The run's calibration set, refused (one line) when it shares an image with ``images``
+    (the evaluated :class:`~srbench.data.cache.ImageCache`); called before any model runs."""
+    calibration = load_calibration(path, scale)
+    option = f"--calibration {path}" if path else "--precision int8 (default calibration set)"
+    check_no_overlap(calibration, evaluated_hashes(images), option)
+    return calibration
+
+
 @dataclass(frozen=True)
 class Variant:
     """A precision variant of an fp32 ONNX file (``ModelResult.deployed["precision"]``)."""
@@ -200,21 +210,58 @@ def quantize_int8(
     base_path: Path, calibration: CalibrationSet, *, input_name: str, input_range: float
 ) -> bytes:
     """The int8 QDQ variant of the fp32 ONNX file at ``base_path`` (see the module docstring)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import quantize_static
 
+    root = logging.getLogger()
+    level = root.level
+    # quantize_static logs a pre-processing suggestion on the root logger at WARNING.
+    root.setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="srbench-int8-") as tmp:
         out = Path(tmp) / "int8.onnx"
-        quantize_static(
-            str(base_path),
-            str(out),
-            _Reader(calibration, input_name, input_range),
-            quant_format=QuantFormat.QDQ,
-            per_channel=True,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
-        )
+        try:
+            _quantize(quantize_static, base_path, out, calibration, input_name, input_range)
+        finally:
+            root.setLevel(level)
         return out.read_bytes()
+
+
+def _quantize(
+    quantize_static: Any,
+    base_path: Path,
+    out: Path,
+    calibration: CalibrationSet,
+    input_name: str,
+    input_range: float,
+) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+
+    quantize_static(
+        str(base_path),
+        str(out),
+        _Reader(calibration, input_name, input_range),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )
+
+
+def _stamp(data: bytes, precision: str, calibration: CalibrationSet | None) -> bytes:
+    """``data`` with ``srbench.precision`` (and ``srbench.calibration``: name, size, sha256)
+    in its ``metadata_props``, replacing earlier values."""
+    import onnx
+
+    proto = onnx.load_from_string(data)
+    props = {p.key: p.value for p in proto.metadata_props}
+    props["srbench.precision"] = precision
+    if calibration is not None:
+        props["srbench.calibration"] = json.dumps(calibration.describe(), sort_keys=True)
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto.SerializeToString()
 
 
 def make_variant(
@@ -256,6 +303,7 @@ def make_variant(
             raise SrbenchError(
                 f"cannot make the {precision} variant of {base_path.name} ({first[:240]})"
             ) from None
+        data = _stamp(data, precision, calibration if precision == "int8" else None)
         atomic_write_bytes(path, data, mkdir=True)
     data = path.read_bytes()
     record = Variant(
