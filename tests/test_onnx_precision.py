@@ -137,3 +137,41 @@ def test_export_int8_writes_a_calibrated_qdq_file(tmp_path: Path) -> None:
     assert props["srbench.precision"] == "int8"
     assert json.loads(props["srbench.calibration"]) == default_calibration(4).describe()
     assert props["srbench.model"] == "bicubic"  # srbench's own metadata survives quantisation
+
+
+def test_report_shows_the_precision_ladder() -> None:
+    from srbench.measure.timing import RuntimeStats
+    from srbench.reporting.results import ModelResult
+    from srbench.reporting.tables import precision_ladder_markdown
+
+    base = ModelResult(name="span@onnxruntime", arch="span", scale=4, status="ok", psnr_y=30.0)
+    base.runtime_ms = RuntimeStats.from_samples([10.0, 10.0, 10.0])
+    base.deployed = {"size_bytes": 2 * 2**20}
+    variant = ModelResult(name="span-int8@onnxruntime", arch="span", scale=4, status="ok", psnr_y=29.5)
+    variant.runtime_ms = RuntimeStats.from_samples([8.0, 8.0, 8.0])
+    variant.deployed = {"size_bytes": 2**20, "precision": {"precision": "int8"}}
+    variant.precision_cost = {
+        "reference": base.name,
+        "images": 3,
+        "psnr_y_delta": -0.5,
+        "ssim_y_delta": -0.01,
+        "speed_ratio": 1.25,
+        "size_ratio": 0.5,
+    }
+    assert precision_ladder_markdown([base]) is None
+    table = precision_ladder_markdown([base, variant])
+    assert table is not None
+    rows = [ln for ln in table.splitlines() if ln.startswith("| span")]
+    assert rows[0].split(" | ")[:3] == ["| span@onnxruntime", "fp32", "30.00"]
+    cells = [c.strip() for c in rows[1].strip("|").split("|")]
+    assert cells == [
+        "span-int8@onnxruntime",
+        "int8",
+        "29.50",
+        "-0.500",
+        "-0.0100",
+        "8.00",
+        "1.25",
+        "1.000",
+        "0.50",
+    ]

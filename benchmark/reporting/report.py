@@ -39,6 +39,7 @@ from srbench.results.tables import (
     footnotes,
     headline,
     memory_kinds_note,
+    precision_ladder_markdown,
     results_markdown,
 )
 
@@ -190,7 +191,19 @@ def report_markdown(
     if warnings:
         out.append("")
         out += [f"> **Warning:** {w}" for w in warnings]
-    out += ["", "## Results", "", results_section(runs), "## Claims vs measured", ""]
+    out += ["", "## Results", "", results_section(runs)]
+    ladders = [(r, precision_ladder_markdown(r.run.models)) for r in runs]
+    if any(table for _, table in ladders):
+        out += ["## Precision ladder", ""]
+        out.append(
+            "Each variant against the fp32 row of its run on the same images (docs/deployment.md); "
+            "the rows ran one after the other, so the time ratio carries the machine's load."
+        )
+        out.append("")
+        for r, table in ladders:
+            if table:
+                out += [f"`{r.tag}`", "", table]
+    out += ["## Claims vs measured", ""]
     out.append(claims_markdown(checks, missing))
     out += ["## Plots", ""]
     for stem, title in (("psnr_vs_runtime", "PSNR-Y vs runtime"), ("psnr_vs_flops", "PSNR-Y vs FLOPs")):
