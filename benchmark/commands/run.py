@@ -257,7 +257,7 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
         model_timeout=args.model_timeout,
         label=check_label(args.label),
         backend=(backend := choose_backend(args.backend, tokens)),
-        precisions=parse_precisions(getattr(args, "precision", "fp32"), backend),
+        precisions=parse_precisions(getattr(args, "precision", "fp32"), backend, args.dtype),
         calibration=getattr(args, "calibration", None),
         ort_provider=args.ort_provider,
         recount=args.recount,
@@ -266,7 +266,7 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
     )
 
 
-def parse_precisions(text: str, backend: str) -> list[str]:
+def parse_precisions(text: str, backend: str, dtype: str = "fp32") -> list[str]:
     """``--precision fp16,int8`` → ``["fp32", "fp16", "int8"]`` (fp32 always first: each
     variant's cost is taken against it); variants need ``--backend onnxruntime``."""
     from srbench.backends.onnxruntime.precision import PRECISIONS
@@ -279,6 +279,10 @@ def parse_precisions(text: str, backend: str) -> list[str]:
     if len(out) > 1 and backend != "onnxruntime":
         raise SrbenchError(
             f"--precision {','.join(out[1:])} makes ONNX Runtime variants; add --backend onnxruntime"
+        )
+    if len(out) > 1 and dtype != "fp32":
+        raise SrbenchError(
+            f"--precision {','.join(out[1:])} makes variants of the fp32 file; drop --dtype {dtype}"
         )
     return out
 
