@@ -13,7 +13,8 @@ a file it cannot measure with one line naming the file and the reason:
   (``srbench.input_range``, written by ``srbench export``) when present; otherwise it must be
   given as ``--input-range NAME=1|255``: srbench never guesses it;
 * a **static** input (``1x3x64x64``, common in mobile exports) is recorded; the backend then
-  runs every image through the tiler at that size (see ``srbench.backends.onnxruntime.session.static_forward``).
+  runs every image through the tiler at that size
+  (``srbench.backends.onnxruntime.session.static_forward``).
 
 The producer (``producer_name producer_version``) and the graph's name describe the
 architecture in the results row (``arch``: ``onnx:<producer>/<graph>``).

@@ -22,15 +22,15 @@ pytest.importorskip("onnxscript")
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from srbench.cli import main
 from srbench.backends.onnx_export import ExportMetadata, export_onnx
 from srbench.backends.onnxruntime.session import static_forward
+from srbench.cli import main
 from srbench.core.errors import SrbenchError
-from srbench.run.building import build_model
-from srbench.models.specs import ModelSpec, parse_model_specs
 from srbench.measure.counting import profile_model
 from srbench.measure.onnx_counting import count_onnx
 from srbench.models.onnx_file import inspect_onnx
+from srbench.models.specs import ModelSpec, parse_model_specs
+from srbench.run.building import build_model
 
 #: The zoo models whose ONNX counts must equal fvcore's (the issue's list).
 PINNED = ("rlfn", "span", "span_ca", "efdn", "spanf")

@@ -29,10 +29,10 @@ from srbench.backends.onnxruntime.precision import (
     evaluated_hashes,
 )
 from srbench.cli import main
+from srbench.core.errors import SrbenchError
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.data.imresize import imresize_uint8, modcrop
-from srbench.errors import SrbenchError
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_variant_rows_carry_their_cost_against_fp32(tmp_path: Path) -> None:
 
 
 def _variant(deployed: dict) -> str:
-    from srbench.deploy.ort import onnx_cache_dir
+    from srbench.backends.onnxruntime.session import onnx_cache_dir
 
     return str(onnx_cache_dir() / "variants" / deployed["file"])
 
@@ -141,8 +141,8 @@ def test_export_int8_writes_a_calibrated_qdq_file(tmp_path: Path) -> None:
 
 def test_report_shows_the_precision_ladder() -> None:
     from srbench.measure.timing import RuntimeStats
-    from srbench.reporting.results import ModelResult
-    from srbench.reporting.tables import precision_ladder_markdown
+    from srbench.results.schema import ModelResult
+    from srbench.results.tables import precision_ladder_markdown
 
     base = ModelResult(name="span@onnxruntime", arch="span", scale=4, status="ok", psnr_y=30.0)
     base.runtime_ms = RuntimeStats.from_samples([10.0, 10.0, 10.0])

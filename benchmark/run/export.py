@@ -171,9 +171,9 @@ def _export_variant(req: ExportRequest, fp32: bytes, t0: float) -> ExportResult:
     import hashlib
     import tempfile
 
+    from srbench.backends.onnx_export import INPUT_NAME, write_onnx
     from srbench.backends.onnxruntime.precision import load_calibration, make_variant
-    from srbench.deploy.onnx_export import INPUT_NAME, write_onnx
-    from srbench.deploy.verify import verify_against_torch
+    from srbench.backends.verify import verify_against_torch
 
     meta = req.metadata()
     with tempfile.TemporaryDirectory(prefix="srbench-export-") as tmp:

@@ -594,7 +594,7 @@ def onnx_count_figures(models: list[str]) -> list[Figure]:
     try:
         import onnx
 
-        from srbench.deploy.onnx_export import ExportMetadata, export_onnx
+        from srbench.backends.onnx_export import ExportMetadata, export_onnx
         from srbench.measure.onnx_counting import count_onnx
     except ImportError as exc:
         return [_info("onnx.count_equal", f"ONNX counts = fvcore counts (skipped: {exc})", None, "")]
@@ -649,9 +649,9 @@ def int8_figures(images: ImageCache, *, rounds: int, timed_images: int = 2) -> l
     variants = ("fp16", "int8")
     skip = None
     try:
+        from srbench.backends.onnx_export import INPUT_NAME, ExportMetadata
         from srbench.backends.onnxruntime import precision as prec
-        from srbench.deploy.onnx_export import INPUT_NAME, ExportMetadata
-        from srbench.deploy.ort import OrtBackend, cached_export, onnx_cache_dir
+        from srbench.backends.onnxruntime.session import OrtBackend, cached_export, onnx_cache_dir
     except ImportError as exc:
         skip = f"skipped: {exc}"
     if skip is None and not os.environ.get("SRBENCH_WEIGHTS_DIR"):
@@ -663,9 +663,9 @@ def int8_figures(images: ImageCache, *, rounds: int, timed_images: int = 2) -> l
             for m in INT8_MODELS
             for k in ("psnr_cost", "speed_ratio")
         ]
-    from srbench.execution.backend import to_model_input
-    from srbench.execution.building import build_model
+    from srbench.backends.pytorch import to_model_input
     from srbench.measure.quality import score_image
+    from srbench.run.building import build_model
 
     cpu = torch.device("cpu")
     calibration = prec.check_calibration(None, 4, images)

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from srbench.data.imresize import imresize_uint8, modcrop
 from srbench.core.errors import SrbenchError
+from srbench.data.imresize import imresize_uint8, modcrop
 
 #: ``--precision`` values.
 PRECISIONS = ("fp32", "fp16", "int8")
