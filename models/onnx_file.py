@@ -1,5 +1,7 @@
 """An ONNX file as a model (``srbench run --models span_x4.onnx`` or ``NAME=PATH.onnx``).
 
+User documentation: docs/deployment.md ("An ONNX file is a model").
+
 :func:`inspect_onnx` reads what srbench needs to measure a file someone else made, and refuses
 a file it cannot measure with one line naming the file and the reason:
 

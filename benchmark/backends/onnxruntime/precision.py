@@ -1,5 +1,7 @@
 """Precision variants of an fp32 ONNX file: ``--precision fp16`` and ``--precision int8``.
 
+Definitions and the ladder measured on this machine: docs/deployment.md.
+
 * **fp16**: ONNX Runtime's float16 converter (``onnxruntime.transformers.float16``, shipped
   with ``onnxruntime``) with ``keep_io_types``: weights and activations in fp16, the input
   and output stay fp32 (a Cast at each end), so the variant is fed exactly as the fp32 file.
