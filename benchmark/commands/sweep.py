@@ -130,7 +130,7 @@ def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 def build_sweep_plan(options: dict[str, Any]) -> Any:
     """The :class:`~srbench.run.sweep.SweepPlan` of merged options (one-line errors)."""
     from srbench.backends.devices import DTYPES
-    from srbench.commands.run import config_from_args
+    from srbench.commands.run import choose_backend, config_from_args
     from srbench.data.datasets import dataset_options, load_dataset
     from srbench.models.specs import parse_model_specs
     from srbench.results.config import BACKENDS
@@ -160,7 +160,8 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
     bad = [d for d in dtypes if d not in DTYPES]
     if bad:
         raise SrbenchError(f"--dtype {','.join(bad)}: each dtype must be one of {', '.join(DTYPES)}")
-    backends = split_list(options.get("backend")) or [defaults.backend]
+    # As in 'srbench run': torch, or onnxruntime when every model is an ONNX file.
+    backends = split_list(options.get("backend")) or [choose_backend(defaults.backend, list(models))]
     bad = [b for b in backends if b not in BACKENDS]
     if bad:
         raise SrbenchError(f"--backend {','.join(bad)}: each backend must be one of {', '.join(BACKENDS)}")
