@@ -27,12 +27,13 @@ is read from one ONNX Runtime forward of the zero input at that shape.
 ``convs``
     Number of those nodes.
 ``params``
-    Elements of the initializers that fill a parameter slot: the weight and bias of
-    ``Conv``/``ConvTranspose``/``Gemm``, an initializer operand of ``MatMul``, the scale
+    Elements of the initializers that fill a parameter slot, once per slot that uses them:
+    the weight and bias of ``Conv``/``ConvTranspose``/``Gemm``, an initializer operand of ``MatMul``, the scale
     and bias of the normalisations and the slope of ``PRelu``, followed back through
     ``DequantizeLinear`` and ``Cast`` (int8 and fp16 variants hold their weights behind
     them). Every other initializer element (scalars, mean-shift buffers, shape constants,
-    quantisation scales) is counted in ``constants``.
+    quantisation scales) is counted in ``constants``; ``shared_params`` is the part of
+    ``params`` from tensors used by several slots (exporters merge identical initializers).
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ _FLOAT_TYPES = frozenset({1, 10, 11, 16})  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 class OnnxComplexity:
     """Complexity of one ONNX graph at ``input_shape`` (see the module docstring).
 
-    Units: ``params``/``constants`` tensor elements, ``flops`` multiply-adds, ``activations``
-    elements, ``convs`` nodes, ``seconds`` wall time spent counting. ``probed`` is True when
+    Units: ``params``/``constants``/``shared_params`` tensor elements, ``flops``
+    multiply-adds, ``activations`` elements, ``convs`` nodes, ``seconds`` wall time spent counting. ``probed`` is True when
     some shape came from an ONNX Runtime forward instead of shape inference.
     """
 
@@ -103,6 +104,7 @@ class OnnxComplexity:
     activations: int
     convs: int
     constants: int = 0
+    shared_params: int = 0
     unsupported_ops: dict[str, int] = field(default_factory=dict)
     probed: bool = False
     seconds: float = 0.0
@@ -257,11 +259,18 @@ def _shape_inputs(node: Any) -> list[str]:
     return [node.input[0]]
 
 
-def count_params(proto: Any) -> tuple[int, int]:
-    """``(params, constants)``: initializer elements in parameter slots, and all the others."""
+def count_params(proto: Any) -> tuple[int, int, int]:
+    """``(params, constants, shared)``: elements in parameter slots counted once per slot that
+    uses them, all other initializer elements, and the elements counted more than once.
+
+    Counting per use matters because exporters merge identical initializers: a network whose
+    PReLU slopes all still hold their initial 0.25 reaches the file as one tensor used by every
+    PReLU node, while PyTorch holds (and counts) one parameter per module. ``shared`` says how
+    much of ``params`` such merged (or genuinely shared) tensors account for.
+    """
     inits = {i.name: i for i in proto.graph.initializer}
     producers = {out: n for n in proto.graph.node for out in n.output}
-    used: set[str] = set()
+    uses: Counter[str] = Counter()
 
     def source(name: str) -> str | None:
         # Follow DequantizeLinear (int8 weights) and Cast (fp16 weights) back to the tensor.
@@ -278,10 +287,12 @@ def count_params(proto: Any) -> tuple[int, int]:
             if slot < len(node.input) and node.input[slot]:
                 found = source(node.input[slot])
                 if found is not None:
-                    used.add(found)
-    params = sum(_elements(tuple(inits[n].dims)) for n in used)
+                    uses[found] += 1
+    size = {n: _elements(tuple(inits[n].dims)) for n in uses}
+    params = sum(size[n] * k for n, k in uses.items())
+    distinct = sum(size.values())
     total = sum(_elements(tuple(i.dims)) for i in proto.graph.initializer)
-    return params, total - params
+    return params, total - distinct, params - distinct
 
 
 def count_onnx(proto: Any, input_shape: tuple[int, ...] = NTIRE_INPUT_SHAPE) -> OnnxComplexity:
@@ -329,7 +340,7 @@ def count_onnx(proto: Any, input_shape: tuple[int, ...] = NTIRE_INPUT_SHAPE) -> 
         if node.op_type in _CONV_OPS:
             activations += math.prod(shape(node.output[0]))
             convs += 1
-    params, constants = count_params(proto)
+    params, constants, shared = count_params(proto)
     return OnnxComplexity(
         input_shape=tuple(input_shape),
         params=params,
@@ -337,6 +348,7 @@ def count_onnx(proto: Any, input_shape: tuple[int, ...] = NTIRE_INPUT_SHAPE) -> 
         activations=int(activations),
         convs=convs,
         constants=constants,
+        shared_params=shared,
         unsupported_ops=dict(sorted(uncounted.items())),
         probed=probed,
         seconds=time.perf_counter() - start,

@@ -588,7 +588,8 @@ INT8_MODELS = ("span", "rlfn")
 def onnx_count_figures(models: list[str]) -> list[Figure]:
     """``onnx.count_equal``: srbench's ONNX graph counter on srbench's own export of each zoo
     model (random init: counts do not depend on weights) against fvcore and the NTIRE
-    activation/conv counters on the PyTorch network, at 1x3x256x256. The value is the share of
+    activation/conv counters on the PyTorch module the exporter traced (``export_module()``
+    when the model has one, e.g. bicubic's polyphase form), at 1x3x256x256. The value is the share of
     exported models whose params, FLOPs, activations and convs all equal; every model is listed
     in the details (equal, both counts, or why it could not be exported)."""
     try:
@@ -608,7 +609,10 @@ def onnx_count_figures(models: list[str]) -> list[Figure]:
         except SrbenchError as exc:
             per_model[name] = {"exported": False, "reason": str(exc)}
             continue
-        c = profile_model(model, input_range=entry.input_range, thop=False, dispatch=False)
+        # The file holds the module the exporter traced: export_module() when a model has one.
+        export_fn = getattr(model, "export_module", None)
+        traced = export_fn().eval() if callable(export_fn) else model
+        c = profile_model(traced, input_range=entry.input_range, thop=False, dispatch=False)
         o = count_onnx(onnx.load_from_string(data))
         theirs = [c.params, c.flops, c.activations, c.convs]
         ours = [o.params, o.flops, o.activations, o.convs]
