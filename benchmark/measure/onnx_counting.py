@@ -28,8 +28,8 @@ is read from one ONNX Runtime forward of the zero input at that shape.
     Number of those nodes.
 ``params``
     Elements of the initializers that fill a parameter slot, once per slot that uses them:
-    the weight and bias of ``Conv``/``ConvTranspose``/``Gemm``, an initializer operand of ``MatMul``, the scale
-    and bias of the normalisations and the slope of ``PRelu``, followed back through
+    the weight and bias of ``Conv``/``ConvTranspose``/``Gemm``, an initializer operand of
+    ``MatMul``, the scale and bias of the normalisations and the slope of ``PRelu``, followed back through
     ``DequantizeLinear`` and ``Cast`` (int8 and fp16 variants hold their weights behind
     them). Every other initializer element (scalars, mean-shift buffers, shape constants,
     quantisation scales) is counted in ``constants``; ``shared_params`` is the part of
@@ -94,8 +94,8 @@ class OnnxComplexity:
     """Complexity of one ONNX graph at ``input_shape`` (see the module docstring).
 
     Units: ``params``/``constants``/``shared_params`` tensor elements, ``flops``
-    multiply-adds, ``activations`` elements, ``convs`` nodes, ``seconds`` wall time spent counting. ``probed`` is True when
-    some shape came from an ONNX Runtime forward instead of shape inference.
+    multiply-adds, ``activations`` elements, ``convs`` nodes, ``seconds`` wall time spent
+    counting. ``probed`` is True when some shape came from an ONNX Runtime forward instead of shape inference.
     """
 
     input_shape: tuple[int, ...]
