@@ -27,13 +27,15 @@ is read from one ONNX Runtime forward of the zero input at that shape.
 ``convs``
     Number of those nodes.
 ``params``
-    Elements of the initializers that fill a parameter slot, once per slot that uses them:
-    the weight and bias of ``Conv``/``ConvTranspose``/``Gemm``, an initializer operand of
+    Elements of the distinct initializers that fill a parameter slot (a tensor used by several
+    slots counts once, as PyTorch counts a shared module once): the weight and bias of
+    ``Conv``/``ConvTranspose``/``Gemm``, an initializer operand of
     ``MatMul``, the scale and bias of the normalisations and the slope of ``PRelu``, followed back through
     ``DequantizeLinear`` and ``Cast`` (int8 and fp16 variants hold their weights behind
     them). Every other initializer element (scalars, mean-shift buffers, shape constants,
-    quantisation scales) is counted in ``constants``; ``shared_params`` is the part of
-    ``params`` from tensors used by several slots (exporters merge identical initializers).
+    quantisation scales) is counted in ``constants``; ``shared_params`` is the elements of
+    the extra uses of tensors that fill several slots (shared modules, or identical
+    initializers an exporter merged: untrained weights can lose parameters that way).
 """
 
 from __future__ import annotations
@@ -260,13 +262,14 @@ def _shape_inputs(node: Any) -> list[str]:
 
 
 def count_params(proto: Any) -> tuple[int, int, int]:
-    """``(params, constants, shared)``: elements in parameter slots counted once per slot that
-    uses them, all other initializer elements, and the elements counted more than once.
+    """``(params, constants, shared)``: elements of the distinct tensors in parameter slots,
+    all other initializer elements, and the elements of the extra uses of tensors that fill
+    several slots.
 
-    Counting per use matters because exporters merge identical initializers: a network whose
-    PReLU slopes all still hold their initial 0.25 reaches the file as one tensor used by every
-    PReLU node, while PyTorch holds (and counts) one parameter per module. ``shared`` says how
-    much of ``params`` such merged (or genuinely shared) tensors account for.
+    A tensor used by several slots counts once, as PyTorch counts a module called twice (a
+    CBAM-style attention applies one MLP to two poolings). Exporters also merge bitwise-identical
+    initializers: an untrained network whose PReLU slopes all hold their initial 0.25 reaches
+    the file as one tensor, and then counts fewer parameters than PyTorch; ``shared`` shows both.
     """
     inits = {i.name: i for i in proto.graph.initializer}
     producers = {out: n for n in proto.graph.node for out in n.output}
@@ -289,10 +292,10 @@ def count_params(proto: Any) -> tuple[int, int, int]:
                 if found is not None:
                     uses[found] += 1
     size = {n: _elements(tuple(inits[n].dims)) for n in uses}
-    params = sum(size[n] * k for n, k in uses.items())
-    distinct = sum(size.values())
+    params = sum(size.values())
+    extra = sum(size[n] * (k - 1) for n, k in uses.items())
     total = sum(_elements(tuple(i.dims)) for i in proto.graph.initializer)
-    return params, total - distinct, params - distinct
+    return params, total - params, extra
 
 
 def count_onnx(proto: Any, input_shape: tuple[int, ...] = NTIRE_INPUT_SHAPE) -> OnnxComplexity:

@@ -587,7 +587,7 @@ INT8_MODELS = ("span", "rlfn")
 
 def onnx_count_figures(models: list[str]) -> list[Figure]:
     """``onnx.count_equal``: srbench's ONNX graph counter on srbench's own export of each zoo
-    model (random init: counts do not depend on weights) against fvcore and the NTIRE
+    model (official weights when on disk, else random init) against fvcore and the NTIRE
     activation/conv counters on the PyTorch module the exporter traced (``export_module()``
     when the model has one, e.g. bicubic's polyphase form), at 1x3x256x256. The value is the share of
     exported models whose params, FLOPs, activations and convs all equal; every model is listed
@@ -597,13 +597,16 @@ def onnx_count_figures(models: list[str]) -> list[Figure]:
 
         from srbench.backends.onnx_export import ExportMetadata, export_onnx
         from srbench.measure.onnx_counting import count_onnx
+        from srbench.run.building import build_model
     except ImportError as exc:
         return [_info("onnx.count_equal", f"ONNX counts = fvcore counts (skipped: {exc})", None, "")]
     per_model: dict[str, Any] = {}
     for name in models:
-        entry = get_entry(name)
+        # Official weights when on disk (counts do not depend on them, but exporters merge
+        # bitwise-identical untrained tensors: see docs/deployment.md), else random init.
         torch.manual_seed(0)
-        model = create_model(name).eval()
+        entry, loaded = build_model(ModelSpec(name, name), scale=4, offline=True)
+        model = loaded.model
         try:
             data = export_onnx(model, ExportMetadata(name, name, 4, entry.input_range, ""), advice="bench")
         except SrbenchError as exc:
