@@ -6,6 +6,8 @@ Each comma-separated token of ``--models`` is one of (``NAME=`` in front names t
 * a checkpoint path: ``my_rlfn_s_x2.pth`` (architecture and scale recognised from its keys);
 * a Python file and a class or factory in it: ``mynet.py:MyNet`` (row named after it);
 * an importable module and a class or factory: ``mypkg.nets:build_net``;
+* an ONNX file: ``span_x4.onnx`` (row named after the file; measured on ONNX Runtime, see
+  :mod:`srbench.models.onnx_file`);
 * an NTIRE challenge submission: ``ntire:REPO/models/team22_SPANV2.py[:Class]`` (row
   ``22_SPANV2``; class, checkpoint in ``REPO/model_zoo`` and data range found by
   :func:`srbench.models.usercode.ntire_team`).
@@ -27,6 +29,7 @@ from typing import Any
 
 from srbench.core.errors import SrbenchError
 from srbench.models.loading import detect_architecture, read_checkpoint
+from srbench.models.onnx_file import OnnxFile, inspect_onnx, is_onnx_token
 from srbench.models.registry import get_entry
 from srbench.models.spandrel_adapter import spandrel_entry
 from srbench.models.usercode import (
@@ -58,6 +61,9 @@ class ModelSpec:
         scale: the scale the checkpoint was recognised at (None: not recognised/not a path).
         weights_key: ``--weights-key``: the checkpoint key to load (None: srbench's rule,
             the EMA copy first; see :func:`srbench.models.loading.unwrap_state_dict`).
+        onnx: the ONNX file this row measures (None: a PyTorch model).
+        precision: the ONNX Runtime precision variant this row measures (``--precision``).
+        base_name: for a variant, the name of its fp32 row (None for fp32 rows).
     """
 
     name: str
@@ -68,6 +74,9 @@ class ModelSpec:
     input_range: float | None = None
     scale: int | None = None
     weights_key: str | None = None
+    onnx: OnnxFile | None = None
+    precision: str = "fp32"
+    base_name: str | None = None
 
 
 #: ``--weights-key`` entry that applies to every row (a KEY given without NAME=).
@@ -137,6 +146,11 @@ def parse_model_specs(
         key = opts.get("--weights-key", every_key)
         if key is not None:
             spec = replace(spec, weights_key=str(key))
+        if spec.onnx is not None and spec.input_range is None:
+            raise SrbenchError(
+                f"ONNX file {spec.onnx.path.name} does not say its input range (no srbench metadata); "
+                f"pass --input-range {spec.name}=1 if it takes [0,1] or --input-range {spec.name}=255"
+            )
         out.append(spec)
     return out
 
@@ -144,7 +158,7 @@ def parse_model_specs(
 def specs_from_config(config: Any) -> list[ModelSpec]:
     """The specs a :class:`~srbench.results.config.RunConfig` names (models, weights,
     model args, input ranges), checked against its scale."""
-    return parse_model_specs(
+    specs = parse_model_specs(
         ",".join(config.models),
         config.weights,
         model_args=getattr(config, "model_args", None),
@@ -152,6 +166,11 @@ def specs_from_config(config: Any) -> list[ModelSpec]:
         scale=config.scale,
         weights_keys=getattr(config, "weights_keys", None),
     )
+    precisions = [p for p in getattr(config, "precisions", None) or ["fp32"] if p != "fp32"]
+    return [
+        *specs,
+        *(replace(s, name=f"{s.name}-{p}", precision=p, base_name=s.name) for p in precisions for s in specs),
+    ]
 
 
 def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec, str]:
@@ -163,6 +182,21 @@ def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec,
         name, rest = None, token
     elif not name:
         raise SrbenchError(f"{option} {token!r}: empty row name before '='")
+    if is_onnx_token(rest):
+        info = inspect_onnx(Path(rest), name=name)
+        if scale is not None and info.scale != scale:
+            raise SrbenchError(
+                f"ONNX file {rest} upscales x{info.scale}, not x{scale}: run with {option} {token} "
+                f"--scale {info.scale}"
+            )
+        spec = ModelSpec(
+            name=name or Path(rest).stem,
+            arch=info.arch,
+            input_range=info.input_range,
+            scale=info.scale,
+            onnx=info,
+        )
+        return spec, rest
     if rest.startswith(NTIRE_PREFIX):
         target = rest[len(NTIRE_PREFIX) :]
         split = split_code_token(target)

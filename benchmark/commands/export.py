@@ -52,6 +52,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", type=int, default=4, help="upscaling factor (default 4)")
     p.add_argument("--dtype", choices=["fp32", "fp16"], default="fp32", help="float type of the graph")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18; 17 or newer)")
+    p.add_argument(
+        "--precision",
+        choices=["fp32", "fp16", "int8"],
+        default="fp32",
+        help="--format onnx: write the fp16 or int8 (static QDQ) variant of the fp32 export",
+    )
+    p.add_argument(
+        "--calibration",
+        default=None,
+        help="--precision int8: calibration images (a dataset path; default: docs/deployment.md)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--offline", action="store_true", help="never download weights")
     add_model_options(p)
@@ -61,6 +72,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def export_command(args: argparse.Namespace) -> int:
     from srbench.run.export import FORMATS, ExportRequest, load_for_export
 
+    if args.precision != "fp32" and (args.format != "onnx" or args.dtype != "fp32"):
+        raise SrbenchError(
+            f"--precision {args.precision} writes a variant of the fp32 ONNX file; use it with "
+            "--format onnx and without --dtype"
+        )
+    if args.calibration is not None and args.precision != "int8":
+        raise SrbenchError("--calibration calibrates --precision int8; add --precision int8 or drop it")
     if args.format == "web":
         from srbench.backends.browser.bundle import check_destination
 
@@ -99,6 +117,8 @@ def export_command(args: argparse.Namespace) -> int:
         opset=args.opset,
         browser_provider=args.browser_provider,
         overwrite=args.overwrite,
+        precision=args.precision,
+        calibration=args.calibration,
     )
     from srbench.run.failures import model_call
 

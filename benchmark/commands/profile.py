@@ -96,6 +96,15 @@ def profile_specs(
             from srbench.run.failures import model_call
 
             bar.update(task, description=spec.name)
+            if spec.onnx is not None:
+                from srbench.run.protocol import count_onnx_file
+
+                c = count_onnx_file(spec.onnx.path, tuple(input_shape), static_hw=spec.onnx.static_hw)
+                rows.append(
+                    {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c), "from_cache": False}
+                )
+                bar.advance(task)
+                continue
             entry, loaded = build_model(spec, scale=scale, offline=True)
             shape = tuple(input_shape)
             n, ch = shape[0], shape[1]

@@ -78,6 +78,7 @@ _DEST_FIELDS = {
     "ntire_compat": ("ntire_compat", "warmup"),
     "input_range": ("input_ranges",),
     "weights_key": ("weights_keys",),
+    "precision": ("precisions",),
     "ntire_repo": ("models",),
     "teams": ("models",),
 }
@@ -147,8 +148,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     backend.add_argument(
         "--backend",
         choices=list(backend_names()),
-        default="torch",
-        help="what runs the network: torch (default) or onnxruntime (the ONNX export; srbench[onnx])",
+        default=None,
+        help="what runs the network: torch (default) or onnxruntime (the ONNX export; srbench[onnx]); "
+        "ONNX files given to --models run on onnxruntime by default",
     )
     backend.add_argument(
         "--ort-provider",
@@ -168,6 +170,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         help="WASM threads with --backend browser (default: torch's thread count)",
+    )
+    backend.add_argument(
+        "--precision",
+        default="fp32",
+        help="ONNX Runtime precision variants to measure beside fp32, comma-separated: fp16, int8 "
+        "(--backend onnxruntime; each variant's row carries its PSNR-Y/SSIM-Y cost and speed ratio "
+        "against the fp32 row)",
+    )
+    backend.add_argument(
+        "--calibration",
+        default=None,
+        help="int8 calibration images: a dataset path (as --data); default: three scikit-image "
+        "photographs outside the sample set (docs/deployment.md); refused if it shares an image "
+        "with the evaluated set",
     )
 
     execution = p.add_argument_group("execution")
@@ -239,8 +255,9 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
         warmup = 0
     else:
         warmup = BROWSER_WARMUP if args.backend == "browser" else DEFAULT_WARMUP
+    tokens = model_tokens(args)
     return RunConfig(
-        models=model_tokens(args),
+        models=tokens,
         data=args.data,
         layout=args.layout,
         hr=str(args.hr) if args.hr is not None else None,
@@ -271,12 +288,60 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
         isolate=not args.no_isolate,
         model_timeout=args.model_timeout,
         label=check_label(args.label),
-        backend=args.backend,
+        backend=(backend := choose_backend(args.backend, tokens)),
+        precisions=parse_precisions(getattr(args, "precision", "fp32"), backend, args.dtype),
+        calibration=getattr(args, "calibration", None),
         ort_provider=args.ort_provider,
         recount=args.recount,
         browser_provider=args.browser_provider,
         browser_threads=args.browser_threads,
     )
+
+
+def parse_precisions(text: str, backend: str, dtype: str = "fp32") -> list[str]:
+    """``--precision fp16,int8`` → ``["fp32", "fp16", "int8"]`` (fp32 always first: each
+    variant's cost is taken against it); variants need ``--backend onnxruntime``."""
+    from srbench.backends.onnxruntime.precision import PRECISIONS
+
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    bad = [p for p in chosen if p not in PRECISIONS]
+    if bad:
+        raise SrbenchError(f"--precision {bad[0]} is not one of {', '.join(PRECISIONS)}")
+    out = ["fp32", *dict.fromkeys(p for p in chosen if p != "fp32")]
+    if len(out) > 1 and backend != "onnxruntime":
+        raise SrbenchError(
+            f"--precision {','.join(out[1:])} makes ONNX Runtime variants; add --backend onnxruntime"
+        )
+    if len(out) > 1 and dtype != "fp32":
+        raise SrbenchError(
+            f"--precision {','.join(out[1:])} makes variants of the fp32 file; drop --dtype {dtype}"
+        )
+    return out
+
+
+def choose_backend(backend: str | None, tokens: list[str]) -> str:
+    """``--backend`` as given, else ``onnxruntime`` when every model is an ONNX file, else torch.
+
+    Raises:
+        SrbenchError: an ONNX file with ``--backend torch``, or ONNX files mixed with PyTorch
+            models without ``--backend``.
+    """
+    from srbench.models.onnx_file import is_onnx_token
+
+    onnx = [t for t in tokens if is_onnx_token(t.partition("=")[2] or t)]
+    if not onnx:
+        return backend or "torch"
+    if backend == "torch":
+        raise SrbenchError(
+            f"{onnx[0]} is an ONNX file: it runs on --backend onnxruntime (or browser), not torch; "
+            "drop --backend torch"
+        )
+    if backend is None and len(onnx) < len(tokens):
+        raise SrbenchError(
+            "--models mixes ONNX files and PyTorch models; add --backend onnxruntime to run all of them "
+            "on ONNX Runtime (the PyTorch ones exported), or measure them in two runs"
+        )
+    return backend or "onnxruntime"
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -139,7 +139,7 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
     """The :class:`~srbench.run.sweep.SweepPlan` of merged options (one-line errors)."""
     from srbench.backends.devices import DTYPES
     from srbench.backends.registry import backend_names
-    from srbench.commands.run import config_from_args
+    from srbench.commands.run import choose_backend, config_from_args
     from srbench.data.datasets import dataset_options, load_dataset
     from srbench.models.specs import parse_model_specs
     from srbench.run.orchestrator import validate_checkpoints
@@ -168,7 +168,8 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
     bad = [d for d in dtypes if d not in DTYPES]
     if bad:
         raise SrbenchError(f"--dtype {','.join(bad)}: each dtype must be one of {', '.join(DTYPES)}")
-    backends = split_list(options.get("backend")) or [defaults.backend]
+    # As in 'srbench run': torch, or onnxruntime when every model is an ONNX file.
+    backends = split_list(options.get("backend")) or [choose_backend(defaults.backend, list(models))]
     bad = [b for b in backends if b not in backend_names()]
     if bad:
         known = ", ".join(backend_names())

@@ -54,6 +54,7 @@ from srbench.results.tables import (
     footnotes,
     headline,
     memory_kinds_note,
+    precision_ladder_markdown,
     results_markdown,
 )
 
@@ -269,6 +270,17 @@ def report_markdown(
     out += ["", "## Results", "", results_section(runs)]
     if compared is not None:
         out += ["## Comparisons", "", comparisons_markdown(compared)]
+    ladders = [(r, precision_ladder_markdown(r.run.models)) for r in runs]
+    if any(table for _, table in ladders):
+        out += ["## Precision ladder", ""]
+        out.append(
+            "Each variant against the fp32 row of its run on the same images (docs/deployment.md); "
+            "the rows ran one after the other, so the time ratio carries the machine's load."
+        )
+        out.append("")
+        for r, table in ladders:
+            if table:
+                out += [f"`{r.tag}`", "", table]
     out += ["## Claims vs measured", ""]
     out.append(claims_markdown(checks, missing))
     out += ["## Plots", ""]

@@ -111,6 +111,13 @@ class RunConfig:
     offline: bool = field(default=False, metadata=EXECUTION)
     isolate: bool = field(default=True, metadata=EXECUTION)
     model_timeout: float | None = field(default=None, metadata=EXECUTION)
+    #: ``--precision``: the ONNX Runtime precision variants measured per model, ``fp32`` first
+    #: (srbench.backends.onnxruntime.precision). Rows are named per precision (``span-int8``),
+    #: so --resume matches them by name, as it does per-model entries.
+    precisions: list[str] = field(default_factory=lambda: ["fp32"], metadata=EXECUTION)
+    #: ``--calibration PATH``: the int8 calibration set (None: the documented default set); hashed,
+    #: since it changes what an int8 row measures.
+    calibration: str | None = field(default=None, metadata=PROTOCOL)
     #: Count complexity afresh instead of reading the complexity cache (never changes a number).
     recount: bool = field(default=False, metadata=EXECUTION)
     # --- output: where results go and how they are named

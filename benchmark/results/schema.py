@@ -143,6 +143,11 @@ class ModelResult:
     #: ``data_sha256`` (:mod:`srbench.run.identity`); ``--resume`` reuses the row only when
     #: all three are unchanged. None in results written before srbench recorded it.
     identity: dict[str, Any] | None = None
+    #: A precision variant's row (``--precision fp16|int8``): its cost against the fp32 row of
+    #: the same model in the same run (``reference``, ``images`` compared, ``psnr_y_delta`` and
+    #: ``ssim_y_delta`` = mean over those images of variant − fp32, ``speed_ratio`` = fp32 median
+    #: time / variant median time, ``size_ratio`` = variant file bytes / fp32 file bytes).
+    precision_cost: dict[str, Any] | None = None
 
     @property
     def drifted(self) -> bool:
@@ -159,7 +164,7 @@ class ModelResult:
         """JSON form (``srbench/1``)."""
         d = asdict(self)
         d["runtime_ms"] = self.runtime_ms.to_dict() if self.runtime_ms else None
-        for key in ("cell", "deployed", "backend_agreement", "intervals"):
+        for key in ("cell", "deployed", "backend_agreement", "intervals", "precision_cost"):
             if d[key] is None:
                 del d[key]  # torch run results keep their srbench/1 shape
         return d

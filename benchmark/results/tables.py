@@ -253,3 +253,40 @@ def results_markdown(run: RunResult, *, title: str | None = None) -> str:
         lines.append("")
         lines.extend(f"- {n}" for n in notes)
     return "\n".join(lines) + "\n"
+
+
+def precision_ladder_markdown(models: Sequence[ModelResult]) -> str | None:
+    """The precision ladder (Markdown): each fp32 row that has variants, then its variants with
+    their ``precision_cost`` (docs/deployment.md); None when no row is a variant."""
+    variants = [m for m in models if m.precision_cost]
+    if not variants:
+        return None
+    by_name = {m.name: m for m in models}
+    header = ["Model", "Precision", "PSNR-Y (dB)", "Δ PSNR-Y (dB)", "Δ SSIM-Y", "Time (ms, median)"]
+    header += ["fp32 time / time", "File (MB)", "File / fp32"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    done: set[str] = set()
+    for v in variants:
+        base = by_name.get(v.precision_cost["reference"])
+        if base is not None and base.name not in done:
+            done.add(base.name)
+            size = (base.deployed or {}).get("size_bytes")
+            row = [base.name, "fp32", _fmt(base.psnr_y, 1, 2), DASH, DASH, _fmt(_time(base, "median"), 1, 2)]
+            row += ["1", _fmt(size, 2**20, 3), "1"]
+            lines.append("| " + " | ".join(row) + " |")
+        c = v.precision_cost
+        precision = ((v.deployed or {}).get("precision") or {}).get("precision", "?")
+        delta_psnr = DASH if c["psnr_y_delta"] is None else f"{c['psnr_y_delta']:+.3f}"
+        delta_ssim = DASH if c["ssim_y_delta"] is None else f"{c['ssim_y_delta']:+.4f}"
+        row = [
+            v.name,
+            precision,
+            _fmt(v.psnr_y, 1, 2),
+            delta_psnr,
+            delta_ssim,
+            _fmt(_time(v, "median"), 1, 2),
+        ]
+        row += [_fmt(c["speed_ratio"], 1, 2), _fmt((v.deployed or {}).get("size_bytes"), 2**20, 3)]
+        row += [_fmt(c["size_ratio"], 1, 2)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"

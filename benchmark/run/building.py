@@ -56,11 +56,47 @@ def build_architecture(spec: ModelSpec, scale: int) -> tuple[ModelEntry, nn.Modu
     return entry, model
 
 
+class OnnxFileModule(nn.Module):
+    """Stands in for the PyTorch module of a row that is an ONNX file: the file runs on ONNX
+    Runtime only, so any code path that would call a PyTorch network fails loudly here."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def forward(self, x: object) -> object:
+        raise SrbenchError(f"{self.path} is an ONNX file: it runs on --backend onnxruntime, not PyTorch")
+
+
+def onnx_file_model(spec: ModelSpec) -> tuple[ModelEntry, LoadedModel]:
+    """The entry and stand-in model of a row that is an ONNX file (``spec.onnx``): its
+    "weights" are the file itself (name, sha256, source ``onnx file``)."""
+    info = spec.onnx
+    assert info is not None and spec.input_range is not None
+
+    def no_builder(**_: object) -> nn.Module:
+        raise SrbenchError(f"{info.path} is an ONNX file: it has no PyTorch architecture to build")
+
+    entry = ModelEntry(
+        name=spec.arch,
+        builder=no_builder,
+        scales=(info.scale,),
+        input_range=spec.input_range,
+        description=f"ONNX file {info.path.name}",
+        origin="onnx",
+    )
+    weights = WeightsInfo(file=info.path.name, sha256=info.sha256, source="onnx file")
+    return entry, LoadedModel(OnnxFileModule(str(info.path)).eval(), weights, None)
+
+
 def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[ModelEntry, LoadedModel]:
     """Build ``spec``'s architecture for ``scale`` and load its weights (strict); CPU, fp32, eval mode.
 
-    Missing official weights are downloaded unless ``offline`` (or ``SRBENCH_OFFLINE``).
+    Missing official weights are downloaded unless ``offline`` (or ``SRBENCH_OFFLINE``). An
+    ONNX file's row gets :func:`onnx_file_model`.
     """
+    if spec.onnx is not None:
+        return onnx_file_model(spec)
 
     entry, model = build_architecture(spec, scale)
     if spec.weights_path is None and not any(True for _ in model.parameters()):

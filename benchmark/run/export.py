@@ -49,6 +49,10 @@ class ExportRequest:
     #: the folder's files.
     browser_provider: str = "wasm"
     overwrite: bool = False
+    #: ``--precision``: ``fp32`` or an ONNX Runtime variant (``fp16``, ``int8``), and for int8
+    #: the calibration set (``--calibration``; None: the default set).
+    precision: str = "fp32"
+    calibration: str | None = None
 
     @property
     def opset_used(self) -> int:
@@ -144,6 +148,8 @@ def export_onnx_file(req: ExportRequest) -> ExportResult:
     meta, opset = req.metadata(), req.opset_used
     t0 = time.perf_counter()
     data = req.onnx_bytes()
+    if req.precision != "fp32":
+        return _export_variant(req, data, t0)
     write_onnx(req.output, data)
     seconds = time.perf_counter() - t0
     lines = [
@@ -159,6 +165,44 @@ def export_onnx_file(req: ExportRequest) -> ExportResult:
     else:
         lines.append("fp16 file: not run here (the CPU provider runs fp32 only)")
     return ExportResult(req.output, len(data), seconds, lines)
+
+
+def _export_variant(req: ExportRequest, fp32: bytes, t0: float) -> ExportResult:
+    """``--precision fp16|int8``: the variant of the checked fp32 export (see
+    :mod:`srbench.backends.onnxruntime.precision`), made in a temporary folder, then written."""
+    import hashlib
+    import tempfile
+
+    from srbench.backends.onnx_export import INPUT_NAME, write_onnx
+    from srbench.backends.onnxruntime.precision import load_calibration, make_variant
+    from srbench.backends.verify import verify_against_torch
+
+    meta = req.metadata()
+    with tempfile.TemporaryDirectory(prefix="srbench-export-") as tmp:
+        base = Path(tmp) / f"{req.spec.name}.onnx"
+        base.write_bytes(fp32)
+        diff = verify_against_torch(base, req.model, meta)
+        calibration = load_calibration(req.calibration, req.scale) if req.precision == "int8" else None
+        path, _sha, _cached, record = make_variant(
+            base,
+            hashlib.sha256(fp32).hexdigest(),
+            req.precision,
+            cache_dir=Path(tmp),
+            input_name=INPUT_NAME,
+            input_range=req.entry.input_range,
+            calibration=calibration,
+        )
+        data = path.read_bytes()
+    write_onnx(req.output, data)
+    lines = [
+        f"fp32 export checked first: onnxruntime vs PyTorch max |diff| {diff:.2e}",
+        f"{req.precision} variant: {record.method}; input and output stay fp32",
+        f"{len(data):,} bytes, {len(data) / len(fp32):.2f}x the fp32 file",
+    ]
+    if calibration is not None:
+        c = calibration.describe()
+        lines.append(f"calibrated on {c['name']} ({c['size']} images, sha256 {c['sha256'][:12]})")
+    return ExportResult(req.output, len(data), time.perf_counter() - t0, lines)
 
 
 def export_web_folder(req: ExportRequest) -> ExportResult:

@@ -12,6 +12,7 @@ import datetime as _dt
 import shlex
 import shutil
 import signal
+import statistics
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from rich.console import Console
 
+from srbench.backends.onnxruntime.precision import check_calibration
 from srbench.core.errors import SrbenchError
 from srbench.core.progress import ProgressMode, model_progress
 from srbench.data.cache import ImageCache
@@ -83,6 +85,8 @@ def validate_checkpoints(
     ``dtypes`` (a sweep's grid) replaces ``config.dtype`` as the dtypes every model must run.
     """
     for spec in specs:
+        if spec.onnx is not None:
+            continue  # checked (checker, ONNX Runtime session, scale) when its token was parsed
         if spec.weights_path is not None or spec.code is not None:
             entry, _ = build_model(spec, scale=config.scale, offline=config.offline)
         else:
@@ -230,6 +234,8 @@ def run_benchmark(
     cache_dir = out_dir / ".images"
     try:
         images = ImageCache.build(dataset, cache_dir) if todo else None
+        if images is not None and any(s.precision == "int8" for s in todo):
+            check_calibration(config.calibration, config.scale, images)  # bad input: before any model
         with model_progress(console, progress, len(todo)) as (shown, say):
             for spec in todo:
                 shown.start_model(spec.name, len(dataset))
@@ -261,10 +267,53 @@ def run_benchmark(
     # Keep the requested order in the report.
     order = {config.row_name(s.name): i for i, s in enumerate(specs)}
     run.models.sort(key=lambda m: order.get(m.name, len(order)))
+    attach_precision_costs(run.models, specs, config)
     run.environment["load_average"]["after"] = load_average()
     run.notes = busy_notes(run.environment)
     write_results(run, out_dir)
     return run, stop.requested
+
+
+def attach_precision_costs(models: list[ModelResult], specs: list[ModelSpec], config: RunConfig) -> None:
+    """Set ``precision_cost`` on every precision variant's row (see :class:`ModelResult`) from
+    its fp32 row in the same run, on the images both measured; rows whose fp32 row is missing
+    or failed get none."""
+    rows = {m.name: m for m in models}
+    for spec in specs:
+        if spec.base_name is None:
+            continue
+        variant = rows.get(config.row_name(spec.name))
+        base = rows.get(config.row_name(spec.base_name))
+        if variant is None or base is None or variant.status == STATUS_ERROR or base.status == STATUS_ERROR:
+            continue
+        variant.precision_cost = precision_cost(base, variant)
+
+
+def precision_cost(base: ModelResult, variant: ModelResult) -> dict[str, Any]:
+    """The cost of ``variant`` against ``base`` (fp32) on the images both measured."""
+    b = {i.name: i for i in base.images}
+    pairs = [(b[i.name], i) for i in variant.images if i.name in b]
+
+    def delta(attr: str) -> float | None:
+        diffs = [
+            getattr(v, attr) - getattr(f, attr)
+            for f, v in pairs
+            if getattr(v, attr) is not None and getattr(f, attr) is not None
+        ]
+        return statistics.fmean(diffs) if diffs else None
+
+    speed = None
+    if base.runtime_ms is not None and variant.runtime_ms is not None and variant.runtime_ms.median:
+        speed = base.runtime_ms.median / variant.runtime_ms.median
+    sizes = (base.deployed or {}).get("size_bytes"), (variant.deployed or {}).get("size_bytes")
+    return {
+        "reference": base.name,
+        "images": len(pairs),
+        "psnr_y_delta": delta("psnr_y"),
+        "ssim_y_delta": delta("ssim_y"),
+        "speed_ratio": speed,
+        "size_ratio": sizes[1] / sizes[0] if all(sizes) else None,
+    }
 
 
 def _isolated_measure(config: RunConfig, stop: StopFlag) -> MeasureFn:

@@ -37,7 +37,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,16 @@ import torch
 
 from srbench.backends.agreement import measure_agreement
 from srbench.backends.base import Backend, PlacedModel, PlaceRequest
-from srbench.backends.onnx_export import ExportMetadata
+from srbench.backends.onnx_export import INPUT_NAME, ExportMetadata
+from srbench.backends.onnxruntime import precision as prec
+from srbench.backends.onnxruntime.session import (
+    CachedExport,
+    OrtBackend,
+    OrtModel,
+    deploy_file,
+    onnx_cache_dir,
+    static_overlap,
+)
 from srbench.backends.pytorch import (
     Tiling,
     TorchBackend,
@@ -64,6 +73,7 @@ from srbench.measure.complexity_cache import build_arguments, cached_profile
 from srbench.measure.counting import Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import ForwardMemory
+from srbench.measure.onnx_counting import count_onnx
 from srbench.measure.shapeprobe import ShapeProbe, croppable, probe_shape_caching
 from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation, gc_frozen
 from srbench.models.registry import ModelEntry
@@ -239,7 +249,7 @@ def run_stages(
     stages.built = build_stage(spec, config)
     stages.complexity = count_stage(stages.built, config, spec, device)
     if kind.exported:
-        stages.deployment = deploy_stage(kind, stages.built, spec, config)
+        stages.deployment = deploy_stage(kind, stages.built, spec, config, images)
     stages.memory = kind.memory_meter(config, device) if measure_memory else None
     if stages.memory is not None and not isinstance(stages.memory, ForwardMemory):
         stages.memory.start()  # a deployment's device meter starts before its session exists
@@ -317,7 +327,10 @@ def run_stages(
         stages.shape_probe = shape_probe_stage(backend, images, config, timer, stages.loop)
         stages.probe_s = time.perf_counter() - t0
         if stages.deployment is not None and stages.loop.interrupted is None:
-            stages.agreement = agreement_stage(stages.built, backend, images, config, device)
+            if stages.deployment.base is not None:  # a precision variant: against its fp32 file
+                stages.agreement = variant_agreement_stage(stages.deployment, backend, images, config)
+            elif spec.onnx is None:  # an ONNX file has no PyTorch network to agree with
+                stages.agreement = agreement_stage(stages.built, backend, images, config, device)
     finally:
         backend.close()
 
@@ -337,6 +350,8 @@ def count_stage(
     counts afresh). On CUDA the model is counted on the device (fp32, before the run's dtype),
     where fvcore's traced forward is faster; elsewhere on the CPU copy."""
 
+    if spec.onnx is not None:
+        return count_onnx_file(spec.onnx.path, tuple(config.profile_input), static_hw=spec.onnx.static_hw)
     if device is not None and device.type == "cuda":
         built.loaded.model.to(device)
     complexity, _ = cached_profile(
@@ -349,6 +364,35 @@ def count_stage(
         recount=config.recount,
     )
     return complexity
+
+
+def count_onnx_file(
+    path: Path, shape: tuple[int, ...], *, static_hw: tuple[int, int] | None = None
+) -> Complexity:
+    """Stage 2 for an ONNX file: srbench's ONNX graph counter
+    (:func:`srbench.measure.onnx_counting.count_onnx`) as a :class:`Complexity` (no fvcore,
+    thop or dispatch figures: there is no PyTorch network to trace). A file with a fixed
+    input size (``static_hw``) is counted at that size, and a note says so."""
+    import onnx
+
+    note = None
+    if static_hw is not None and tuple(shape[2:]) != static_hw:
+        note = (
+            f"counted at the file's fixed input {shape[0]}x{shape[1]}x{static_hw[0]}x{static_hw[1]}, "
+            f"not at {'x'.join(map(str, shape))}: the graph takes no other size"
+        )
+        shape = (*shape[:2], *static_hw)
+    c = count_onnx(onnx.load(str(path)), shape)
+    return Complexity(
+        flops_note=note,
+        input_shape=c.input_shape,
+        params=c.params,
+        flops=c.flops,
+        activations=c.activations,
+        convs=c.convs,
+        unsupported_ops=c.unsupported_ops,
+        seconds=c.seconds,
+    )
 
 
 def place_stage(
@@ -372,10 +416,48 @@ def place_stage(
     return kind.place(request, config)
 
 
-def deploy_stage(kind: Backend, built: Built, spec: ModelSpec, config: RunConfig) -> Any:
+def deploy_stage(
+    kind: Backend, built: Built, spec: ModelSpec, config: RunConfig, images: ImageCache | None = None
+) -> Any:
     """Stage 3a (deployment backends): the ONNX file of the deployed model, from the cache or
-    exported now (:func:`srbench.backends.onnxruntime.session.deploy`); its seconds are
-    ``phases_s.export``."""
+    exported now (:func:`srbench.backends.onnxruntime.session.deploy`), or the user's file as it is; for a
+    precision variant (``spec.precision``) then its fp16/int8 form
+    (:func:`srbench.backends.onnxruntime.precision.make_variant`, int8 calibrated on a set
+    checked to share no image with ``images``). Its seconds are ``phases_s.export``."""
+    t0 = time.perf_counter()
+    base = _base_deployment(kind, built, spec, config)
+    if spec.precision == "fp32":
+        return base
+    calibration = None
+    if spec.precision == "int8":
+        calibration = prec.load_calibration(config.calibration, config.scale)
+        if images is not None:
+            option = f"--calibration {config.calibration}" if config.calibration else "--precision int8"
+            prec.check_no_overlap(calibration, prec.evaluated_hashes(images), option)
+    path, sha, cached, record = prec.make_variant(
+        base.export.path,
+        base.export.sha256,
+        spec.precision,
+        cache_dir=onnx_cache_dir(),
+        input_name=spec.onnx.input_name if spec.onnx is not None else INPUT_NAME,
+        input_range=built.entry.input_range,
+        calibration=calibration,
+    )
+    return replace(
+        base,
+        export=CachedExport(path, sha, cached),
+        seconds=time.perf_counter() - t0,
+        precision=spec.precision,
+        variant=record,
+        base=base.export,
+    )
+
+
+def _base_deployment(kind: Backend, built: Built, spec: ModelSpec, config: RunConfig) -> Any:
+    if spec.onnx is not None:
+        return deploy_file(
+            spec.onnx.path, spec.onnx.sha256, opset=spec.onnx.opset, static_hw=spec.onnx.static_hw
+        )
     weights = built.loaded.weights
     meta = ExportMetadata(
         model=spec.name,
@@ -386,6 +468,32 @@ def deploy_stage(kind: Backend, built: Built, spec: ModelSpec, config: RunConfig
         dtype=config.dtype,
     )
     return kind.deploy(built.loaded.model, meta)
+
+
+def variant_agreement_stage(
+    deployment: Any, backend: Backend, images: ImageCache, config: RunConfig
+) -> BackendAgreement:
+    """Stage 6a for a precision variant: its outputs vs its fp32 ONNX file's on the same
+    provider, on the first images (:func:`srbench.backends.agreement.measure_agreement` with the
+    variant's tolerance); untimed."""
+
+    session = OrtBackend(deployment.base.path, provider=config.ort_provider, scale=config.scale)
+    reference = OrtModel(session, backend.input_range, backend.device, torch.float32, deployment.static_hw)
+
+    def upscale(b: Any) -> Callable[[Any], torch.Tensor]:
+        def run(lr: Any) -> torch.Tensor:
+            x = b.to_input(lr)
+            return to_unit_range(b.forward(x), x, config.scale, "agreement", b.input_range)
+
+        return run
+
+    return measure_agreement(
+        images,
+        upscale(backend),
+        upscale(reference),
+        dtype=deployment.precision,
+        reference_label=f"the fp32 ONNX file on onnxruntime ({config.ort_provider})",
+    )
 
 
 def agreement_stage(
@@ -726,7 +834,19 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
     if stages.deployment is not None:
         result.deployed = stages.deployment.describe()
         phases["export"] = stages.deployment.seconds
+        hw = stages.deployment.static_hw
+        if hw is not None:
+            result.notes.append(
+                f"static input 1x3x{hw[0]}x{hw[1]}: every image ran through the tiler in "
+                f"{min(hw)}x{min(hw)} windows (overlap {static_overlap(hw)}), windows smaller than "
+                f"{hw[0]}x{hw[1]} edge-padded; its times include the tiling"
+            )
     built = stages.built
+    if spec.onnx is not None and stages.complexity is not None:
+        result.notes.append(
+            "params/FLOPs/activations/convs counted on the ONNX graph by srbench's counter "
+            "(srbench.measure.onnx_counting), not by fvcore on a PyTorch network"
+        )
     if built is not None:
         phases["build_and_load"] = built.seconds
         result.input_range = built.entry.input_range

@@ -37,6 +37,10 @@ fails the build, and timings depend on the machine (record it; compare like with
    (:func:`~srbench.run.protocol.measure_model` ``measure_memory``), interleaved
    rounds on the sample set (on/off and off/on alternately; 9 rounds, 3 with ``--quick``), the
    median of the per-round ratios. Goal 0.97-1.03.
+8. **ONNX counts** (``onnx.count_equal``): srbench's ONNX graph counter on srbench's export
+   of every zoo model against fvcore/NTIRE counters on the network (:func:`onnx_count_figures`).
+9. **Precision ladder** (``fp16|int8.<model>.psnr_cost`` dB, ``.speed_ratio`` x) for span and
+   rlfn on the DIV2K-sized set, interleaved timing (:func:`int8_figures`); recorded, no goal.
 
 Every time is a median of several runs unless the label says otherwise; ``torch`` threads are
 left as configured (``torch.get_num_threads()`` is recorded).
@@ -570,6 +574,180 @@ def ort_figures(*, forwards: int, rounds: int) -> list[Figure]:
     return figures
 
 
+# --------------------------------------------------------------------------- ONNX files, int8
+
+#: Zoo models whose fvcore count takes minutes on a 2-core CPU: full runs only.
+SLOW_COUNT_MODELS = ("fdat_large", "fdat_medium", "fdat_xl", "fdat_light", "fdat_tiny", "grla")
+#: The models of the int8 figures (DIV2K-sized images, official weights).
+INT8_MODELS = ("span", "rlfn")
+
+
+def onnx_count_figures(models: list[str]) -> list[Figure]:
+    """``onnx.count_equal``: srbench's ONNX graph counter on srbench's own export of each zoo
+    model (official weights when on disk, else random init) against fvcore and the NTIRE
+    activation/conv counters on the PyTorch module the exporter traced (``export_module()``
+    when the model has one, e.g. bicubic's polyphase form), at 1x3x256x256. The value is the share of
+    exported models whose params, FLOPs, activations and convs all equal; every model is listed
+    in the details (equal, both counts, or why it could not be exported)."""
+    try:
+        import onnx
+
+        from srbench.backends.onnx_export import ExportMetadata, export_onnx
+        from srbench.measure.onnx_counting import count_onnx
+        from srbench.run.building import build_model
+    except ImportError as exc:
+        return [_info("onnx.count_equal", f"ONNX counts = fvcore counts (skipped: {exc})", None, "")]
+    per_model: dict[str, Any] = {}
+    for name in models:
+        # Official weights when on disk (counts do not depend on them, but exporters merge
+        # bitwise-identical untrained tensors: see docs/deployment.md), else random init.
+        torch.manual_seed(0)
+        entry, loaded = build_model(ModelSpec(name, name), scale=4, offline=True)
+        model = loaded.model
+        try:
+            data = export_onnx(model, ExportMetadata(name, name, 4, entry.input_range, ""), advice="bench")
+        except SrbenchError as exc:
+            per_model[name] = {"exported": False, "reason": str(exc)}
+            continue
+        # The file holds the module the exporter traced: export_module() when a model has one.
+        export_fn = getattr(model, "export_module", None)
+        traced = export_fn().eval() if callable(export_fn) else model
+        c = profile_model(traced, input_range=entry.input_range, thop=False, dispatch=False)
+        o = count_onnx(onnx.load_from_string(data))
+        theirs = [c.params, c.flops, c.activations, c.convs]
+        ours = [o.params, o.flops, o.activations, o.convs]
+        per_model[name] = {"exported": True, "equal": theirs == ours, "fvcore": theirs, "onnx": ours}
+    exported = [m for m, d in per_model.items() if d["exported"]]
+    equal = [m for m in exported if per_model[m]["equal"]]
+    value = len(equal) / len(exported) if exported else None
+    not_equal = sorted(set(exported) - set(equal))
+    label = (
+        f"ONNX counts = fvcore counts (params, FLOPs, activations, convs), {len(equal)} of "
+        f"{len(exported)} exported zoo models" + (f"; differ: {', '.join(not_equal)}" if not_equal else "")
+    )
+    return [
+        Figure(
+            "onnx.count_equal",
+            label,
+            value,
+            "",
+            "= 1 (all)",
+            value == 1.0 if value is not None else None,
+            {"models": per_model},
+        )
+    ]
+
+
+def int8_figures(images: ImageCache, *, rounds: int, timed_images: int = 2) -> list[Figure]:
+    """``int8.<model>.psnr_cost``/``speed_ratio`` (and the same for ``fp16``) on ``images``
+    (DIV2K-sized): the precision ladder of :data:`INT8_MODELS` on ONNX Runtime's CPU provider.
+
+    The fp32 export of each model (official weights) and its fp16 and int8 variants
+    (:mod:`srbench.backends.onnxruntime.precision`; int8 on the default calibration set, checked
+    not to overlap ``images``) run with the same threads. ``psnr_cost``: mean over all images of
+    PSNR-Y(variant) − PSNR-Y(fp32) (dB, :func:`~srbench.measure.quality.score_image`, border 4).
+    ``speed_ratio``: fp32 time / variant time (> 1: the variant is faster), the median of
+    per-round ratios over ``rounds`` interleaved rounds (the order of the three rotates each
+    round) of one timed forward each on the first ``timed_images`` images. Recorded, no goal.
+    """
+    variants = ("fp16", "int8")
+    skip = None
+    try:
+        from srbench.backends.onnx_export import INPUT_NAME, ExportMetadata
+        from srbench.backends.onnxruntime import precision as prec
+        from srbench.backends.onnxruntime.session import OrtBackend, cached_export, onnx_cache_dir
+    except ImportError as exc:
+        skip = f"skipped: {exc}"
+    if skip is None and not os.environ.get("SRBENCH_WEIGHTS_DIR"):
+        skip = "skipped: SRBENCH_WEIGHTS_DIR is not set (a PSNR cost needs trained weights)"
+    if skip is not None:
+        return [
+            _info(f"{v}.{m}.{k}", f"{m} {v} {k} ({skip})", None, "")
+            for v in variants
+            for m in INT8_MODELS
+            for k in ("psnr_cost", "speed_ratio")
+        ]
+    from srbench.backends.pytorch import to_model_input
+    from srbench.measure.quality import score_image
+    from srbench.run.building import build_model
+
+    cpu = torch.device("cpu")
+    calibration = prec.check_calibration(None, 4, images)
+    figures = []
+    for name in INT8_MODELS:
+        entry, loaded = build_model(ModelSpec(name, name), scale=4, offline=True)
+        sha = loaded.weights.sha256 if loaded.weights else ""
+        export = cached_export(loaded.model, ExportMetadata(name, name, 4, entry.input_range, sha))
+        files, records = {"fp32": export.path}, {}
+        for v in variants:
+            files[v], _sha, _cached, records[v] = prec.make_variant(
+                export.path,
+                export.sha256,
+                v,
+                cache_dir=onnx_cache_dir(),
+                input_name=INPUT_NAME,
+                input_range=entry.input_range,
+                calibration=calibration,
+            )
+        sessions = {p: OrtBackend(f, provider="cpu", scale=4) for p, f in files.items()}
+        psnr_y: dict[str, list[float]] = {p: [] for p in sessions}
+        ssim_y: dict[str, list[float]] = {p: [] for p in sessions}
+        inputs = []
+        for _name, lr, hr in images:
+            x = to_model_input(lr, entry.input_range, cpu, torch.float32)
+            if len(inputs) < timed_images:
+                inputs.append(x)
+            for p, session in sessions.items():
+                with torch.inference_mode():
+                    out = session(x) / entry.input_range
+                score = score_image(out, hr, crop_border=4)
+                psnr_y[p].append(score.psnr_y)
+                ssim_y[p].append(score.ssim_y)
+        timer = ForwardTimer(cpu)
+        names = list(sessions)
+        times: dict[str, list[float]] = {p: [] for p in names}
+        for r in range(rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            ms = dict.fromkeys(order, 0.0)
+            for x in inputs:
+                for p in order:
+                    ms[p] += timer.time(lambda s=sessions[p], x=x: s(x))[1]
+            for p in order:
+                times[p].append(ms[p])
+        for v in variants:
+            ratios = [f / t for f, t in zip(times["fp32"], times[v])]
+            common = {"model": name, "images": len(psnr_y["fp32"]), "method": records[v].method}
+            if v == "int8":
+                common["calibration"] = calibration.describe()
+            figures.append(
+                _info(
+                    f"{v}.{name}.psnr_cost",
+                    f"{name} {v} − fp32 PSNR-Y on {len(psnr_y['fp32'])} DIV2K-sized images (dB)",
+                    statistics.fmean(psnr_y[v]) - statistics.fmean(psnr_y["fp32"]),
+                    "dB",
+                    ssim_y_cost=statistics.fmean(ssim_y[v]) - statistics.fmean(ssim_y["fp32"]),
+                    psnr_y_fp32=statistics.fmean(psnr_y["fp32"]),
+                    psnr_y_variant=statistics.fmean(psnr_y[v]),
+                    size_ratio=records[v].size_bytes / records[v].base_size_bytes,
+                    **common,
+                )
+            )
+            figures.append(
+                _info(
+                    f"{v}.{name}.speed_ratio",
+                    f"{name} fp32 / {v} time, CPU provider ({sessions['fp32'].threads} threads), "
+                    f"{rounds} interleaved rounds on {len(inputs)} images",
+                    statistics.median(ratios),
+                    "x",
+                    round_ratios=ratios,
+                    fp32_round_ms=times["fp32"],
+                    variant_round_ms=times[v],
+                    **common,
+                )
+            )
+    return figures
+
+
 GOAL_METER_RATIO = (0.97, 1.03)
 
 
@@ -754,9 +932,16 @@ def run_bench(
             ],
         )
 
+        built: dict[str, ImageCache] = {}
+
+        def div2k_images() -> ImageCache:
+            if "div2k" not in built:
+                hr_dir = write_div2k_like(root / "div2k", n_div2k)
+                built["div2k"] = ImageCache.build(load_dataset(hr_dir, scale=4), root / "div2k-cache")
+            return built["div2k"]
+
         def div2k() -> list[Figure]:
-            hr_dir = write_div2k_like(root / "div2k", n_div2k)
-            images = ImageCache.build(load_dataset(hr_dir, scale=4), root / "div2k-cache")
+            images = div2k_images()
             label = (
                 f"Harness overhead, loop / forwards, DIV2K-sized set "
                 f"({n_div2k} synthetic {DIV2K_SIZE[0]}x{DIV2K_SIZE[1]} HR)"
@@ -766,6 +951,7 @@ def run_bench(
         section("overhead, DIV2K-sized set", div2k)
         section("fixed cost", lambda: fixed_cost_figures(sample, str(dev), 2 if quick else 3))
         section("meters", lambda: [meters_figure(sample, str(dev), 3 if quick else 9)])
+        section("precision variants (CPU)", lambda: int8_figures(div2k_images(), rounds=3 if quick else 7))
     section("metrics", lambda: metrics_figures(runs))
     section("post-processing", lambda: [postproc_figure(runs + 2)])
     section("LR generation", lambda: [resize_figure(runs)])
@@ -783,6 +969,8 @@ def run_bench(
     section("CLI start", lambda: [cli_start_figure(5)])
     # The attention models take minutes to count on a 2-core CPU: full runs only.
     section("counting cost", lambda: counting_figures(COUNTING_MODELS[:3] if quick else COUNTING_MODELS))
+    onnx_models = [m for m in list_models() if not quick or m not in SLOW_COUNT_MODELS]
+    section("ONNX counts", lambda: onnx_count_figures(onnx_models))
     section("sweep", lambda: sweep_figures(entries=3, runs=2) if quick else sweep_figures())
 
     total = time.perf_counter() - started

@@ -71,15 +71,23 @@ class OnnxRuntime(Backend):
         return deploy(model, metadata)
 
     def place(self, request: PlaceRequest, options: RunOptions) -> OrtModel:
+        """The session on ``--ort-provider``. Its input dtype: fp32 for a precision variant
+        (fp16 and int8 files keep fp32 input and output), a user's file's own, else ``--dtype``."""
         provider = options.ort_provider  # type: ignore[attr-defined]
+        deployment: Deployment = request.deployment
+        if deployment.variant is not None:
+            dtype, max_hw = "fp32", None
+        else:
+            dtype = deployment.input_dtype or options.dtype
+            max_hw = max_lr_hw(request.lr_shapes) if provider == "tensorrt" else None
         return place(
-            request.deployment,
+            deployment,
             provider=provider,
-            dtype=options.dtype,
+            dtype=dtype,
             scale=request.scale,
             input_range=request.input_range,
             device=request.device,
-            max_hw=max_lr_hw(request.lr_shapes) if provider == "tensorrt" else None,
+            max_hw=max_hw,
         )
 
     def provider(self, config: Mapping[str, Any]) -> str | None:

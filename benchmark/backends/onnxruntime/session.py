@@ -41,7 +41,6 @@ from srbench.backends.onnx_export import (
     DEFAULT_OPSET,
     EXPORT_FORMAT,
     INPUT_NAME,
-    OUTPUT_NAME,
     ExportMetadata,
     export_onnx,
     write_onnx,
@@ -189,6 +188,9 @@ class OrtBackend:
             self.session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
         except Exception as exc:
             raise SrbenchError(f"onnxruntime cannot load {path} on {ep} ({exc})") from None
+        # A file srbench did not write names its input and output as it likes.
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
         #: The provider ORT actually put first (it drops one it cannot initialise).
         self.provider_name = self.session.get_providers()[0]
         if self.provider_name != ep:
@@ -221,7 +223,7 @@ class OrtBackend:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = x.contiguous()  # a no-op for the protocol's inputs; tiles may be strided views
         if self.device.type == "cpu":
-            out = self.session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+            out = self.session.run([self.output_name], {self.input_name: x.numpy()})[0]
             return torch.from_numpy(out)
         return self._run_bound(x)
 
@@ -231,7 +233,7 @@ class OrtBackend:
         index = x.device.index if x.device.index is not None else torch.cuda.current_device()
         binding = self.session.io_binding()
         binding.bind_input(
-            name=INPUT_NAME,
+            name=self.input_name,
             device_type="cuda",
             device_id=index,
             element_type=self._np_dtype,
@@ -239,7 +241,7 @@ class OrtBackend:
             buffer_ptr=x.data_ptr(),
         )
         binding.bind_output(
-            name=OUTPUT_NAME,
+            name=self.output_name,
             device_type="cuda",
             device_id=index,
             element_type=self._np_dtype,
@@ -255,21 +257,58 @@ class OrtBackend:
 
 @dataclass(frozen=True)
 class Deployment:
-    """The exported file a run's backend loads: the cache entry, opset and seconds spent."""
+    """The file a run's backend loads: the cache entry, opset and seconds spent.
+
+    ``source`` is ``export`` (srbench exported the PyTorch model) or ``file`` (the user's
+    ONNX file, measured as it is); ``static_hw`` is the file's fixed input size, if any.
+    ``precision`` is the variant's (``fp32`` for the file as exported or given), with its
+    record (:class:`srbench.backends.onnxruntime.precision.Variant`) under ``variant``.
+    """
 
     export: CachedExport
     opset: int
     seconds: float
+    source: str = "export"
+    static_hw: tuple[int, int] | None = None
+    precision: str = "fp32"
+    variant: Any = None
+    #: The fp32 file the variant was made from (its agreement reference), when there is one.
+    base: CachedExport | None = None
+    #: A user's file: the dtype its input takes (``fp16`` or ``fp32``), whatever ``--dtype`` says.
+    input_dtype: str | None = None
 
     def describe(self) -> dict[str, Any]:
-        """``ModelResult.deployed``: format, file name, sha256, opset, cached."""
-        return {
+        """``ModelResult.deployed``: format, file name, sha256, opset, cached, source, size;
+        the static input size and the precision variant's record when they apply."""
+        out: dict[str, Any] = {
             "format": "onnx",
             "file": self.export.path.name,
             "sha256": self.export.sha256,
             "opset": self.opset,
             "cached": self.export.cached,
+            "source": self.source,
+            "size_bytes": self.export.path.stat().st_size if self.export.path.is_file() else None,
         }
+        if self.static_hw is not None:
+            out["static_input_hw"] = list(self.static_hw)
+        if self.variant is not None:
+            out["precision"] = self.variant.describe()
+        return out
+
+
+def deploy_file(path: Path, sha256: str, *, opset: int, static_hw: tuple[int, int] | None) -> Deployment:
+    """A user's ONNX file as the run's deployment: loaded as it is, nothing exported."""
+    onnx = require("onnx", purpose=_PURPOSE)
+    require("onnxruntime", purpose=_PURPOSE)
+    elem = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.elem_type
+    return Deployment(
+        CachedExport(path, sha256, cached=True),
+        opset,
+        0.0,
+        source="file",
+        static_hw=static_hw,
+        input_dtype="fp16" if elem == onnx.TensorProto.FLOAT16 else "fp32",
+    )
 
 
 def deploy(model: nn.Module, meta: ExportMetadata, *, opset: int = DEFAULT_OPSET) -> Deployment:
@@ -287,12 +326,17 @@ def max_lr_hw(lr_shapes: tuple[tuple[int, ...], ...]) -> tuple[int, int]:
 
 @dataclass
 class OrtModel(PlacedModel):
-    """A :class:`~srbench.backends.base.PlacedModel` over an :class:`OrtBackend` session."""
+    """A :class:`~srbench.backends.base.PlacedModel` over an :class:`OrtBackend` session.
+
+    With ``static_hw`` (a file whose input is fixed at ``1x3xHxW``) every forward goes
+    through :func:`static_forward`.
+    """
 
     session: OrtBackend
     input_range: float
     device: torch.device
     dtype: torch.dtype
+    static_hw: tuple[int, int] | None = None
 
     @property
     def provider_name(self) -> str:
@@ -302,7 +346,42 @@ class OrtModel(PlacedModel):
         return to_model_input(lr, self.input_range, self.device, self.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.session(x)
+        if self.static_hw is None:
+            return self.session(x)
+        return static_forward(self.session, x, self.static_hw, self.session.scale)
+
+
+def static_overlap(static_hw: tuple[int, int]) -> int:
+    """The tiler's overlap for a static input: the default, or a quarter of its smaller side
+    when that is too small for the default (the overlap must stay below the tile)."""
+    from srbench.backends.tiling import DEFAULT_OVERLAP
+
+    return min(DEFAULT_OVERLAP, min(static_hw) // 4)
+
+
+def static_forward(run: Any, x: torch.Tensor, static_hw: tuple[int, int], scale: int) -> torch.Tensor:
+    """``x`` (1, 3, h, w) upscaled by a network that only takes ``(1, 3, H, W)`` = ``static_hw``.
+
+    The image goes through :func:`srbench.backends.tiling.tiled_forward` with square tiles of
+    the smaller fixed side and :func:`static_overlap`; a window smaller than ``H×W`` (an image
+    side shorter than the tile) is padded on its bottom/right by repeating its edge pixels to
+    ``H×W`` and the extra output is cut off. An input of exactly ``H×W`` runs as it is.
+    """
+    from srbench.backends.tiling import tiled_forward
+
+    fh, fw = static_hw
+
+    def padded(window: torch.Tensor) -> torch.Tensor:
+        h, w = int(window.shape[2]), int(window.shape[3])
+        if (h, w) == (fh, fw):
+            return run(window)
+        pad = torch.nn.functional.pad(window.float(), (0, fw - w, 0, fh - h), mode="replicate")
+        out = run(pad.to(window.dtype).contiguous())
+        return out[..., : h * scale, : w * scale]
+
+    if tuple(x.shape[2:]) == (fh, fw):
+        return run(x)
+    return tiled_forward(padded, x, scale=scale, tile=min(fh, fw), overlap=static_overlap(static_hw))
 
 
 def place(
@@ -315,10 +394,11 @@ def place(
     device: torch.device,
     max_hw: tuple[int, int] | None = None,
 ) -> OrtModel:
-    """The session on ``provider`` as a backend the protocol times."""
+    """The session on ``provider`` as a backend the protocol times (``dtype``: the file's
+    input type)."""
     session = OrtBackend(deployment.export.path, provider=provider, dtype=dtype, scale=scale, max_hw=max_hw)
     torch_dtype = torch.float16 if dtype == "fp16" else torch.float32
-    return OrtModel(session, input_range, device, torch_dtype)
+    return OrtModel(session, input_range, device, torch_dtype, static_hw=deployment.static_hw)
 
 
 MIB = 2**20
