@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from srbench.core.errors import SrbenchError
+from srbench.core.extras import require
 
 #: ``metadata_props`` keys ``srbench export`` writes (srbench.backends.onnx_export.ExportMetadata).
 META_INPUT_RANGE = "srbench.input_range"
@@ -120,7 +121,6 @@ def inspect_onnx(path: Path, *, name: str | None = None) -> OnnxFile:
             unreadable, fails onnx.checker, an op ONNX Runtime cannot run, not
             image-to-image, no integer scale), or that the onnx extra is missing.
     """
-    from srbench.core.extras import require
 
     onnx = require("onnx", purpose="measuring an ONNX file")
     ort = require("onnxruntime", purpose="measuring an ONNX file")

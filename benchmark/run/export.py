@@ -17,7 +17,8 @@ from torch import nn
 
 from srbench.backends.browser.bundle import WebConfig, write_web_bundle
 from srbench.backends.browser.ortweb import find_ort_web
-from srbench.backends.onnx_export import DEFAULT_OPSET, ExportMetadata, export_onnx, write_onnx
+from srbench.backends.onnx_export import DEFAULT_OPSET, INPUT_NAME, ExportMetadata, export_onnx, write_onnx
+from srbench.backends.onnxruntime.precision import load_calibration, make_variant
 from srbench.backends.verify import verify_against_torch
 from srbench.core.errors import SrbenchError
 from srbench.core.extras import require
@@ -172,10 +173,6 @@ def _export_variant(req: ExportRequest, fp32: bytes, t0: float) -> ExportResult:
     :mod:`srbench.backends.onnxruntime.precision`), made in a temporary folder, then written."""
     import hashlib
     import tempfile
-
-    from srbench.backends.onnx_export import INPUT_NAME, write_onnx
-    from srbench.backends.onnxruntime.precision import load_calibration, make_variant
-    from srbench.backends.verify import verify_against_torch
 
     meta = req.metadata()
     with tempfile.TemporaryDirectory(prefix="srbench-export-") as tmp:

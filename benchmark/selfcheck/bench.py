@@ -70,8 +70,10 @@ from rich.console import Console
 from rich.table import Table
 
 from srbench.backends.devices import resolve_device
-from srbench.backends.onnx_export import ExportMetadata
-from srbench.backends.onnxruntime.session import OrtBackend, cached_export
+from srbench.backends.onnx_export import INPUT_NAME, ExportMetadata, export_onnx
+from srbench.backends.onnxruntime import precision as prec
+from srbench.backends.onnxruntime.session import OrtBackend, cached_export, onnx_cache_dir
+from srbench.backends.pytorch import to_model_input
 from srbench.core.errors import SrbenchError
 from srbench.core.extras import EXTRA_PACKAGES, require
 from srbench.data.cache import ImageCache
@@ -80,6 +82,7 @@ from srbench.data.imageio import write_png_atomic
 from srbench.data.imresize import imresize_uint8
 from srbench.measure.counting import NTIRE_INPUT_SHAPE, counting_input, profile_model
 from srbench.measure.metrics import psnr, rgb_to_y, ssim, to_uint8
+from srbench.measure.onnx_counting import count_onnx
 from srbench.measure.quality import score_image
 from srbench.measure.timing import ForwardTimer, coefficient_of_variation
 from srbench.models.registry import create_model, get_entry, list_models
@@ -88,6 +91,7 @@ from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
 from srbench.results.environment import collect_environment
 from srbench.results.schema import ModelResult, atomic_write_text, json_safe
+from srbench.run.building import build_model
 from srbench.run.forkserver import prestart
 from srbench.run.isolation import measure_in_worker
 from srbench.run.protocol import measure_model
@@ -592,9 +596,6 @@ def onnx_count_figures(models: list[str]) -> list[Figure]:
     try:
         import onnx
 
-        from srbench.backends.onnx_export import ExportMetadata, export_onnx
-        from srbench.measure.onnx_counting import count_onnx
-        from srbench.run.building import build_model
     except ImportError as exc:
         return [_info("onnx.count_equal", f"ONNX counts = fvcore counts (skipped: {exc})", None, "")]
     per_model: dict[str, Any] = {}
@@ -653,9 +654,7 @@ def int8_figures(images: ImageCache, *, rounds: int, timed_images: int = 2) -> l
     variants = ("fp16", "int8")
     skip = None
     try:
-        from srbench.backends.onnx_export import INPUT_NAME, ExportMetadata
-        from srbench.backends.onnxruntime import precision as prec
-        from srbench.backends.onnxruntime.session import OrtBackend, cached_export, onnx_cache_dir
+        import onnxruntime  # noqa: F401  (the onnx extra)
     except ImportError as exc:
         skip = f"skipped: {exc}"
     if skip is None and not os.environ.get("SRBENCH_WEIGHTS_DIR"):
@@ -667,9 +666,6 @@ def int8_figures(images: ImageCache, *, rounds: int, timed_images: int = 2) -> l
             for m in INT8_MODELS
             for k in ("psnr_cost", "speed_ratio")
         ]
-    from srbench.backends.pytorch import to_model_input
-    from srbench.measure.quality import score_image
-    from srbench.run.building import build_model
 
     cpu = torch.device("cpu")
     calibration = prec.check_calibration(None, 4, images)

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from srbench.core.errors import SrbenchError
+from srbench.core.files import atomic_write_bytes
+from srbench.data.datasets import load_dataset
 from srbench.data.imresize import imresize_uint8, modcrop
 
 #: ``--precision`` values.
@@ -111,7 +113,6 @@ def load_calibration(path: str | None, scale: int) -> CalibrationSet:
     """``--calibration PATH`` (any dataset srbench reads) at ``scale``, or the default set."""
     if path is None:
         return default_calibration(scale)
-    from srbench.data.datasets import load_dataset
 
     dataset = load_dataset(path, scale=scale)
     pairs = [(pair.hr, pair.lr) for pair in dataset]
@@ -282,7 +283,6 @@ def make_variant(
         SrbenchError: an unknown precision, int8 without a calibration set, or a converter
             failure (one line naming the file).
     """
-    from srbench.core.files import atomic_write_bytes
 
     if precision not in ("fp16", "int8"):
         raise SrbenchError(f"--precision {precision} is not one of {', '.join(PRECISIONS)}")

@@ -46,6 +46,7 @@ from srbench.backends.onnx_export import (
     write_onnx,
 )
 from srbench.backends.pytorch import to_model_input
+from srbench.backends.tiling import DEFAULT_OVERLAP, tiled_forward
 from srbench.core.errors import SrbenchError
 from srbench.core.extras import require, versions
 from srbench.core.paths import cache_root
@@ -354,7 +355,6 @@ class OrtModel(PlacedModel):
 def static_overlap(static_hw: tuple[int, int]) -> int:
     """The tiler's overlap for a static input: the default, or a quarter of its smaller side
     when that is too small for the default (the overlap must stay below the tile)."""
-    from srbench.backends.tiling import DEFAULT_OVERLAP
 
     return min(DEFAULT_OVERLAP, min(static_hw) // 4)
 
@@ -367,7 +367,6 @@ def static_forward(run: Any, x: torch.Tensor, static_hw: tuple[int, int], scale:
     side shorter than the tile) is padded on its bottom/right by repeating its edge pixels to
     ``H×W`` and the extra output is cut off. An input of exactly ``H×W`` runs as it is.
     """
-    from srbench.backends.tiling import tiled_forward
 
     fh, fw = static_hw
 
