@@ -19,12 +19,14 @@ from srbench.commands.options import (
     parse_shape,
     parse_weights,
 )
+from srbench.backends.devices import parse_threads
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 from srbench.results.config import (
     BACKENDS,
     BROWSER_PROVIDERS,
     BROWSER_WARMUP,
+    DEFAULT_THREADS,
     DEFAULT_WARMUP,
     ORT_PROVIDERS,
     RunConfig,
@@ -124,6 +126,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"{DEFAULT_WARMUP}; {BROWSER_WARMUP} with --backend browser; 0 with --ntire-compat)",
     )
     p.add_argument("--repeat", type=int, default=1, help="timed forwards per image; the median is kept")
+    p.add_argument(
+        "--threads",
+        default=str(DEFAULT_THREADS),
+        metavar="N|all",
+        help=f"intra-op CPU threads of torch and ONNX Runtime (default {DEFAULT_THREADS}: stable on a "
+        "shared machine; 'all' for deployment-like figures on an idle one)",
+    )
     add_dtype_option(p)
     p.add_argument(
         "--backend",
@@ -168,8 +177,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--runs",
         type=int,
         default=None,
-        help="with --protocol ntireYYYY: whole-run repetitions, each in fresh workers "
-        "(default: the edition's, 5)",
+        help="whole-run repetitions, each in fresh workers: with --protocol srbench the table gives "
+        "the between-run spread beside the within-run one (default 1); with --protocol ntireYYYY "
+        "the edition's (5)",
     )
     p.add_argument(
         "--ntire-compat",
@@ -244,14 +254,17 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
         recount=args.recount,
         browser_provider=args.browser_provider,
         browser_threads=args.browser_threads,
+        threads=parse_threads(args.threads),
     )
 
 
 def run_command(args: argparse.Namespace) -> int:
     if args.protocol != "srbench":
         return challenge_command(args)
-    if args.runs is not None:
-        raise SrbenchError("--runs needs --protocol ntireYYYY (e.g. --protocol ntire2026 --runs 5)")
+    if args.runs is not None and args.runs < 1:
+        raise SrbenchError(f"--runs {args.runs} must be >= 1 (e.g. --runs 3)")
+    if args.runs is not None and args.runs > 1 and args.resume:
+        raise SrbenchError("--runs with --resume: resume one run at a time; drop --runs")
     if args.resume and args.output and args.output != args.resume:
         raise SrbenchError("--resume names the output folder itself; drop --output")
     stored = None
@@ -268,9 +281,12 @@ def run_command(args: argparse.Namespace) -> int:
     if args.save_images:
         config.save_images = str(out_dir / "images")
     console = make_console(stderr=True)
-    run, interrupted = run_benchmark(
-        config, out_dir, console=console, resume=args.resume is not None, force=args.force
-    )
+    if args.runs is not None and args.runs > 1:
+        run, interrupted = repeated_runs(config, out_dir, args.runs, console)
+    else:
+        run, interrupted = run_benchmark(
+            config, out_dir, console=console, resume=args.resume is not None, force=args.force
+        )
     out = make_console()
     out.print(console_table(run, width=out.width))
     for note in footnotes(run):
@@ -287,6 +303,25 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return 1
     return 1 if any(m.status == "error" for m in run.models) else 0
+
+
+def repeated_runs(config: RunConfig, out_dir: Path, runs: int, console: Any) -> tuple[Any, bool]:
+    """``--runs N``: N whole runs (fresh workers each) in ``OUT/runs/run-K``, combined into
+    ``OUT`` (:func:`srbench.run.orchestrator.combine_runs`)."""
+    from srbench.results.io import write_results
+    from srbench.run.orchestrator import combine_runs
+
+    done = []
+    interrupted = False
+    for k in range(1, runs + 1):
+        console.print(f"run {k} of {runs}")
+        run, interrupted = run_benchmark(config, out_dir / "runs" / f"run-{k}", console=console)
+        done.append(run)
+        if interrupted:
+            break
+    combined = combine_runs(done)
+    write_results(combined, out_dir)
+    return combined, interrupted
 
 
 def models_lacking_official_weights(models: list) -> list[str]:

@@ -353,12 +353,14 @@ def execute_cell(
     see :func:`~srbench.run.forkserver.main_hidden`).
     Never raises for a model fault: that is an ``error`` result, as in ``run``.
     """
-    from srbench.backends.devices import resolve_device
+    from srbench.backends.devices import resolve_device, resolve_threads
     from srbench.results.environment import collect_environment
     from srbench.run.isolation import measure_in_worker
 
     started = time.perf_counter()
     config = dataclasses.replace(cell.config, device=device) if device else cell.config
+    if threads is not None:  # the engine's CPUs per cell: the worker's protocol sets them
+        config = dataclasses.replace(config, threads=threads)
     images = node_images(config, cache_root)
     wants_setup = threads is not None or visible_gpu is not None or setup is not None
     worker_setup = functools.partial(_cell_setup, threads, visible_gpu, setup) if wants_setup else None
@@ -366,8 +368,7 @@ def execute_cell(
         # The driver's process must not see other GPUs either when it describes the device.
         os.environ["CUDA_VISIBLE_DEVICES"] = visible_gpu
     env = collect_environment(resolve_device(config.device))
-    if threads is not None:
-        env["torch_threads"] = threads
+    env["torch_threads"] = threads if threads is not None else resolve_threads(config.threads)
     result = measure_in_worker(
         cell.spec,
         images,
