@@ -272,7 +272,9 @@ def test_combine_runs_keeps_each_runs_median_and_warns() -> None:
     def run(median: float) -> RunResult:
         m = ModelResult("m", "m", 4, "ok", runtime_ms=RuntimeStats.from_samples([median] * 3))
         m.images = [ImageResult(f"i{k}", median + k * 0.01) for k in range(8)]
-        return RunResult(environment={"load_average": {"before": [1.0], "after": [2.0]}}, config={}, dataset={}, models=[m])
+        return RunResult(
+            environment={"load_average": {"before": [1.0], "after": [2.0]}}, config={}, dataset={}, models=[m]
+        )
 
     combined = combine_runs([run(10.0), run(10.0), run(30.0)])
     m = combined.models[0]

@@ -7,6 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from srbench.backends.devices import parse_threads
 from srbench.commands.options import (
     add_dataset_options,
     add_dtype_option,
@@ -19,7 +20,6 @@ from srbench.commands.options import (
     parse_shape,
     parse_weights,
 )
-from srbench.backends.devices import parse_threads
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 from srbench.results.config import (

@@ -127,7 +127,9 @@ def probe_shape_caching(
         probe.skipped = f"input {h}x{w} too small to crop"
         return probe
     # Keep the input's memory format (a channels-last run probes channels-last).
-    fmt = torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    fmt = (
+        torch.channels_last if x.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    )
 
     def run(y: torch.Tensor) -> ForwardSample:
         timer.time(lambda: forward(y))

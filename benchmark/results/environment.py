@@ -174,5 +174,7 @@ def oversubscription_notes(environment: dict[str, Any], disturbed: int, timed: i
         )
     facts["oversubscribed"] = bool(notes)
     if notes:
-        notes[-1] += "; times are those of a shared machine (see README, Runtime; --threads 1 is the most stable)"
+        notes[-1] += (
+            "; times are those of a shared machine (see README, Runtime; --threads 1 is the most stable)"
+        )
     return notes

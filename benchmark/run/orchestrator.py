@@ -20,13 +20,13 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from srbench.backends.devices import resolve_threads, usable_cores
 from srbench.core.errors import SrbenchError
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import dataset_options, load_dataset
 from srbench.models.registry import get_entry
 from srbench.models.specs import ModelSpec, specs_from_config
 from srbench.results.config import RunConfig, hashed_config
-from srbench.backends.devices import resolve_threads, usable_cores
 from srbench.results.environment import (
     busy_notes,
     collect_environment,

@@ -61,8 +61,8 @@ from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import KIND_CPU_COMPILED, ForwardMemory, SessionRssGrowth, resident_tensors
 from srbench.measure.shapeprobe import ShapeProbe, croppable, probe_shape_caching
 from srbench.measure.timing import (
-    ForwardSample,
     DISTURBED_SHARE,
+    ForwardSample,
     ForwardTimer,
     RuntimeStats,
     coefficient_of_variation,
@@ -699,7 +699,6 @@ def _measure_image(
     if memory is not None:
         memory.before_forward()
     energy.begin()
-    samples = None
     if getattr(backend, "self_timed", False):
         # The browser times session.run in the page (performance.now()); a Python
         # timer around the call would add the page round trip.

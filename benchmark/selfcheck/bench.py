@@ -654,7 +654,12 @@ def stability_figures(root: Path, *, loaded_runs: int, quiet_runs: int) -> list[
     quiet_centre = {m: statistics.median(run[m] for run in quiet) for m in STABILITY_MODELS}
     shift = {m: centre[m] / quiet_centre[m] - 1 for m in STABILITY_MODELS}
     worst_shift = max(abs(v) for v in shift.values())
-    details = {"loaded_ms": loaded, "quiet_ms": quiet, "loaded_median_ms": centre, "quiet_median_ms": quiet_centre}
+    details = {
+        "loaded_ms": loaded,
+        "quiet_ms": quiet,
+        "loaded_median_ms": centre,
+        "quiet_median_ms": quiet_centre,
+    }
     return [
         Figure(
             "stability.rank",
