@@ -281,3 +281,19 @@ def test_combine_runs_keeps_each_runs_median_and_warns() -> None:
     assert m.runs is not None and m.runs["medians_ms"] == [10.0, 10.0, 30.0] and m.runs["exceeds"]
     assert any("between-run spread exceeds the within-run interval" in n for n in m.notes)
     assert combined.environment["runs"] == 3
+
+
+def test_plain_run_with_runs_and_threads_from_the_command_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from srbench.cli import main
+
+    fast = ["--data", "sample-mini", "--profile-input", "1x3x64x64", "--no-isolate", "--warmup", "1"]
+    out = tmp_path / "out"
+    assert main(["run", "--models", "bicubic", "--runs", "2", "--threads", "1", "-o", str(out), *fast]) == 0
+    run = RunResult.from_dict(__import__("json").loads((out / "results.json").read_text()))
+    m = run.models[0]
+    assert m.runs is not None and len(m.runs["medians_ms"]) == 2
+    assert (out / "runs" / "run-1" / "results.json").is_file() and (out / "runs" / "run-2").is_dir()
+    assert run.config["threads"] == 1 and run.environment["torch_threads"] == 1
+    assert main(["run", "--models", "bicubic", "--threads", "0", *fast]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("srbench: error: --threads '0' is not a positive integer or 'all'")
