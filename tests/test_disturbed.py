@@ -144,6 +144,10 @@ def test_gpu_watch_reads_other_processes_and_throttling() -> None:
     assert watch.read() is None  # only itself, idle: undisturbed
     fake.procs = [types.SimpleNamespace(pid=42), types.SimpleNamespace(pid=7)]
     assert "other processes on the GPU (pid 7)" in (watch.read() or "")
+    fake.procs = [types.SimpleNamespace(pid=9042)]  # srbench itself, seen by its host pid
+    assert watch.read() is None
+    fake.procs = [types.SimpleNamespace(pid=9042), types.SimpleNamespace(pid=7)]
+    assert "pid 7, 9042" in (watch.read() or "")
     fake.procs, fake.reasons = [], 0x1 | 0x20  # + SW thermal slowdown
     assert "0x20" in (watch.read() or "")
 

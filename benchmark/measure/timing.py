@@ -190,8 +190,10 @@ def _nivcsw() -> int | None:
 
 class GpuWatch:
     """What can disturb a CUDA forward, read through NVML (``pynvml``) around it: compute
-    processes on the device other than this one, and clock throttle reasons other than idle
-    and the application clock setting (thermal, power cap, HW slowdown, ...).
+    processes on the device other than this one (a lone process counts as this one: NVML
+    gives host pids, which differ from ``os.getpid()`` in a container), and clock throttle
+    reasons other than idle and the application clock setting (thermal, power cap, HW
+    slowdown, ...).
 
     ``nvml`` is the ``pynvml`` module (or a stand-in with the same functions: tests);
     :meth:`for_device` returns None without NVML. Every NVML error makes the watch say
@@ -221,8 +223,10 @@ class GpuWatch:
         """What disturbs the device now (one phrase), or None."""
         why = []
         try:
-            procs = self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)
-            others = sorted({int(p.pid) for p in procs} - {self.pid})
+            pids = {int(p.pid) for p in self.nvml.nvmlDeviceGetComputeRunningProcesses(self.handle)}
+            # NVML lists host pids: in a container srbench's own differs from os.getpid(),
+            # so a lone process on the device is taken to be srbench itself.
+            others = sorted(pids - {self.pid}) if len(pids) > 1 or self.pid in pids else []
             if others:
                 why.append(f"other processes on the GPU (pid {', '.join(map(str, others[:3]))})")
         except Exception:

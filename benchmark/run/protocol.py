@@ -619,8 +619,9 @@ def shape_probe_stage(
 
 def seen_costs(img: ImageResult, timer: ForwardTimer) -> list[float] | None:
     """The cost (ms) of each timed forward of ``img`` (:attr:`ForwardSample.cost_ms`): CPU
-    time, from its CPU shares (share × wall × threads) and the undisturbed forwards' times;
-    None when not recorded (CUDA: the probe times its own reference)."""
+    time, from its CPU shares and wall times (share × wall × threads), disturbed forwards
+    included (a preemption does not add CPU time); None when not recorded (CUDA: the probe
+    times its own reference)."""
     shares = img.runtime_cpu_share
     if not shares or any(v is None for v in shares):
         return None
@@ -953,9 +954,14 @@ def disturbance_summary(result: ModelResult) -> None:
             if result.disturbed_images
             else "; every image's time comes from undisturbed forwards"
         )
+        why = (
+            f"preempted: CPU share below {DISTURBED_SHARE:.0%}"
+            if any(i.runtime_cpu_share for i in result.images)
+            else "NVML saw another process on the GPU or throttled clocks"
+        )
         result.notes.append(
             f"{result.disturbed_forwards} of {result.timed_forwards} timed forwards were disturbed "
-            f"(preempted: CPU share below {DISTURBED_SHARE:.0%}) and measured again{kept}"
+            f"({why}) and measured again{kept}"
         )
 
 
