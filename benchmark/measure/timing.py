@@ -30,8 +30,8 @@ intra-op threads it ran with. A forward is **disturbed** when its share is below
 :data:`DISTURBED_MIN_MS`: it was runnable but another process had the core (or it waited
 for I/O). With ``remeasure=True`` (the timed loop) :meth:`ForwardTimer.time_repeated` runs
 the forward again until ``repeat`` undisturbed forwards are in, or :func:`forward_budget`
-forwards have run; the per-image figure is the median of the undisturbed ones (of all of
-them when none was undisturbed, and the image is then marked). On CUDA a
+forwards have run; the per-image figure is the median of the undisturbed ones (the shortest
+forward when none was undisturbed, and the image is then marked: :func:`image_time`). On CUDA a
 :class:`GpuWatch` (NVML, when present) reads, around each forward, the other processes on
 the device and the clock throttle reasons; a forward with either is disturbed alike.
 """
@@ -312,7 +312,7 @@ class ForwardTimer:
 
         With ``remeasure`` a disturbed forward does not count towards ``repeat``: forwards
         run until ``repeat`` undisturbed ones are in or :func:`forward_budget` ran, and the
-        median is over the undisturbed ones (over all when none was). Every forward is in
+        median is over the undisturbed ones (:func:`image_time`). Every forward is in
         :attr:`last_samples`."""
         if repeat < 1:
             raise ValueError("repeat must be >= 1")
@@ -328,14 +328,15 @@ class ForwardTimer:
                 break
         assert out is not None
         self.last_samples = samples
-        return out, kept_median(samples) if remeasure else statistics.median(s.ms for s in samples)
+        return out, image_time(samples) if remeasure else statistics.median(s.ms for s in samples)
 
 
-def kept_median(samples: Sequence[ForwardSample]) -> float:
-    """Median time (ms) of the undisturbed ``samples``; of all of them when every one was
-    disturbed (the image is then reported as disturbed)."""
-    kept = [s.ms for s in samples if not s.disturbed] or [s.ms for s in samples]
-    return statistics.median(kept)
+def image_time(samples: Sequence[ForwardSample]) -> float:
+    """An image's figure (ms) from its forwards: the median time of the undisturbed
+    ``samples``; when every one was disturbed, the shortest (a preemption only adds time, so
+    the shortest is the least disturbed reading; the image is reported as disturbed)."""
+    kept = [s.ms for s in samples if not s.disturbed]
+    return statistics.median(kept) if kept else min(s.ms for s in samples)
 
 
 def coefficient_of_variation(values: Sequence[float]) -> float:
