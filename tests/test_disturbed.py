@@ -21,8 +21,8 @@ from srbench.measure.timing import (
     ForwardTimer,
     GpuWatch,
     forward_budget,
-    is_disturbed,
     image_time,
+    is_disturbed,
 )
 from srbench.results.config import RunConfig, config_hash, hashed_config
 from srbench.results.environment import oversubscription_notes
