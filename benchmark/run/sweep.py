@@ -347,7 +347,7 @@ def execute_cell(
 
     ``device`` overrides the cell's ``--device`` (the engine's placement); ``visible_gpu``
     restricts the measuring worker to that physical GPU (then ``device`` is ``cuda:0``);
-    ``threads`` sets the worker's torch thread count (``None``: torch's default, as ``run``);
+    ``threads`` sets the worker's torch thread count (``None``: the cell config's ``--threads``);
     ``node`` names the node in the row (default: the host name); ``skip_main``: the
     measuring worker does not re-run this process's ``__main__`` script (a Ray worker's,
     see :func:`~srbench.run.forkserver.main_hidden`).
