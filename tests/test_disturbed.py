@@ -120,12 +120,16 @@ def test_without_remeasure_the_repeat_is_exact() -> None:
 def test_the_row_counts_disturbed_forwards() -> None:
     m = ModelResult("m", "m", 4, "ok")
     m.images = [
-        ImageResult("a", 1.0, runtime_disturbed=[True, False]),
-        ImageResult("b", 1.0, runtime_disturbed=[True, True, True]),
+        ImageResult("a", 1.0, runtime_disturbed=[True, False], runtime_samples_ms=[4.0, 1.0]),
+        ImageResult("b", 1.0, runtime_disturbed=[True, True, True], runtime_samples_ms=[8.0, 6.0, 9.0]),
         ImageResult("c", 1.0, runtime_disturbed=[False]),
     ]
+    m.images[0].runtime_cpu_share = [0.25, 1.0]  # CPU time per thread: 1.0, 1.0 -> 1.0
+    m.images[1].runtime_cpu_share = [0.25, 0.5, 0.2]  # 2.0, 3.0, 1.8 -> 2.0
+    m.images[2].runtime_cpu_share = [0.5]  # 0.5
     disturbance_summary(m)
     assert (m.disturbed_forwards, m.timed_forwards, m.disturbed_images) == (4, 6, 1)
+    assert m.cpu_time_ms == pytest.approx(1.0)  # median of 1.0, 2.0, 0.5
     assert any("4 of 6 timed forwards were disturbed" in n for n in m.notes)
     back = ModelResult.from_dict(m.to_dict())
     assert back.images[1].runtime_disturbed == [True, True, True] and back.disturbed_forwards == 4

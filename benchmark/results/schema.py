@@ -108,6 +108,11 @@ class ModelResult:
     #: included); None where not measured. ``disturbed_images``: images whose figure still
     #: comes from disturbed forwards (every try within the budget was disturbed).
     disturbed_forwards: int | None = None
+    #: CPU time per thread of the forward (ms; CPU share × wall time, i.e. process CPU time /
+    #: threads): the median over images of each image's median over its forwards. A
+    #: preemption adds wall time, not CPU time, so on a loaded machine this stays near the
+    #: idle machine's wall time where ``runtime_ms`` does not (docs/runtime.md). CPU only.
+    cpu_time_ms: float | None = None
     timed_forwards: int | None = None
     disturbed_images: int | None = None
     #: ``--runs N`` (N > 1): each run's median time (ms), the between-run spread and the

@@ -947,6 +947,13 @@ def disturbance_summary(result: ModelResult) -> None:
     result.timed_forwards = sum(len(f) for f in flagged)
     result.disturbed_forwards = sum(sum(f) for f in flagged)
     result.disturbed_images = sum(1 for f in flagged if f and all(f))
+    per_image = []
+    for i in result.images:
+        walls = i.runtime_samples_ms or [i.runtime_ms]
+        shares = i.runtime_cpu_share
+        if shares and all(v is not None for v in shares) and None not in walls:
+            per_image.append(statistics.median(v * w for v, w in zip(shares, walls, strict=True)))
+    result.cpu_time_ms = statistics.median(per_image) if per_image else None
     if result.disturbed_forwards:
         kept = (
             f"; {result.disturbed_images} image(s) stayed disturbed within the budget and keep a "
