@@ -46,7 +46,8 @@ fails the build, and timings depend on the machine (record it; compare like with
    ``stability.rank``: span's median below rlfn's in every loaded run, and the worst
    deviation of a loaded run's median from that model's median over the loaded runs (goal:
    5 of 5 ordered, deviation <= 15 %). ``stability.quiet_vs_loaded``: the worst
-   ``|loaded / quiet − 1|`` over the models of the medians over runs (goal <= 25 %).
+   ``|loaded / quiet − 1|`` over the models of the medians over runs (goal <= 25 %);
+   ``stability.quiet_vs_loaded.cpu`` the same on ``cpu_time_ms`` (no goal: a figure).
    ``probe.false_flags``: under the same load, 10 measurements (3 with ``--quick``) of the
    plain models span and rlfn and of a per-shape-cache model on sample-mini
    (:func:`~srbench.run.protocol.measure_model`, default settings): the warm-up-gaming
@@ -629,7 +630,8 @@ LOAD_SECONDS = 1200.0
 
 
 def _cli_run(out: Path, models: tuple[str, ...]) -> dict[str, float]:
-    """``srbench run --models ...`` with default settings in a fresh process; each model's median (ms)."""
+    """``srbench run --models ...`` with default settings in a fresh process; each model's
+    median (ms), and under ``"cpu:NAME"`` its ``cpu_time_ms`` when recorded."""
     from srbench.results.schema import load_results
 
     cmd = [sys.executable, "-m", "srbench", "run", "--models", ",".join(models), "--output", str(out)]
@@ -640,7 +642,8 @@ def _cli_run(out: Path, models: tuple[str, ...]) -> dict[str, float]:
     medians = {m.name: m.runtime_ms.median for m in run.models if m.runtime_ms is not None}
     if set(medians) != set(models):
         raise RuntimeError(f"bench: {' '.join(cmd)} measured only {sorted(medians)}")
-    return medians
+    cpu = {f"cpu:{m.name}": m.cpu_time_ms for m in run.models if m.cpu_time_ms is not None}
+    return {**medians, **cpu}
 
 
 def stability_figures(root: Path, *, loaded_runs: int, quiet_runs: int) -> list[Figure]:
@@ -654,6 +657,11 @@ def stability_figures(root: Path, *, loaded_runs: int, quiet_runs: int) -> list[
     quiet_centre = {m: statistics.median(run[m] for run in quiet) for m in STABILITY_MODELS}
     shift = {m: centre[m] / quiet_centre[m] - 1 for m in STABILITY_MODELS}
     worst_shift = max(abs(v) for v in shift.values())
+    # The same comparison on CPU time per thread (cpu_time_ms), which a preemption does not add to.
+    cpu_keys = [f"cpu:{m}" for m in STABILITY_MODELS if all(f"cpu:{m}" in r for r in [*loaded, *quiet])]
+    cpu_shift = {}
+    for k in cpu_keys:
+        cpu_shift[k] = statistics.median(r[k] for r in loaded) / statistics.median(r[k] for r in quiet) - 1
     details = {
         "loaded_ms": loaded,
         "quiet_ms": quiet,
@@ -679,6 +687,13 @@ def stability_figures(root: Path, *, loaded_runs: int, quiet_runs: int) -> list[
             GOAL_QUIET_VS_LOADED,
             shift=shift,
             **details,
+        ),
+        _info(
+            "stability.quiet_vs_loaded.cpu",
+            "Same on cpu_time_ms (CPU time per thread), |loaded / quiet - 1|, worst model",
+            max((abs(v) for v in cpu_shift.values()), default=None),
+            "x",
+            shift=cpu_shift,
         ),
     ]
 
