@@ -707,7 +707,9 @@ def _measure_image(
         tiled = False
     else:
         out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat, remeasure=True)
-    joules = energy.end(config.repeat)
+    # Per forward: over every forward run, re-measured ones included.
+    forwards = config.repeat if getattr(backend, "self_timed", False) else len(timer.last_samples)
+    joules = energy.end(forwards)
     if memory is not None:
         memory.after_forward()
     check_output(out, x, config.scale, name, finite=False)  # finite: checked while scoring
