@@ -145,9 +145,9 @@ def test_protocol_ntire2026_end_to_end_fresh_workers(tmp_path: Path) -> None:
     _check_e2e(_e2e(tmp_path, isolate=True))
 
 
-def test_runs_without_protocol_and_unknown_protocols_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--models", "bicubic", "--runs", "2"]) == 2
-    assert "--runs needs --protocol" in capsys.readouterr().err
+def test_bad_runs_and_unknown_protocols_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--models", "bicubic", "--runs", "0"]) == 2
+    assert "--runs 0 must be >= 1" in capsys.readouterr().err
     assert main(["run", "--models", "bicubic", "--protocol", "ntire1999", "--data", "valid=a,test=b"]) == 2
     assert (
         "--protocol 'ntire1999' is not known; use one of ntire2024, ntire2025, ntire2026"

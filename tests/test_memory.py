@@ -171,8 +171,15 @@ def test_timed_forwards_run_without_the_meter_and_after_a_warm_up_per_shape(
     # before any metric runs; then 4 timed; then the shape probe's forward(s).
     warm = [((20, 24), False), ((20, 24), True), ((16, 16), False), ((12, 20), False)]
     assert log[: len(warm)] == warm
-    assert [s for s, _ in log[len(warm) : len(warm) + 4]] == SHAPES
+    timed = _timed(result)
+    assert [s for s, _ in log[len(warm) : len(warm) + len(timed)]] == timed
     assert not any(active for _, active in log[len(warm) :])
+
+
+def _timed(result, shapes=None) -> list[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """The LR shape of every timed forward, in order: one per image, more when a disturbed
+    forward was measured again (each image's ``runtime_disturbed`` lists its forwards)."""
+    return [s for img, s in zip(result.images, shapes or SHAPES, strict=True) for _ in img.runtime_disturbed]
 
 
 def test_a_single_cold_warm_up_call_is_never_the_memory_pass(
@@ -185,7 +192,8 @@ def test_a_single_cold_warm_up_call_is_never_the_memory_pass(
         # the memory pass runs on its own after the warm-up, before the timed loop.
         warm = [((20, 24), False), ((16, 16), False), ((12, 20), False), ((20, 24), True)]
         assert log[: len(warm)] == warm
-        assert [s for s, _ in log[len(warm) : len(warm) + 4]] == SHAPES
+        timed = _timed(result)
+        assert [s for s, _ in log[len(warm) : len(warm) + len(timed)]] == timed
         assert not any(active for _, active in log[len(warm) :])
 
 
@@ -256,7 +264,8 @@ def test_the_memory_pass_is_the_only_call_at_the_largest_shape_when_it_is_not_th
     # --warmup 2 with four shapes: one call per shape, the largest shape's call metered.
     warm = [((12, 16), False), ((16, 16), False), ((20, 24), True), ((12, 20), False)]
     assert log[: len(warm)] == warm
-    assert [s for s, _ in log[len(warm) : len(warm) + 4]] == list(LARGEST_THIRD)
+    timed = _timed(result, list(LARGEST_THIRD))
+    assert [s for s, _ in log[len(warm) : len(warm) + len(timed)]] == timed
 
 
 def test_a_failing_memory_pass_on_a_later_image_leaves_memory_unmeasured(
@@ -287,9 +296,11 @@ def test_without_warm_up_the_memory_pass_follows_the_timed_loop(
     """--warmup 0 (--ntire-compat): the first timed forward is the model's first call, cold;
     the memory pass comes after the loop and reads what it reads anywhere else."""
     log, result = _logged_run(tmp_path / "cold", monkeypatch, warmup=0)
-    assert log[:5] == [(s, False) for s in SHAPES] + [((20, 24), True)]
+    timed = _timed(result)
+    assert log[: len(timed) + 1] == [(s, False) for s in timed] + [((20, 24), True)]
     assert result.warmup_calls == 0  # type: ignore[attr-defined]
-    first = result.images[0].runtime_ms  # type: ignore[attr-defined]
+    image = result.images[0]  # type: ignore[attr-defined]
+    first = (image.runtime_samples_ms or [image.runtime_ms])[0]  # its first forward, re-measured or not
     assert result.first_forward_ms == first  # type: ignore[attr-defined]
     _, warm = _logged_run(tmp_path / "warm", monkeypatch, warmup=4)
     assert result.memory_mb == warm.memory_mb  # type: ignore[attr-defined]

@@ -1,7 +1,9 @@
-"""Devices and dtypes: resolving ``--device`` and refusing a ``--dtype`` a device cannot run."""
+"""Devices, dtypes and CPU threads: resolving ``--device`` and ``--threads``, refusing a
+``--dtype`` a device cannot run."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -103,3 +105,41 @@ def available_memory(device: torch.device) -> int | None:
 def output_bytes(height: int, width: int, scale: int, itemsize: int = 4) -> int:
     """Bytes of one (1, 3, height*scale, width*scale) output of ``itemsize``-byte floats."""
     return 3 * height * scale * width * scale * itemsize
+
+
+def usable_cores() -> int:
+    """CPUs this process may run on (``os.sched_getaffinity``; ``os.cpu_count()`` where the
+    affinity mask is not available)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def parse_threads(value: int | str) -> int | str:
+    """``--threads``: a positive integer or ``all`` (as given: an int or ``"all"``); anything
+    else is a one-line error."""
+    if isinstance(value, str) and value.strip().lower() == "all":
+        return "all"
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise SrbenchError(f"--threads {value!r} is not a positive integer or 'all' (e.g. --threads 1)")
+    return n
+
+
+def resolve_threads(value: int | str) -> int:
+    """The intra-op thread count ``--threads value`` means: ``all`` is :func:`usable_cores`."""
+    parsed = parse_threads(value)
+    return usable_cores() if parsed == "all" else int(parsed)
+
+
+def apply_threads(value: int | str) -> int:
+    """Set torch's intra-op threads to ``--threads value`` (ONNX Runtime sessions and the
+    browser's WASM threads read torch's count); return the count."""
+    n = resolve_threads(value)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n

@@ -201,11 +201,18 @@ def memory_tiling(
 
 
 def timed_forward(
-    forward: Forward, x: torch.Tensor, timer: ForwardTimer, tiling: Tiling, repeat: int = 1
+    forward: Forward,
+    x: torch.Tensor,
+    timer: ForwardTimer,
+    tiling: Tiling,
+    repeat: int = 1,
+    *,
+    remeasure: bool = False,
 ) -> tuple[torch.Tensor, float, bool]:
     """``(output, ms, tiled)``: untiled unless ``tiling.tile`` is set or out of memory.
 
-    ``ms`` is the median of ``repeat`` timed calls (:meth:`ForwardTimer.time_repeated`).
+    ``ms`` is the median of ``repeat`` timed calls (:meth:`ForwardTimer.time_repeated`; with
+    ``remeasure`` disturbed calls are run again within its budget and left out of the median).
     On out-of-memory the image is retried tiled, halving the tile until it fits (down to
     just above twice the overlap); such times are not comparable with untiled ones.
     """
@@ -214,10 +221,10 @@ def timed_forward(
         return lambda: tiled_forward(forward, x, scale=tiling.scale, tile=tile, overlap=tiling.overlap)
 
     if tiling.tile is not None:
-        out, ms = timer.time_repeated(tiled(tiling.tile), repeat)
+        out, ms = timer.time_repeated(tiled(tiling.tile), repeat, remeasure=remeasure)
         return out, ms, True
     try:
-        out, ms = timer.time_repeated(lambda: forward(x), repeat)
+        out, ms = timer.time_repeated(lambda: forward(x), repeat, remeasure=remeasure)
         return out, ms, False
     except Exception as exc:
         if not _is_oom(exc):
@@ -227,7 +234,7 @@ def timed_forward(
     floor = 2 * tiling.overlap + 8
     while True:
         try:
-            out, ms = timer.time_repeated(tiled(max(tile, floor)), repeat)
+            out, ms = timer.time_repeated(tiled(max(tile, floor)), repeat, remeasure=remeasure)
             return out, ms, True
         except Exception as exc:
             if not _is_oom(exc) or tile <= floor:

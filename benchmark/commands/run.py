@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from srbench.backends.browser.ortweb import PROVIDERS as BROWSER_PROVIDERS
+from srbench.backends.devices import parse_threads
 from srbench.backends.onnxruntime.session import PROVIDERS as ORT_PROVIDERS
 from srbench.backends.registry import backend_names
 from srbench.commands.options import (
@@ -30,7 +31,7 @@ from srbench.commands.options import (
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
-from srbench.results.config import BROWSER_WARMUP, DEFAULT_WARMUP, RunConfig
+from srbench.results.config import BROWSER_WARMUP, DEFAULT_THREADS, DEFAULT_WARMUP, RunConfig
 from srbench.results.schema import check_label
 from srbench.results.tables import console_table, footnotes
 from srbench.run.orchestrator import default_output_dir, resume_command, run_benchmark
@@ -112,8 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--runs",
         type=int,
         default=None,
-        help="with --protocol ntireYYYY: whole-run repetitions, each in fresh workers "
-        "(default: the edition's, 5)",
+        help="whole-run repetitions, each in fresh workers: with --protocol srbench the table gives "
+        "the between-run spread beside the within-run one (default 1); with --protocol ntireYYYY "
+        "the edition's (5)",
     )
     what.add_argument(
         "--ntire-compat",
@@ -136,6 +138,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     device = p.add_argument_group("device and precision")
     add_device_option(device)
     add_dtype_option(device)
+    device.add_argument(
+        "--threads",
+        default=str(DEFAULT_THREADS),
+        metavar="N|all",
+        help=f"intra-op CPU threads of torch and ONNX Runtime (default {DEFAULT_THREADS}: stable on a "
+        "shared machine; 'all' for deployment-like figures on an idle one)",
+    )
     device.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     device.add_argument("--compile", action="store_true", help="torch.compile (compile time reported apart)")
     device.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick its fastest kernels")
@@ -295,6 +304,7 @@ def config_from_args(args: argparse.Namespace, stored: RunConfig | None = None) 
         recount=args.recount,
         browser_provider=args.browser_provider,
         browser_threads=args.browser_threads,
+        threads=parse_threads(args.threads),
     )
 
 
@@ -347,8 +357,10 @@ def choose_backend(backend: str | None, tokens: list[str]) -> str:
 def run_command(args: argparse.Namespace) -> int:
     if args.protocol != "srbench":
         return challenge_command(args)
-    if args.runs is not None:
-        raise SrbenchError("--runs needs --protocol ntireYYYY (e.g. --protocol ntire2026 --runs 5)")
+    if args.runs is not None and args.runs < 1:
+        raise SrbenchError(f"--runs {args.runs} must be >= 1 (e.g. --runs 3)")
+    if args.runs is not None and args.runs > 1 and args.resume:
+        raise SrbenchError("--runs with --resume: resume one run at a time; drop --runs")
     if args.resume and args.output and args.output != args.resume:
         raise SrbenchError("--resume names the output folder itself; drop --output")
     stored = None
@@ -365,14 +377,18 @@ def run_command(args: argparse.Namespace) -> int:
     if args.save_images:
         config.save_images = str(out_dir / "images")
     console = make_console(stderr=True)
-    run, interrupted = run_benchmark(
-        config,
-        out_dir,
-        console=console,
-        resume=args.resume is not None,
-        force=args.force,
-        progress="none" if args.quiet else "auto",
-    )
+    progress = "none" if args.quiet else "auto"
+    if args.runs is not None and args.runs > 1:
+        run, interrupted = repeated_runs(config, out_dir, args.runs, console, progress)
+    else:
+        run, interrupted = run_benchmark(
+            config,
+            out_dir,
+            console=console,
+            resume=args.resume is not None,
+            force=args.force,
+            progress=progress,
+        )
     out = make_console()
     out.print(console_table(run, width=out.width))
     for note in footnotes(run):
@@ -389,6 +405,29 @@ def run_command(args: argparse.Namespace) -> int:
         )
         return 1
     return 1 if any(m.status == "error" for m in run.models) else 0
+
+
+def repeated_runs(
+    config: RunConfig, out_dir: Path, runs: int, console: Any, progress: str = "auto"
+) -> tuple[Any, bool]:
+    """``--runs N``: N whole runs (fresh workers each) in ``OUT/runs/run-K``, combined into
+    ``OUT`` (:func:`srbench.run.orchestrator.combine_runs`)."""
+    from srbench.results.io import write_results
+    from srbench.run.orchestrator import combine_runs
+
+    done = []
+    interrupted = False
+    for k in range(1, runs + 1):
+        console.print(f"run {k} of {runs}")
+        run, interrupted = run_benchmark(
+            config, out_dir / "runs" / f"run-{k}", console=console, progress=progress
+        )
+        done.append(run)
+        if interrupted:
+            break
+    combined = combine_runs(done)
+    write_results(combined, out_dir)
+    return combined, interrupted
 
 
 def models_lacking_official_weights(models: list) -> list[str]:

@@ -47,6 +47,16 @@ DEFAULT_WARMUP = 3
 BROWSER_WARMUP = 15
 
 
+#: Default ``--threads``: one intra-op thread (as ``torch.utils.benchmark.Timer``). On a
+#: shared 2-core machine (load average 7-11), interleaved runs of rlfn and span on the
+#: sample set gave stable medians with one thread and 2-10x slower, erratic ones with two
+#: (README "Runtime"; issue 25's figures). ``--threads all`` gives deployment-like figures.
+DEFAULT_THREADS: int | str = 1
+#: What a results file written before ``--threads`` existed ran with: torch's default,
+#: every core (:func:`hashed_config` fills the key with this, not with today's default).
+LEGACY_THREADS = "all"
+
+
 #: The sections, in the order docs/results-schema.md lists them.
 SECTIONS = ("protocol", "data", "execution", "output")
 #: The sections ``config_hash`` covers (see the module docstring).
@@ -90,6 +100,9 @@ class RunConfig:
     browser_provider: str = field(default="wasm", metadata=PROTOCOL)
     #: WASM threads in the browser (``--backend browser``); None: torch's thread count.
     browser_threads: int | None = field(default=None, metadata=PROTOCOL)
+    #: ``--threads N|all``: intra-op CPU threads of torch and ONNX Runtime (the browser's WASM
+    #: threads follow unless ``browser_threads``); ``"all"``: the cores this process may run on.
+    threads: int | str = field(default=DEFAULT_THREADS, metadata=PROTOCOL)
     # --- data: what it is measured on (see srbench.commands.options.add_dataset_options)
     data: str | None = field(default=None, metadata=DATA)
     layout: str | None = field(default=None, metadata=DATA)
@@ -139,9 +152,14 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are ignored (files from newer versions)."""
+        """Inverse of :meth:`to_dict`; unknown keys are ignored (files from newer versions);
+        keys whose absence means something else than today's default take :data:`ABSENT`."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{**ABSENT, **{k: v for k, v in d.items() if k in known}})
+
+
+#: Keys a results file written before them lacks, with what that file ran with.
+ABSENT: dict[str, Any] = {"threads": LEGACY_THREADS}
 
 
 def _plain(value: Any) -> Any:
@@ -175,8 +193,9 @@ def hashed_part(config: dict[str, Any]) -> dict[str, Any]:
 
 def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
     """:func:`hashed_part` of ``config`` with every key it lacks (a file written before that
-    option existed) at its default: what ``config_hash`` hashes and resumes compare."""
-    return hashed_part({**RunConfig().to_dict(), **config})
+    option existed) at its default, or at what such files ran with (:data:`ABSENT`): what
+    ``config_hash`` hashes and resumes compare."""
+    return hashed_part({**RunConfig().to_dict(), **ABSENT, **config})
 
 
 def config_hash(config: dict[str, Any], dataset: dict[str, Any]) -> str:

@@ -117,3 +117,56 @@ def busy_notes(environment: dict[str, Any]) -> list[str]:
         f"load average {before[0] if before else '?'} before and {after[0] if after else '?'} after the "
         f"run on {cpus} CPUs: other processes competed for the machine; times are likely inflated"
     ]
+
+
+#: Above this fraction of disturbed timed forwards (all models together), the run says the
+#: machine did not give srbench's threads their cores.
+DISTURBED_FRACTION_NOTE = 0.25
+
+
+def thread_facts(requested: int | str, used: int, usable: int) -> dict[str, Any]:
+    """The ``environment["threads"]`` block: ``requested`` (``--threads`` as given: N or
+    ``"all"``), ``used`` (intra-op threads of torch and ONNX Runtime), ``usable_cores``
+    (the affinity mask) and ``load_before`` (1-minute load average when the run started)."""
+    load = load_average()
+    return {
+        "requested": requested,
+        "used": used,
+        "usable_cores": usable,
+        "load_before": load[0] if load else None,
+    }
+
+
+def oversubscription_notes(environment: dict[str, Any], disturbed: int, timed: int) -> list[str]:
+    """Why the run's threads did not have their cores, one line each (docs/runtime.md):
+
+    * more threads than usable cores (the affinity mask);
+    * more threads than free cores: usable cores minus the 1-minute load average before the
+      run (other runnable tasks), floored at 0;
+    * measured: more than :data:`DISTURBED_FRACTION_NOTE` of the ``timed`` forwards of all
+      models were disturbed (``disturbed`` of them).
+
+    Also sets ``environment["threads"]["oversubscribed"]``. Empty without a threads block."""
+    facts = environment.get("threads")
+    if not isinstance(facts, dict) or not facts.get("used"):
+        return []
+    used, usable, load = facts["used"], facts.get("usable_cores") or 1, facts.get("load_before")
+    notes = []
+    if used > usable:
+        notes.append(f"{used} threads on {usable} usable core(s): oversubscribed by the affinity mask")
+    elif load is not None and used > max(usable - load, 0.0) + 0.5:
+        notes.append(
+            f"{used} thread(s) with load average {load:.2f} on {usable} usable core(s) before the run: "
+            f"about {max(usable - load, 0.0):.1f} core(s) were free"
+        )
+    if timed and disturbed / timed > DISTURBED_FRACTION_NOTE:
+        notes.append(
+            f"{disturbed} of {timed} timed forwards were disturbed (preempted): the machine did not "
+            f"give srbench's {used} thread(s) their cores"
+        )
+    facts["oversubscribed"] = bool(notes)
+    if notes:
+        notes[-1] += (
+            "; times are those of a shared machine (see README, Runtime; --threads 1 is the most stable)"
+        )
+    return notes

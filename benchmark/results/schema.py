@@ -50,8 +50,17 @@ class ImageResult:
     sr_sha256: str | None = None
     #: GPU energy of one forward in joules (NVML counter; mean over --repeat); None on CPU.
     energy_j: float | None = None
-    #: With ``--repeat R`` (R > 1): all R forward times (ms), in order; ``runtime_ms`` is their median.
+    #: Every timed forward (ms), in order, when more than one ran (``--repeat R`` > 1, or a
+    #: disturbed forward measured again); ``runtime_ms`` is the median of the undisturbed ones.
     runtime_samples_ms: list[float] | None = None
+    #: Per timed forward, in the order of the samples: whether it was disturbed (README
+    #: "Runtime": CPU share below 0.9, or NVML saw another process / throttling on CUDA).
+    #: None where not measured (the browser backend; results written before it).
+    runtime_disturbed: list[bool] | None = None
+    #: Per timed CPU forward: process CPU time / (wall × threads), and involuntary context
+    #: switches of the process during it.
+    runtime_cpu_share: list[float | None] | None = None
+    runtime_nivcsw: list[int | None] | None = None
 
 
 @dataclass
@@ -109,6 +118,20 @@ class ModelResult:
     #: The model's very first forward call (cold: first-call costs, compilation with
     #: --compile), ms; untimed warm-up unless --warmup 0 (then it is the first image's time).
     first_forward_ms: float | None = None
+    #: Timed forwards that were disturbed and, of all timed forwards, how many ran (retries
+    #: included); None where not measured. ``disturbed_images``: images whose figure still
+    #: comes from disturbed forwards (every try within the budget was disturbed).
+    disturbed_forwards: int | None = None
+    #: CPU time per thread of the forward (ms; CPU share × wall time, i.e. process CPU time /
+    #: threads): the median over images of each image's median over its forwards. A
+    #: preemption adds wall time, not CPU time, so on a loaded machine this stays near the
+    #: idle machine's wall time where ``runtime_ms`` does not (docs/runtime.md). CPU only.
+    cpu_time_ms: float | None = None
+    timed_forwards: int | None = None
+    disturbed_images: int | None = None
+    #: ``--runs N`` (N > 1): each run's median time (ms), the between-run spread and the
+    #: within-run interval it is compared with (:func:`srbench.measure.spread.run_spread`).
+    runs: dict[str, Any] | None = None
     #: Untimed warm-up forwards the model ran (``--warmup`` in all, at least one per LR shape,
     #: the CPU memory pass included); None in results written before srbench recorded it.
     warmup_calls: int | None = None
@@ -164,7 +187,7 @@ class ModelResult:
         """JSON form (``srbench/1``)."""
         d = asdict(self)
         d["runtime_ms"] = self.runtime_ms.to_dict() if self.runtime_ms else None
-        for key in ("cell", "deployed", "backend_agreement", "intervals", "precision_cost"):
+        for key in ("cell", "deployed", "backend_agreement", "intervals", "precision_cost", "runs"):
             if d[key] is None:
                 del d[key]  # torch run results keep their srbench/1 shape
         return d
@@ -330,6 +353,8 @@ CSV_COLUMNS = [
     "time_p90_ms",
     "time_p99_ms",
     "time_cv",
+    "disturbed_forwards",
+    "timed_forwards",
     "first_forward_ms",
     "params",
     "flops",
@@ -371,6 +396,8 @@ def results_csv(run: RunResult) -> str:
                 "time_p90_ms": _csv(rt.p90 if rt else None),
                 "time_p99_ms": _csv(rt.p99 if rt else None),
                 "time_cv": _csv(rt.cv if rt else None),
+                "disturbed_forwards": _csv(m.disturbed_forwards),
+                "timed_forwards": _csv(m.timed_forwards),
                 "first_forward_ms": _csv(m.first_forward_ms),
                 "params": _csv(m.params),
                 "flops": _csv(m.flops),

@@ -130,10 +130,19 @@ def caption(run: RunResult) -> str:
     crop = "border = scale"
     named = f"{run.config['label']}: " if run.config.get("label") else ""
     via, timed = backend_caption(run.config)
+    facts = env.get("threads") if isinstance(env.get("threads"), dict) else {}
+    used = facts.get("used", env.get("torch_threads"))
+    requested = facts.get("requested")
+    threads = (
+        f"; {used} CPU thread(s)"
+        + (f" (--threads {requested})" if requested is not None and str(requested) != str(used) else "")
+        if used is not None
+        else ""
+    )
     return (
         f"{named}{ds.get('name', '?')} ({ds.get('images', '?')} images, x{ds.get('scale', '?')}) "
         f"on {device}{via}; "
-        f"{label} with {crop}; time = {_time_stat(run)} {timed} ms; "
+        f"{label} with {crop}; time = {_time_stat(run)} {timed} ms of undisturbed forwards{threads}; "
         f"FLOPs = fvcore MACs at {'x'.join(map(str, run.config.get('profile_input', [1, 3, 256, 256])))}"
         + ("; ± = 95 % bootstrap interval" if _has_intervals(run) else "")
     )

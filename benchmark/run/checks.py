@@ -9,6 +9,7 @@ import random
 import numpy as np
 import torch
 
+from srbench.backends.devices import apply_threads, parse_threads
 from srbench.backends.registry import get_backend
 from srbench.core.errors import SrbenchError
 from srbench.results.config import RunConfig
@@ -31,10 +32,12 @@ def check_config(config: RunConfig, device: torch.device) -> None:
             raise SrbenchError("--tf32 needs a CUDA device; drop it on CPU")
     if config.warmup < 0 or config.repeat < 1:
         raise SrbenchError("--warmup must be >= 0 and --repeat >= 1")
+    parse_threads(config.threads)
 
 
 def apply_backend_settings(config: RunConfig, device: torch.device) -> None:
-    """Seeds, determinism, cuDNN benchmark and TF32 flags as configured (process-wide)."""
+    """Threads, seeds, determinism, cuDNN benchmark and TF32 flags as configured (process-wide)."""
+    apply_threads(config.threads)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     np.random.seed(config.seed)

@@ -20,15 +20,23 @@ from typing import Any
 
 from rich.console import Console
 
+from srbench.backends.devices import resolve_threads, usable_cores
 from srbench.backends.onnxruntime.precision import check_calibration
 from srbench.core.errors import SrbenchError
 from srbench.core.progress import ProgressMode, model_progress
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import dataset_options, load_dataset
+from srbench.measure.spread import run_spread
 from srbench.models.registry import get_entry
 from srbench.models.specs import ModelSpec, specs_from_config
 from srbench.results.config import RunConfig, hashed_config
-from srbench.results.environment import busy_notes, collect_environment, load_average
+from srbench.results.environment import (
+    busy_notes,
+    collect_environment,
+    load_average,
+    oversubscription_notes,
+    thread_facts,
+)
 from srbench.results.io import write_results
 from srbench.results.schema import (
     STATUS_ERROR,
@@ -217,6 +225,10 @@ def run_benchmark(
     run.environment["load_average"] = {"before": load_before, "after": None}
     data_sha256 = data_digest(dataset)
     identities = {config.row_name(s.name): row_identity(s, config.scale, data_sha256) for s in specs}
+    # The workers (and an in-process run) set torch's threads from config.threads.
+    threads = resolve_threads(config.threads)
+    run.environment["torch_threads"] = threads
+    run.environment["threads"] = thread_facts(config.threads, threads, usable_cores())
     if resume:
         run = _resume_base(out_dir, run, force)
         run.models = _same_content(run.models, identities, console)
@@ -269,7 +281,11 @@ def run_benchmark(
     run.models.sort(key=lambda m: order.get(m.name, len(order)))
     attach_precision_costs(run.models, specs, config)
     run.environment["load_average"]["after"] = load_average()
-    run.notes = busy_notes(run.environment)
+    run.notes = busy_notes(run.environment) + oversubscription_notes(
+        run.environment,
+        sum(m.disturbed_forwards or 0 for m in run.models),
+        sum(m.timed_forwards or 0 for m in run.models),
+    )
     write_results(run, out_dir)
     return run, stop.requested
 
@@ -323,3 +339,43 @@ def _isolated_measure(config: RunConfig, stop: StopFlag) -> MeasureFn:
         )
 
     return measure
+
+
+def combine_runs(runs: list[RunResult]) -> RunResult:
+    """``run --runs N``: one document of N whole runs of the same configuration.
+
+    The rows are the first run's (its images, figures and notes); each row measured in more
+    than one run gains ``runs`` (:func:`srbench.measure.spread.run_spread`: every run's
+    median, the between-run spread, the first run's within-run interval) and a note when the
+    between-run spread exceeds that interval. The environment's load average spans all runs.
+    """
+
+    first = runs[0]
+    combined = RunResult(
+        environment=dict(first.environment),
+        config=dict(first.config),
+        dataset=first.dataset,
+        models=list(first.models),
+        created=first.created,
+        notes=list(first.notes),
+    )
+    loads = [r.environment.get("load_average") or {} for r in runs]
+    combined.environment["load_average"] = {"before": loads[0].get("before"), "after": loads[-1].get("after")}
+    combined.environment["runs"] = len(runs)
+    for m in combined.models:
+        rows = [r.model(m.name) for r in runs]
+        medians = [row.runtime_ms.median for row in rows if row is not None and row.runtime_ms is not None]
+        times = [i.runtime_ms for i in m.images if i.runtime_ms is not None and not i.tiled]
+        if len(medians) < 2 or not times:
+            continue
+        m.runs = run_spread(medians, times)
+        if m.runs["exceeds"]:
+            lo, hi = m.runs["within_interval_ms"]
+            m.notes.append(
+                f"between-run spread exceeds the within-run interval: run medians "
+                f"{m.runs['min_ms']:.2f}-{m.runs['max_ms']:.2f} ms over {len(medians)} runs, outside the "
+                f"first run's 95 % interval {lo:.2f}-{hi:.2f} ms: the machine changed under the run"
+            )
+    for r in runs[1:]:
+        combined.notes.extend(n for n in r.notes if n not in combined.notes)
+    return combined

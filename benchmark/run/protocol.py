@@ -75,7 +75,14 @@ from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import ForwardMemory
 from srbench.measure.onnx_counting import count_onnx
 from srbench.measure.shapeprobe import ShapeProbe, croppable, probe_shape_caching
-from srbench.measure.timing import ForwardTimer, RuntimeStats, coefficient_of_variation, gc_frozen
+from srbench.measure.timing import (
+    DISTURBED_SHARE,
+    ForwardSample,
+    ForwardTimer,
+    RuntimeStats,
+    coefficient_of_variation,
+    gc_frozen,
+)
 from srbench.models.registry import ModelEntry
 from srbench.models.specs import ModelSpec
 from srbench.results.comparison import row_intervals
@@ -646,9 +653,21 @@ def shape_probe_stage(
     try:
         with torch.inference_mode():
             x = backend.to_input(images.lr(at))
-        return probe_shape_caching(backend.forward, x, timer, seen.runtime_ms)
+        return probe_shape_caching(backend.forward, x, timer, seen.runtime_ms, seen_costs(seen, timer))
     except Exception as exc:  # e.g. out of memory untiled: the probe never fails a model
         return ShapeProbe(skipped=f"probe failed: {type(exc).__name__}: {cause(exc, 200)}")
+
+
+def seen_costs(img: ImageResult, timer: ForwardTimer) -> list[float] | None:
+    """The cost (ms) of each timed forward of ``img`` (:attr:`ForwardSample.cost_ms`): CPU
+    time, from its CPU shares and wall times (share × wall × threads), disturbed forwards
+    included (a preemption does not add CPU time); None when not recorded (CUDA: the probe
+    times its own reference)."""
+    shares = img.runtime_cpu_share
+    if not shares or any(v is None for v in shares):
+        return None
+    walls = img.runtime_samples_ms or [img.runtime_ms]
+    return [float(v) * float(ms) * timer.threads for v, ms in zip(shares, walls, strict=True)]
 
 
 def timed_loop(
@@ -722,7 +741,6 @@ def _measure_image(
     if memory is not None:
         memory.before_forward()
     energy.begin()
-    samples = None
     if backend.self_timed:
         # The browser times session.run in the page (performance.now()); a Python
         # timer around the call would add the page round trip.
@@ -731,16 +749,29 @@ def _measure_image(
     else:
         # An output estimated not to fit untiled is tiled before it runs (backends.pytorch).
         tiling = memory_tiling(tiling, x.shape[-2], x.shape[-1], timer.device, name=name)
-        out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat)
-        samples = list(timer.last_samples_ms) if config.repeat > 1 else None
-    joules = energy.end(config.repeat)
+        out, ms, tiled = timed_forward(backend.forward, x, timer, tiling, config.repeat, remeasure=True)
+    # Per forward: over every forward run, re-measured ones included.
+    forwards = config.repeat if backend.self_timed else len(timer.last_samples)
+    joules = energy.end(forwards)
     if memory is not None:
         memory.after_forward()
     check_output(out, x, config.scale, name, finite=False)  # finite: checked while scoring
     del x
-    img = ImageResult(name=name, runtime_ms=ms, tiled=tiled, energy_j=joules, runtime_samples_ms=samples)
+    img = ImageResult(name=name, runtime_ms=ms, tiled=tiled, energy_j=joules)
+    if not backend.self_timed:
+        record_samples(img, timer.last_samples)
     score_image(img, out, hr, crop_border=config.scale, input_range=backend.input_range, save_dir=save_dir)
     return img
+
+
+def record_samples(img: ImageResult, samples: list[ForwardSample]) -> None:
+    """Every timed forward of ``img`` with its disturbance record (README "Runtime"): the
+    times when more than one ran, and per forward the flag, CPU share and context switches."""
+    img.runtime_samples_ms = [s.ms for s in samples] if len(samples) > 1 else None
+    img.runtime_disturbed = [s.disturbed for s in samples]
+    if any(s.cpu_share is not None for s in samples):
+        img.runtime_cpu_share = [None if s.cpu_share is None else round(s.cpu_share, 4) for s in samples]
+        img.runtime_nivcsw = [s.nivcsw for s in samples]
 
 
 def score_image(
@@ -934,6 +965,7 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
 
 
 def _runtime_summary(result: ModelResult, pixels: dict[str, int], *, forced_tiling: bool) -> None:
+    disturbance_summary(result)
     # Images tiled after running out of memory are timed differently: excluded, and said so.
     # With --tile every image is tiled the same way, so all are comparable and kept.
     fallback = [] if forced_tiling else [i.name for i in result.images if i.tiled]
@@ -956,6 +988,40 @@ def _runtime_summary(result: ModelResult, pixels: dict[str, int], *, forced_tili
         result.notes.append(
             f"{len(fallback)} image(s) ran out of memory and were tiled ({', '.join(fallback[:5])}); "
             "their times are excluded from runtime_ms"
+        )
+
+
+def disturbance_summary(result: ModelResult) -> None:
+    """``disturbed_forwards``, ``timed_forwards`` and ``disturbed_images`` of ``result`` from
+    its images' flags, and the row's note when any forward was disturbed."""
+    flagged = [i.runtime_disturbed for i in result.images if i.runtime_disturbed is not None]
+    if not flagged:
+        return
+    result.timed_forwards = sum(len(f) for f in flagged)
+    result.disturbed_forwards = sum(sum(f) for f in flagged)
+    result.disturbed_images = sum(1 for f in flagged if f and all(f))
+    per_image = []
+    for i in result.images:
+        walls = i.runtime_samples_ms or [i.runtime_ms]
+        shares = i.runtime_cpu_share
+        if shares and all(v is not None for v in shares) and None not in walls:
+            per_image.append(statistics.median(v * w for v, w in zip(shares, walls, strict=True)))
+    result.cpu_time_ms = statistics.median(per_image) if per_image else None
+    if result.disturbed_forwards:
+        kept = (
+            f"; {result.disturbed_images} image(s) stayed disturbed within the budget and keep a "
+            "disturbed time"
+            if result.disturbed_images
+            else "; every image's time comes from undisturbed forwards"
+        )
+        why = (
+            f"preempted: CPU share below {DISTURBED_SHARE:.0%}"
+            if any(i.runtime_cpu_share for i in result.images)
+            else "NVML saw another process on the GPU or throttled clocks"
+        )
+        result.notes.append(
+            f"{result.disturbed_forwards} of {result.timed_forwards} timed forwards were disturbed "
+            f"({why}) and measured again{kept}"
         )
 
 

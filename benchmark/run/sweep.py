@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srbench.backends.devices import resolve_device
+from srbench.backends.devices import resolve_device, resolve_threads
 from srbench.core.errors import SrbenchError
 from srbench.core.progress import ProgressMode, count_progress
 from srbench.data.cache import ImageCache
@@ -351,7 +351,7 @@ def execute_cell(
 
     ``device`` overrides the cell's ``--device`` (the engine's placement); ``visible_gpu``
     restricts the measuring worker to that physical GPU (then ``device`` is ``cuda:0``);
-    ``threads`` sets the worker's torch thread count (``None``: torch's default, as ``run``);
+    ``threads`` sets the worker's torch thread count (``None``: the cell config's ``--threads``);
     ``node`` names the node in the row (default: the host name); ``skip_main``: the
     measuring worker does not re-run this process's ``__main__`` script (a Ray worker's,
     see :func:`~srbench.run.forkserver.main_hidden`).
@@ -360,6 +360,8 @@ def execute_cell(
 
     started = time.perf_counter()
     config = dataclasses.replace(cell.config, device=device) if device else cell.config
+    if threads is not None:  # the engine's CPUs per cell: the worker's protocol sets them
+        config = dataclasses.replace(config, threads=threads)
     images = node_images(config, cache_root)
     wants_setup = threads is not None or visible_gpu is not None or setup is not None
     worker_setup = functools.partial(_cell_setup, threads, visible_gpu, setup) if wants_setup else None
@@ -367,8 +369,7 @@ def execute_cell(
         # The driver's process must not see other GPUs either when it describes the device.
         os.environ["CUDA_VISIBLE_DEVICES"] = visible_gpu
     env = collect_environment(resolve_device(config.device))
-    if threads is not None:
-        env["torch_threads"] = threads
+    env["torch_threads"] = threads if threads is not None else resolve_threads(config.threads)
     result = measure_in_worker(
         cell.spec,
         images,

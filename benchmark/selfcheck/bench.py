@@ -42,8 +42,24 @@ fails the build, and timings depend on the machine (record it; compare like with
 9. **Precision ladder** (``fp16|int8.<model>.psnr_cost`` dB, ``.speed_ratio`` x) for span and
    rlfn on the DIV2K-sized set, interleaved timing (:func:`int8_figures`); recorded, no goal.
 
+8. **Stability under load** (issue 25). Two busy processes (:mod:`srbench.selfcheck.load`,
+   started and stopped here, each ending by itself after at most 20 minutes) load the 2-core
+   machine while ``srbench run --models rlfn,span`` runs with default settings, in fresh
+   processes, 5 times (2 with ``--quick``); the same runs on the machine without the bench's
+   load give the quiet reference (3 runs; 1 with ``--quick``).
+   ``stability.rank``: span's median below rlfn's in every loaded run, and the worst
+   deviation of a loaded run's median from that model's median over the loaded runs (goal:
+   5 of 5 ordered, deviation <= 15 %). ``stability.quiet_vs_loaded``: the worst
+   ``|loaded / quiet − 1|`` over the models of the medians over runs (goal <= 25 %);
+   ``stability.quiet_vs_loaded.cpu`` the same on ``cpu_time_ms`` (no goal: a figure).
+   ``probe.false_flags``: under the same load, 10 measurements (3 with ``--quick``) of the
+   plain models span and rlfn and of a per-shape-cache model on sample-mini
+   (:func:`~srbench.run.protocol.measure_model`, default settings): the warm-up-gaming
+   notes of the plain models (goal 0) and the flags of the cheat (goal all).
+
 Every time is a median of several runs unless the label says otherwise; ``torch`` threads are
-left as configured (``torch.get_num_threads()`` is recorded).
+left as configured (``torch.get_num_threads()`` is recorded), except in section 8, which
+runs srbench's defaults (``--threads 1``).
 """
 
 from __future__ import annotations
@@ -85,16 +101,17 @@ from srbench.measure.metrics import psnr, rgb_to_y, ssim, to_uint8
 from srbench.measure.onnx_counting import count_onnx
 from srbench.measure.quality import score_image
 from srbench.measure.timing import ForwardTimer, coefficient_of_variation
-from srbench.models.registry import create_model, get_entry, list_models
+from srbench.models.registry import create_model, get_entry, list_models, register_model, unregister_model
 from srbench.models.span import Conv3XC
 from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
 from srbench.results.environment import collect_environment
-from srbench.results.schema import ModelResult, atomic_write_text, json_safe
+from srbench.results.schema import ModelResult, atomic_write_text, json_safe, load_results
 from srbench.run.building import build_model
 from srbench.run.forkserver import prestart
 from srbench.run.isolation import measure_in_worker
 from srbench.run.protocol import measure_model
+from srbench.selfcheck.load import busy_processes
 
 SCHEMA = "srbench-bench/1"
 #: DIV2K validation HR size (0801.png and most others): width x height.
@@ -776,6 +793,137 @@ def meters_figure(images: ImageCache, device: str, rounds: int) -> Figure:
     )
 
 
+STABILITY_MODELS = ("rlfn", "span")
+GOAL_STABILITY_DEVIATION = 0.15
+GOAL_QUIET_VS_LOADED = 0.25
+#: Each busy process ends by itself after this many seconds, whatever happens to the bench.
+LOAD_SECONDS = 1200.0
+
+
+def _cli_run(out: Path, models: tuple[str, ...]) -> dict[str, float]:
+    """``srbench run --models ...`` with default settings in a fresh process; each model's
+    median (ms), and under ``"cpu:NAME"`` its ``cpu_time_ms`` when recorded."""
+
+    cmd = [sys.executable, "-m", "srbench", "run", "--models", ",".join(models), "--output", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"bench: {' '.join(cmd)} failed: {proc.stderr[-500:]}")
+    run = load_results(out)
+    medians = {m.name: m.runtime_ms.median for m in run.models if m.runtime_ms is not None}
+    if set(medians) != set(models):
+        raise RuntimeError(f"bench: {' '.join(cmd)} measured only {sorted(medians)}")
+    cpu = {f"cpu:{m.name}": m.cpu_time_ms for m in run.models if m.cpu_time_ms is not None}
+    return {**medians, **cpu}
+
+
+def stability_figures(root: Path, *, loaded_runs: int, quiet_runs: int) -> list[Figure]:
+    """``stability.rank`` and ``stability.quiet_vs_loaded`` (module docstring, section 8)."""
+    quiet = [_cli_run(root / f"quiet-{k}", STABILITY_MODELS) for k in range(quiet_runs)]
+    with busy_processes(2, seconds=LOAD_SECONDS):
+        loaded = [_cli_run(root / f"loaded-{k}", STABILITY_MODELS) for k in range(loaded_runs)]
+    ordered = sum(run["span"] < run["rlfn"] for run in loaded)
+    centre = {m: statistics.median(run[m] for run in loaded) for m in STABILITY_MODELS}
+    deviation = max(abs(run[m] / centre[m] - 1) for run in loaded for m in STABILITY_MODELS)
+    quiet_centre = {m: statistics.median(run[m] for run in quiet) for m in STABILITY_MODELS}
+    shift = {m: centre[m] / quiet_centre[m] - 1 for m in STABILITY_MODELS}
+    worst_shift = max(abs(v) for v in shift.values())
+    # The same comparison on CPU time per thread (cpu_time_ms), which a preemption does not add to.
+    cpu_keys = [f"cpu:{m}" for m in STABILITY_MODELS if all(f"cpu:{m}" in r for r in [*loaded, *quiet])]
+    cpu_shift = {}
+    for k in cpu_keys:
+        cpu_shift[k] = statistics.median(r[k] for r in loaded) / statistics.median(r[k] for r in quiet) - 1
+    details = {
+        "loaded_ms": loaded,
+        "quiet_ms": quiet,
+        "loaded_median_ms": centre,
+        "quiet_median_ms": quiet_centre,
+    }
+    return [
+        Figure(
+            "stability.rank",
+            f"Under load: span below rlfn in {ordered} of {loaded_runs} runs; worst deviation of a "
+            "run's median from the models' median over runs",
+            deviation,
+            "x",
+            f"{loaded_runs} of {loaded_runs} ordered, <= {GOAL_STABILITY_DEVIATION:g}",
+            ordered == loaded_runs and deviation <= GOAL_STABILITY_DEVIATION,
+            {**details, "ordered": ordered},
+        ),
+        _at_most(
+            "stability.quiet_vs_loaded",
+            "Median over runs, |loaded / quiet - 1|, worst model",
+            worst_shift,
+            "x",
+            GOAL_QUIET_VS_LOADED,
+            shift=shift,
+            **details,
+        ),
+        _info(
+            "stability.quiet_vs_loaded.cpu",
+            "Same on cpu_time_ms (CPU time per thread), |loaded / quiet - 1|, worst model",
+            max((abs(v) for v in cpu_shift.values()), default=None),
+            "x",
+            shift=cpu_shift,
+        ),
+    ]
+
+
+def probe_figure(images: ImageCache, runs: int) -> Figure:
+    """``probe.false_flags``: warm-up-gaming notes of plain models under load (module docstring, 8)."""
+
+    register_model(
+        "bench_shapecache",
+        scales=(4,),
+        input_range=1.0,
+        description="bench-only: heavy work on the first forward of each shape",
+        has_trained_weights=False,
+        tags=("test-only",),
+    )(lambda scale=4: _ShapeCache(scale))
+    false_flags, cheat_flags = 0, 0
+    try:
+        with busy_processes(2, seconds=LOAD_SECONDS):
+            for _ in range(runs):
+                for name in STABILITY_MODELS:
+                    result = measure_model(ModelSpec(name, name), images, RunConfig(isolate=False))
+                    false_flags += any("warm-up gaming" in n for n in result.notes)
+                result = measure_model(
+                    ModelSpec("bench_shapecache", "bench_shapecache"), images, RunConfig(isolate=False)
+                )
+                cheat_flags += bool(result.shape_probe and result.shape_probe.get("flagged"))
+    finally:
+        unregister_model("bench_shapecache")
+    plain = runs * len(STABILITY_MODELS)
+    return Figure(
+        "probe.false_flags",
+        f"Shape probe under load: warm-up-gaming notes on {plain} plain measurements "
+        f"(cheat flagged {cheat_flags} of {runs})",
+        float(false_flags),
+        "",
+        f"0, cheat {runs} of {runs}",
+        false_flags == 0 and cheat_flags == runs,
+        {"plain_measurements": plain, "cheat_flagged": cheat_flags, "cheat_runs": runs},
+    )
+
+
+class _ShapeCache(torch.nn.Module):
+    """Nearest x``scale`` that does ~1 GFLOP the first time it sees an input shape and nothing
+    later: the per-shape warm-up the shape probe must flag."""
+
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+        self.gain = torch.nn.Parameter(torch.ones(1))
+        self.seen: set[tuple[int, ...]] = set()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if tuple(x.shape) not in self.seen:
+            self.seen.add(tuple(x.shape))
+            a = torch.full((256, 256), 1e-3)
+            for _ in range(30):
+                a = (a @ a).clamp_(max=1e-3)
+        return F.interpolate(x, scale_factor=self.scale, mode="nearest") * self.gain
+
+
 def cli_start_figure(runs: int) -> Figure:
     """Wall time of ``python -m srbench --help`` in a fresh interpreter (median of ``runs``).
 
@@ -889,9 +1037,15 @@ def figures_table(figures: list[Figure], title: str) -> Table:
 
 
 def run_bench(
-    out_dir: Path, *, quick: bool = False, device: str = "auto", div2k_images: int | None = None
+    out_dir: Path,
+    *,
+    quick: bool = False,
+    device: str = "auto",
+    div2k_images: int | None = None,
+    only: str | None = None,
 ) -> dict[str, Any]:
-    """Measure every figure, print the table and write ``out_dir/bench.json``; returns its dict."""
+    """Measure every figure (with ``only``: the sections whose name contains it), print the
+    table and write ``out_dir/bench.json``; returns its dict."""
     console = Console(stderr=True)
     dev = resolve_device(device)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -903,6 +1057,8 @@ def run_bench(
     figures: list[Figure] = []
 
     def section(name: str, make: Callable[[], list[Figure]]) -> None:
+        if only and only not in name:
+            return
         console.print(f"[bold]bench:[/] {name} …")
         t0 = time.perf_counter()
         figures.extend(make())
@@ -948,6 +1104,15 @@ def run_bench(
         section("fixed cost", lambda: fixed_cost_figures(sample, str(dev), 2 if quick else 3))
         section("meters", lambda: [meters_figure(sample, str(dev), 3 if quick else 9)])
         section("precision variants (CPU)", lambda: int8_figures(div2k_images(), rounds=3 if quick else 7))
+        if dev.type == "cpu":  # the load and the defaults under test are CPU ones
+            section(
+                "stability under load",
+                lambda: stability_figures(
+                    root / "stability", loaded_runs=2 if quick else 5, quiet_runs=1 if quick else 3
+                ),
+            )
+            mini = ImageCache.build(load_dataset("sample-mini", scale=4), root / "mini-cache")
+            section("shape probe under load", lambda: [probe_figure(mini, 3 if quick else 10)])
     section("metrics", lambda: metrics_figures(runs))
     section("post-processing", lambda: [postproc_figure(runs + 2)])
     section("LR generation", lambda: [resize_figure(runs)])
@@ -974,6 +1139,7 @@ def run_bench(
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "quick": quick,
+        "only": only,
         "environment": collect_environment(dev),
         "seconds": total,
         # Other processes skew every time here: the 1/5/15-minute load averages say how busy it was.
@@ -1003,10 +1169,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--div2k-images", type=int, default=None, help="DIV2K-sized images (default 10; 2 with --quick)"
     )
+    parser.add_argument(
+        "--only", default=None, help="only the sections whose name contains this (e.g. 'under load')"
+    )
     args = parser.parse_args(argv)
     if args.div2k_images is not None and args.div2k_images < 1:
         parser.error("--div2k-images must be >= 1")
-    run_bench(args.output, quick=args.quick, device=args.device, div2k_images=args.div2k_images)
+    run_bench(
+        args.output, quick=args.quick, device=args.device, div2k_images=args.div2k_images, only=args.only
+    )
     return 0
 
 
