@@ -3,7 +3,7 @@
 The package is laid out by what each room holds; a room imports only rooms below it
 (``tests/test_layout.py`` enforces the order)::
 
-    core < data, measure, models < backends < results < run < ntire, reporting < commands, cli
+    core < data, measure, models < backends < results < runner < ntire, reporting < commands, cli
 
 - :mod:`srbench.core`: errors, atomic files, consoles, paths, optional extras, downloads;
 - :mod:`srbench.data`: dataset layouts and discovery, image I/O, MATLAB bicubic, caches;
@@ -11,7 +11,7 @@ The package is laid out by what each room holds; a room imports only rooms below
 - :mod:`srbench.models`: architectures, the registry, model specs, weights and loading;
 - :mod:`srbench.backends`: PyTorch, ONNX Runtime and the browser, devices, tiling, export;
 - :mod:`srbench.results`: record types, results files, the environment block;
-- :mod:`srbench.run`: configuration, the per-model protocol, workers, orchestrator, sweeps;
+- :mod:`srbench.runner`: configuration, the per-model protocol, workers, orchestrator, sweeps;
 - :mod:`srbench.ntire`: the NTIRE challenge editions, score and protocol;
 - :mod:`srbench.reporting`: tables, reports, plots, claims, regression checks, crop grids;
 - :mod:`srbench.cli` and :mod:`srbench.commands`: the command line (lazy imports);
@@ -41,7 +41,5 @@ def __getattr__(name: str) -> Any:
     if name in API:
         import srbench.api
 
-        # ``run``: importing the API imported the room srbench.run, now bound here and made
-        # callable (srbench.api._CallableRunPackage): one object for both meanings.
-        return globals()[name] if name == "run" else getattr(srbench.api, name)
+        return getattr(srbench.api, name)
     raise AttributeError(f"module 'srbench' has no attribute {name!r}")

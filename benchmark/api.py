@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,7 @@ from srbench.models.registry import register_model
 from srbench.models.specs import parse_model_specs
 from srbench.results.config import RunConfig
 from srbench.results.schema import RunResult, load_results
-from srbench.run import orchestrator
-from srbench.run.orchestrator import default_output_dir, run_benchmark
+from srbench.runner.orchestrator import default_output_dir, run_benchmark
 
 __all__ = ["RunConfig", "RunResult", "load_results", "profile", "register_model", "run"]
 
@@ -99,17 +97,3 @@ def profile(
     tokens = models.split(",") if isinstance(models, str) else list(models)
     specs = parse_model_specs(",".join(t.strip() for t in tokens), {}, scale=scale)
     return profile_specs(specs, scale=scale, input_shape=list(input_shape), recount=recount)
-
-
-class _CallableRunPackage(types.ModuleType):
-    """``srbench.run`` is both the room :mod:`srbench.run` (a package: ``srbench.run.sweep``,
-    ``monkeypatch.setattr("srbench.run.orchestrator.x", ...)`` reach its modules by attribute)
-    and the API call :func:`run`. Python binds a package to its parent's attribute once it is
-    imported, so the package itself is made callable: calling it is calling :func:`run`."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> RunResult:
-        return run(*args, **kwargs)
-
-
-_run_package = __import__("sys").modules[orchestrator.__name__.rpartition(".")[0]]
-_run_package.__class__ = _CallableRunPackage

@@ -125,7 +125,7 @@ def inspect_onnx(path: Path, *, name: str | None = None) -> OnnxFile:
     onnx = require("onnx", purpose="measuring an ONNX file")
     ort = require("onnxruntime", purpose="measuring an ONNX file")
     if not path.is_file():
-        raise SrbenchError(f"ONNX file {path} not found; check the path given to --models")
+        raise SrbenchError(f"ONNX file {path} not found; check the path")
     data = path.read_bytes()
     try:
         proto = onnx.load_from_string(data)

@@ -99,7 +99,7 @@ def _backend_name_comparisons(path: Path) -> list[str]:
 
 
 def test_nothing_outside_the_backends_branches_on_a_backend_name() -> None:
-    rooms = [ROOT / "benchmark" / r for r in ("run", "ntire", "results", "reporting", "measure", "data")]
+    rooms = [ROOT / "benchmark" / r for r in ("runner", "ntire", "results", "reporting", "measure", "data")]
     found = [
         hit
         for room in rooms

@@ -30,7 +30,7 @@ from srbench.data.imageio import read_image
 from srbench.measure.metrics import SSIM_WINDOW
 from srbench.measure.quality import score_image
 from srbench.models.loading import pickle_globals, read_checkpoint
-from srbench.run.upscale import read_source
+from srbench.runner.upscale import read_source
 
 # --------------------------------------------------------------------------- helpers
 
@@ -489,7 +489,7 @@ def test_onnx_metadata_holds_numbers_and_old_files_still_read(input_range: float
 def test_output_that_would_not_fit_untiled_is_tiled_and_equal(monkeypatch: pytest.MonkeyPatch) -> None:
     from srbench.backends import pytorch as P
     from srbench.models.registry import create_model
-    from srbench.run.upscale import SourceImage, Upscaler
+    from srbench.runner.upscale import SourceImage, Upscaler
 
     rgb = _rgb(300, 260)
     out_bytes = 3 * 1200 * 1040 * 4
@@ -532,7 +532,7 @@ def test_output_that_cannot_fit_names_the_image_not_the_model(
     ],
 )
 def test_out_of_memory_in_a_model_blames_the_input_size(exc: BaseException) -> None:
-    from srbench.run.failures import describe_failure
+    from srbench.runner.failures import describe_failure
 
     text = str(describe_failure("span", "image big.png", exc, size=(4000, 4000), probe=lambda s: None))
     assert "ran out of memory on image big.png (4000x4000)" in text

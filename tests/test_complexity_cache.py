@@ -27,7 +27,7 @@ from srbench.measure.counting import Complexity, profile_model
 from srbench.models.registry import create_model, get_entry
 from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
-from srbench.run.protocol import measure_model
+from srbench.runner.protocol import measure_model
 
 SHAPE = (1, 3, 16, 16)
 

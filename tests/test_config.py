@@ -14,7 +14,7 @@ import pytest
 from srbench.cli import main
 from srbench.results.config import FIELD_SECTIONS, HASHED_SECTIONS, SECTIONS, RunConfig, hashed_keys
 from srbench.results.schema import RunResult, load_results
-from srbench.run.orchestrator import resume_command
+from srbench.runner.orchestrator import resume_command
 
 #: Where the results schema (and the sentence on what config_hash covers) is documented.
 SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "results-schema.md"

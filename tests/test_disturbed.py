@@ -28,7 +28,7 @@ from srbench.results.config import RunConfig, config_hash, hashed_config
 from srbench.results.environment import oversubscription_notes
 from srbench.results.schema import ImageResult, ModelResult, RunResult
 from srbench.results.tables import caption
-from srbench.run.protocol import disturbance_summary
+from srbench.runner.protocol import disturbance_summary
 from srbench.selfcheck.load import busy_processes, pinned
 
 
@@ -197,7 +197,7 @@ def test_measure_model_runs_with_the_configured_threads(tmp_path: Path, monkeypa
     from srbench.data.cache import ImageCache
     from srbench.data.datasets import load_dataset
     from srbench.models.specs import ModelSpec
-    from srbench.run import protocol
+    from srbench.runner import protocol
 
     seen: list[int] = []
     real = protocol.timed_loop
@@ -224,7 +224,7 @@ def test_measure_model_runs_with_the_configured_threads(tmp_path: Path, monkeypa
 
 
 def test_run_records_threads_and_says_them_in_the_caption(tmp_path: Path) -> None:
-    from srbench.run.orchestrator import run_benchmark
+    from srbench.runner.orchestrator import run_benchmark
 
     def fake(spec, images, config, **kw):  # type: ignore[no-untyped-def]
         return ModelResult(spec.name, spec.arch, 4, "no-weights")
@@ -275,7 +275,7 @@ def test_run_spread_warns_only_outside_the_interval() -> None:
 
 def test_combine_runs_keeps_each_runs_median_and_warns() -> None:
     from srbench.measure.timing import RuntimeStats
-    from srbench.run.orchestrator import combine_runs
+    from srbench.runner.orchestrator import combine_runs
 
     def run(median: float) -> RunResult:
         m = ModelResult("m", "m", 4, "ok", runtime_ms=RuntimeStats.from_samples([median] * 3))

@@ -16,8 +16,8 @@ from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
 from srbench.results.schema import ModelResult, RunResult
 from srbench.results.tables import console_table
-from srbench.run import protocol
-from srbench.run.protocol import measure_model
+from srbench.runner import protocol
+from srbench.runner.protocol import measure_model
 
 
 class _NotSupported(Exception):

@@ -54,6 +54,28 @@ UNREACHABLE = {
         ("srbench.backends.registry", "get_backend", c): "caught by the caption"
         for c in ("check", "compare", "diff", "export", "profile", "report", "score", "upscale")
     },
+    # profile counts on the CPU: it never resolves a device or dtype or places a model.
+    **{
+        ("srbench.backends.devices", f, "profile"): "profile counts on the CPU"
+        for f in ("resolve_device", "check_dtype")
+    },
+    ("srbench.backends.pytorch", "TorchEager.memory_meter", "profile"): "profile counts on the CPU",
+    # A sweep's cells take run's defaults for these (fp32 only, threads from the CPUs per cell).
+    **{
+        (m, f, "sweep"): "run's defaults"
+        for m, f in (
+            ("srbench.runner.protocol", "deploy_stage"),
+            ("srbench.backends.devices", "parse_threads"),
+            ("srbench.results.environment", "oversubscription_notes"),
+            ("srbench.backends.onnxruntime.precision", "check_calibration"),
+            ("srbench.backends.onnxruntime.precision", "load_calibration"),
+            ("srbench.backends.onnxruntime.precision", "check_no_overlap"),
+            ("srbench.backends.onnxruntime.precision", "make_variant"),
+            ("srbench.commands.run", "parse_precisions"),
+        )
+    },
+    # The caption describes the run's threads; it is no advice to pass an option.
+    **{("srbench.results.tables", "caption", c): "a description" for c in ("report", "sweep")},
     # upscale places its model with TorchBackend.prepare; the run's memory meter never runs there.
     ("srbench.backends.pytorch", "TorchEager.memory_meter", "upscale"): "run's meter only",
     # Only run and sweep check a model's dtypes (validate_checkpoints); these never call it.
@@ -62,7 +84,7 @@ UNREACHABLE = {
         for c in ("list", "profile", "weights fetch", "weights list")
     },
     # upscale builds its RunConfig with defaults for these; the checks cannot fire there.
-    ("srbench.run.checks", "check_config", "upscale"): "defaults",
+    ("srbench.runner.checks", "check_config", "upscale"): "defaults",
     # The --weights file check fires only for an explicit path, which list/weights never pass.
     **{
         ("srbench.models.weights", "resolve_weights", c): "no explicit path"
@@ -82,7 +104,7 @@ UNREACHABLE = {
     **{("srbench.ntire.score", "resolve_baseline", c): "no baseline name" for c in ("run", "sweep")},
     # sweep imports prepare_output_dir from the orchestrator; it resumes by cell, never through
     # the run-level _resume_base whose message names --force.
-    ("srbench.run.orchestrator", "_resume_base", "sweep"): "sweep resumes by cell",
+    ("srbench.runner.orchestrator", "_resume_base", "sweep"): "sweep resumes by cell",
     # By name only: sweep never calls run's run_command/challenge_command.
     **{("srbench.commands.run", f, "sweep"): "name collision" for f in ("run_command", "challenge_command")},
     ("srbench.ntire.challenge", "resolve_split_data", "sweep"): "name collision",

@@ -487,7 +487,7 @@ def test_onnx_export_cache_exports_an_edited_forward_again(tmp_path: Path, monke
 
 def test_export_loads_the_key_weights_key_names(tmp_path: Path) -> None:
     """Sibling instance: export's loading (the network it would export) honours --weights-key."""
-    from srbench.run.export import load_for_export
+    from srbench.runner.export import load_for_export
 
     model = _write(tmp_path / "upnet.py", UP_MODEL)
     ckpt = _identity_and_zero(tmp_path, "state_dict", "state_dict_ema")

@@ -18,9 +18,9 @@ from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
-from srbench.run.isolation import measure_in_worker
-from srbench.run.orchestrator import run_benchmark
-from srbench.run.protocol import measure_model
+from srbench.runner.isolation import measure_in_worker
+from srbench.runner.orchestrator import run_benchmark
+from srbench.runner.protocol import measure_model
 
 TESTS = Path(__file__).parent
 #: Small images and a small complexity input: these tests are about surviving, not figures.
@@ -81,7 +81,7 @@ if __name__ == "__main__":
     from srbench.data.cache import ImageCache
     from srbench.data.datasets import load_dataset
     from srbench.results.config import RunConfig
-    from srbench.run.isolation import measure_in_worker
+    from srbench.runner.isolation import measure_in_worker
     from srbench.models.specs import ModelSpec
 
     images = ImageCache.build(load_dataset("sample-mini", scale=4), Path(sys.argv[1]))
@@ -120,7 +120,7 @@ def test_main_hidden_overlapping_hides_until_the_last_leaves_then_restores() -> 
     # The forkserver's start (a background thread) and a measuring worker's start may overlap.
     import multiprocessing.spawn as mp_spawn
 
-    from srbench.run.forkserver import main_hidden
+    from srbench.runner.forkserver import main_hidden
 
     main = sys.modules["__main__"]
     before = (main.__spec__, getattr(main, "__file__", None))
@@ -141,7 +141,7 @@ from pathlib import Path
 from srbench.data.cache import ImageCache
 from srbench.data.datasets import load_dataset
 from srbench.results.config import RunConfig
-from srbench.run.isolation import measure_in_worker
+from srbench.runner.isolation import measure_in_worker
 from srbench.models.specs import ModelSpec
 
 if __name__ == "__main__":

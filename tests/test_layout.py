@@ -37,7 +37,7 @@ RANKS = {
     "models": 2,
     "backends": 3,
     "results": 4,
-    "run": 5,
+    "runner": 5,
     "ntire": 6,
     "reporting": 6,
     "commands": 7,
@@ -195,11 +195,11 @@ ALLOWED_LAZY = {
     ("srbench.models.registry", "srbench.models"),
     ("srbench.models.registry", "srbench.models.usercode"),
     # A Ray worker imports the measuring code only after its forkserver is up.
-    ("srbench.run.launchers.ray_engine", "srbench.run.forkserver"),
-    ("srbench.run.launchers.ray_engine", "srbench.run.sweep"),
+    ("srbench.runner.launchers.ray_engine", "srbench.runner.forkserver"),
+    ("srbench.runner.launchers.ray_engine", "srbench.runner.sweep"),
     # The engines package names both engines; the Ray one imports ray, so each is imported
     # when chosen.
-    ("srbench.run.launchers", "srbench.run.launchers.local"),
+    ("srbench.runner.launchers", "srbench.runner.launchers.local"),
 }
 
 
@@ -234,19 +234,19 @@ def test_the_layer_check_catches_an_upward_import_even_inside_a_function(tmp_pat
             "__init__.py": "import srbench.api\n",
             "api.py": "",
             "core/__init__.py": "",
-            "core/paths.py": "def f():\n    from srbench.run.protocol import measure_model\n",
-            "run/__init__.py": "",
-            "run/protocol.py": "from srbench.core.paths import f\n",
+            "core/paths.py": "def f():\n    from srbench.runner.protocol import measure_model\n",
+            "runner/__init__.py": "",
+            "runner/protocol.py": "from srbench.core.paths import f\n",
             "measure/__init__.py": "",
             "measure/timing.py": "from srbench.models.registry import x\n",
         },
     )
     imports, _ = scan(dirs)
     bad = layer_violations(imports)
-    assert any("srbench.core.paths:2 imports srbench.run.protocol" in b for b in bad), bad
+    assert any("srbench.core.paths:2 imports srbench.runner.protocol" in b for b in bad), bad
     assert any("srbench:1 imports srbench.api" in b for b in bad), bad  # the root: lazily only
     assert any("measure may not import models" in b for b in bad), bad  # sideways, same rank
-    assert not any("srbench.run.protocol:" in b for b in bad)  # downward is fine
+    assert not any("srbench.runner.protocol:" in b for b in bad)  # downward is fine
 
 
 def test_the_cycle_check_catches_a_cycle(tmp_path: Path) -> None:
@@ -254,15 +254,15 @@ def test_the_cycle_check_catches_a_cycle(tmp_path: Path) -> None:
         tmp_path,
         {
             "__init__.py": "",
-            "run/__init__.py": "",
-            "run/a.py": "from srbench.run.b import x\n",
-            "run/b.py": "from srbench.run import c\n",
-            "run/c.py": "import srbench.run.a\n",
-            "run/d.py": "def f():\n    from srbench.run.a import y\n",
+            "runner/__init__.py": "",
+            "runner/a.py": "from srbench.runner.b import x\n",
+            "runner/b.py": "from srbench.runner import c\n",
+            "runner/c.py": "import srbench.runner.a\n",
+            "runner/d.py": "def f():\n    from srbench.runner.a import y\n",
         },
     )
     imports, modules = scan(dirs)
-    assert module_cycles(imports, modules) == [["srbench.run.a", "srbench.run.b", "srbench.run.c"]]
+    assert module_cycles(imports, modules) == [["srbench.runner.a", "srbench.runner.b", "srbench.runner.c"]]
 
 
 def test_each_architecture_module_registers_its_own_models() -> None:

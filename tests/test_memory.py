@@ -21,8 +21,8 @@ from srbench.measure import memory as memory_mod
 from srbench.measure.memory import KIND_CPU, ForwardMemory, resident_tensors
 from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
-from srbench.run.isolation import measure_in_worker
-from srbench.run.protocol import measure_model
+from srbench.runner.isolation import measure_in_worker
+from srbench.runner.protocol import measure_model
 
 Pair = namedtuple("Pair", "name lr hr")
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from srbench.cli import main
 from srbench.core.errors import SrbenchError
-from srbench.run.failures import cause, describe_failure, model_call, smallest_input
+from srbench.runner.failures import cause, describe_failure, model_call, smallest_input
 
 RLFN_MIN_SIDE = 15  # floor((15 - 3) / 2) + 1 = 7 = the pool's kernel
 

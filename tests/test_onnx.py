@@ -38,7 +38,7 @@ from srbench.data.datasets import load_dataset
 from srbench.models.bicubic import Bicubic, BicubicPolyphase
 from srbench.models.registry import register_model, unregister_model
 from srbench.models.specs import ModelSpec
-from srbench.run.building import build_model
+from srbench.runner.building import build_model
 
 #: The models the issue names; all but bicubic need their official checkpoints.
 EXPORTED = ("span", "span_tiny", "spanf", "rlfn", "efdn", "bicubic")

@@ -30,7 +30,7 @@ from srbench.measure.counting import profile_model
 from srbench.measure.onnx_counting import count_onnx
 from srbench.models.onnx_file import inspect_onnx
 from srbench.models.specs import ModelSpec, parse_model_specs
-from srbench.run.building import build_model
+from srbench.runner.building import build_model
 
 #: The zoo models whose ONNX counts must equal fvcore's (the issue's list).
 PINNED = ("rlfn", "span", "span_ca", "efdn", "spanf")

@@ -27,7 +27,7 @@ from srbench.measure.timing import forward_budget
 from srbench.models.registry import register_model, unregister_model
 from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
-from srbench.run.protocol import measure_model
+from srbench.runner.protocol import measure_model
 
 MODEL = "test_probe"
 PLAIN = "test_plain"

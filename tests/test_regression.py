@@ -19,7 +19,7 @@ from srbench.results.config import RunConfig
 from srbench.results.environment import collect_environment
 from srbench.results.io import write_results
 from srbench.results.schema import RunResult
-from srbench.run.protocol import measure_model
+from srbench.runner.protocol import measure_model
 
 
 class _OnePixelOff(Bicubic):

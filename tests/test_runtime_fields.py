@@ -73,7 +73,7 @@ def test_busy_machine_is_a_note_in_json_and_table(tmp_path: Path) -> None:
 
 def test_busy_note_compares_time_per_pixel() -> None:
     from srbench.results.schema import ImageResult, ModelResult
-    from srbench.run.protocol import BUSY_CV, _runtime_summary
+    from srbench.runner.protocol import BUSY_CV, _runtime_summary
 
     def summary(times: list[float]) -> list[str]:
         m = ModelResult(name="m", arch="m", scale=4, status="ok")

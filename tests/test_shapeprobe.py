@@ -17,8 +17,8 @@ from srbench.measure.shapeprobe import GAP_MS, RATIO, SPREAD_K, drop_margin, pro
 from srbench.measure.timing import ForwardSample, ForwardTimer
 from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
-from srbench.run.isolation import measure_in_worker
-from srbench.run.protocol import measure_model
+from srbench.runner.isolation import measure_in_worker
+from srbench.runner.protocol import measure_model
 from srbench.selfcheck.load import busy_processes
 
 CPU = ForwardTimer(torch.device("cpu"))

@@ -20,7 +20,7 @@ from srbench.data.datasets import load_dataset
 from srbench.models.registry import unregister_model
 from srbench.models.specs import parse_model_specs
 from srbench.results.config import RunConfig
-from srbench.run.protocol import measure_model
+from srbench.runner.protocol import measure_model
 
 
 class _Community(nn.Module):

@@ -31,7 +31,7 @@ from srbench.results.comparison import Row, compare_rows, image_mismatch, row_in
 from srbench.results.config import RunConfig
 from srbench.results.schema import ImageResult, ModelResult, RunResult, load_results, results_json
 from srbench.results.tables import results_markdown
-from srbench.run.protocol import measure_model
+from srbench.runner.protocol import measure_model
 
 
 def _scipy_ci(data: tuple, statistic, *, paired: bool = False) -> tuple[float, float]:

@@ -17,8 +17,8 @@ from srbench.reporting.report import build_report
 from srbench.results.hardware import mixed_hardware
 from srbench.results.io import write_results
 from srbench.results.schema import ModelResult, load_results
-from srbench.run.launchers.local import LocalEngine
-from srbench.run.sweep import CellOutcome, cell_record, merged_run, read_sweep_file, run_sweep
+from srbench.runner.launchers.local import LocalEngine
+from srbench.runner.sweep import CellOutcome, cell_record, merged_run, read_sweep_file, run_sweep
 
 FAST = {"data": "sample-mini", "profile_input": "1x3x64x64", "warmup": 1}
 
@@ -245,7 +245,7 @@ def test_score_reads_a_merged_sweep_and_shows_the_run_spread(tmp_path: Path, cap
 
 def test_dataset_is_decoded_once_per_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from srbench.data.cache import ImageCache
-    from srbench.run.sweep import node_images
+    from srbench.runner.sweep import node_images
 
     builds = []
     real_build = ImageCache.build.__func__
@@ -281,8 +281,8 @@ def test_ray_task_module_and_forkserver_start_import_no_torch() -> None:
 
     code = (
         "import sys\n"
-        "import srbench.run.launchers.ray_engine as r\n"
-        "from srbench.run.forkserver import prestart\n"
+        "import srbench.runner.launchers.ray_engine as r\n"
+        "from srbench.runner.forkserver import prestart\n"
         "assert callable(r._ray_cell)\n"
         "print(sorted(m for m in ('torch', 'numpy', 'ray') if m in sys.modules))\n"
     )

@@ -3,7 +3,7 @@
 Run with ``nox -s ray`` (or ``python -m pytest -m ray tests/test_sweep_ray.py``); needs the
 ``srbench[ray]`` extra. The cluster is a head node with 2 CPUs started with ``ray start
 --head --node-ip-address 127.0.0.1 --block`` in the environment of
-:func:`~srbench.run.launchers.ray_engine.loopback_environment`; only that process (and
+:func:`~srbench.runner.launchers.ray_engine.loopback_environment`; only that process (and
 its session) is ever stopped, never ``ray stop``.
 """
 
@@ -25,8 +25,8 @@ from tests_support import require_weights
 
 from srbench.commands.sweep import build_sweep_plan
 from srbench.core.errors import SrbenchError
-from srbench.run.launchers.ray_engine import RayEngine, loopback_environment
-from srbench.run.sweep import run_sweep
+from srbench.runner.launchers.ray_engine import RayEngine, loopback_environment
+from srbench.runner.sweep import run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 

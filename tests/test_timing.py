@@ -108,7 +108,7 @@ def test_a_model_measurement_freezes_the_heap_and_gives_it_back(
     from srbench.data.datasets import load_dataset
     from srbench.models.specs import ModelSpec
     from srbench.results.config import RunConfig
-    from srbench.run import protocol
+    from srbench.runner import protocol
 
     seen: list[int] = []
     real = protocol.timed_loop

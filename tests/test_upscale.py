@@ -15,7 +15,7 @@ from srbench.core.errors import SrbenchError
 from srbench.data.imresize import imresize_uint8
 from srbench.measure.metrics import psnr, rgb_to_y
 from srbench.models.registry import create_model, get_entry
-from srbench.run.upscale import (
+from srbench.runner.upscale import (
     SourceImage,
     Upscaler,
     collect_inputs,

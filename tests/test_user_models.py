@@ -211,7 +211,7 @@ def test_input_range_option_and_declared_attribute(tmp_path: Path, capsys) -> No
     code, _, _ = _run(["profile", "--models", f"{path}:Declared,{path}:Closed", "--json"], capsys)
     assert code == 0
     from srbench.models.specs import parse_model_specs
-    from srbench.run.building import build_architecture
+    from srbench.runner.building import build_architecture
 
     specs = parse_model_specs(f"{path}:Declared,{path}:Closed", input_ranges={"Closed": 255.0})
     assert [build_architecture(s, 4)[0].input_range for s in specs] == [255.0, 255.0]

@@ -83,7 +83,7 @@ def test_missing_file_is_one_line_error(server, isolated_env: Path, monkeypatch,
 
 def test_run_fetches_unless_offline(server, isolated_env: Path, monkeypatch, tmp_path: Path) -> None:
     from srbench.models.specs import ModelSpec
-    from srbench.run.building import build_model
+    from srbench.runner.building import build_model
 
     url, _ = server
     monkeypatch.setenv("SRBENCH_WEIGHTS_MIRROR", url)

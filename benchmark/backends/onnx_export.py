@@ -4,7 +4,7 @@ What :func:`export_onnx` writes (the contract ``srbench export --format onnx`` a
 ``onnxruntime`` backend rely on):
 
 * the **deployed** network: re-parameterised branches fused (SPAN's Conv3XC as one 3×3
-  conv), as :func:`srbench.run.building.build_model` builds it; a module still holding
+  conv), as :func:`srbench.runner.building.build_model` builds it; a module still holding
   training branches is refused. A model may offer ``export_module()`` returning an
   equivalent that traces with dynamic shapes (``bicubic`` does);
 * exported by ``torch.onnx.export(dynamo=True)`` at opset :data:`DEFAULT_OPSET` (17 or newer

@@ -2,8 +2,8 @@
 
 A :class:`Backend` is a model ready for inference. It makes the input tensor from a uint8
 LR image (:meth:`Backend.to_input`) and maps it to the SR output (:meth:`Backend.forward`).
-The per-model protocol (:mod:`srbench.run.protocol`) and ``srbench upscale``
-(:mod:`srbench.run.upscale`) only ever call these two, through :func:`timed_forward` (which
+The per-model protocol (:mod:`srbench.runner.protocol`) and ``srbench upscale``
+(:mod:`srbench.runner.upscale`) only ever call these two, through :func:`timed_forward` (which
 adds ``--tile`` and the out-of-memory fallback), so another runtime (ONNX Runtime, a
 browser) plugs in by implementing them.
 

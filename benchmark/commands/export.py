@@ -11,7 +11,7 @@ from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
 
 #: ``--format`` choices; kept here so ``srbench --help`` imports nothing heavy. Each has a
-#: writer in :data:`srbench.run.export.FORMATS`.
+#: writer in :data:`srbench.runner.export.FORMATS`.
 FORMAT_CHOICES = ("onnx", "web")
 
 
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def export_command(args: argparse.Namespace) -> int:
-    from srbench.run.export import FORMATS, ExportRequest, load_for_export
+    from srbench.runner.export import FORMATS, ExportRequest, load_for_export
 
     if args.precision != "fp32" and (args.format != "onnx" or args.dtype != "fp32"):
         raise SrbenchError(
@@ -120,7 +120,7 @@ def export_command(args: argparse.Namespace) -> int:
         precision=args.precision,
         calibration=args.calibration,
     )
-    from srbench.run.failures import model_call
+    from srbench.runner.failures import model_call
 
     # A model that raises while being traced/exported is one line naming it (issue 19 kind 3).
     with model_call(spec.name, f"the {args.format} export (x{args.scale}, {args.dtype})"):

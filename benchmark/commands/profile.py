@@ -25,7 +25,7 @@ from srbench.core.errors import SrbenchError
 from srbench.core.tables import Column, fit_tables
 from srbench.measure.counting import complexity_breakdown
 from srbench.models.specs import ModelSpec
-from srbench.run.building import build_model
+from srbench.runner.building import build_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,11 +93,11 @@ def profile_specs(
         for spec in specs:
             import torch
 
-            from srbench.run.failures import model_call
+            from srbench.runner.failures import model_call
 
             bar.update(task, description=spec.name)
             if spec.onnx is not None:
-                from srbench.run.protocol import count_onnx_file
+                from srbench.runner.protocol import count_onnx_file
 
                 c = count_onnx_file(spec.onnx.path, tuple(input_shape), static_hw=spec.onnx.static_hw)
                 rows.append(

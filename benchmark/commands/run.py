@@ -34,7 +34,7 @@ from srbench.core.errors import SrbenchError
 from srbench.results.config import BROWSER_WARMUP, DEFAULT_THREADS, DEFAULT_WARMUP, RunConfig
 from srbench.results.schema import check_label
 from srbench.results.tables import console_table, footnotes
-from srbench.run.orchestrator import default_output_dir, resume_command, run_benchmark
+from srbench.runner.orchestrator import default_output_dir, resume_command, run_benchmark
 
 # ----------------------------------------------------------------- options given on the command line
 # `--resume DIR` takes the stored configuration as the default for every option not given, so
@@ -411,9 +411,9 @@ def repeated_runs(
     config: RunConfig, out_dir: Path, runs: int, console: Any, progress: str = "auto"
 ) -> tuple[Any, bool]:
     """``--runs N``: N whole runs (fresh workers each) in ``OUT/runs/run-K``, combined into
-    ``OUT`` (:func:`srbench.run.orchestrator.combine_runs`)."""
+    ``OUT`` (:func:`srbench.runner.orchestrator.combine_runs`)."""
     from srbench.results.io import write_results
-    from srbench.run.orchestrator import combine_runs
+    from srbench.runner.orchestrator import combine_runs
 
     done = []
     interrupted = False

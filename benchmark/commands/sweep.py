@@ -123,7 +123,7 @@ def _run_defaults() -> argparse.Namespace:
 
 def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
     """Sweep-file values overridden by every option given on the command line (``None``: not given)."""
-    from srbench.run.sweep import read_sweep_file
+    from srbench.runner.sweep import read_sweep_file
 
     merged: dict[str, Any] = read_sweep_file(args.file) if args.file else {}
     for key, value in vars(args).items():
@@ -136,14 +136,14 @@ def sweep_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_sweep_plan(options: dict[str, Any]) -> Any:
-    """The :class:`~srbench.run.sweep.SweepPlan` of merged options (one-line errors)."""
+    """The :class:`~srbench.runner.sweep.SweepPlan` of merged options (one-line errors)."""
     from srbench.backends.devices import DTYPES
     from srbench.backends.registry import backend_names
     from srbench.commands.run import choose_backend, config_from_args
     from srbench.data.datasets import dataset_options, load_dataset
     from srbench.models.specs import parse_model_specs
-    from srbench.run.orchestrator import validate_checkpoints
-    from srbench.run.sweep import SWEEP_KEYS, build_plan, split_list
+    from srbench.runner.orchestrator import validate_checkpoints
+    from srbench.runner.sweep import SWEEP_KEYS, build_plan, split_list
 
     defaults = _run_defaults()
     engine_keys = SWEEP_KEYS | {"output", "resume", "force"}
@@ -194,14 +194,14 @@ def build_sweep_plan(options: dict[str, Any]) -> Any:
 
 def make_engine(options: dict[str, Any], out_dir: Path, plan: Any) -> Any:
     """The engine the options name: ``local`` (with ``devices``) or ``ray``."""
-    from srbench.run.sweep import split_list
+    from srbench.runner.sweep import split_list
 
     engine = options.get("engine") or "local"
     if engine == "local":
         for key in ("address", "cpus_per_cell", "retries"):
             if options.get(key) is not None:
                 raise SrbenchError(f"--{key.replace('_', '-')} applies to --engine ray only; drop it")
-        from srbench.run.launchers.local import LocalEngine
+        from srbench.runner.launchers.local import LocalEngine
 
         devices = split_list(options.get("devices"))
         if devices:
@@ -220,7 +220,7 @@ def make_engine(options: dict[str, Any], out_dir: Path, plan: Any) -> Any:
     if engine == "ray":
         if options.get("devices"):
             raise SrbenchError("--devices applies to --engine local; Ray places cells on GPUs itself")
-        from srbench.run.launchers.ray_engine import RayEngine
+        from srbench.runner.launchers.ray_engine import RayEngine
 
         device = str(plan.base.device)
         gpu = True if device.startswith("cuda") else False if device == "cpu" else None
@@ -236,8 +236,8 @@ def make_engine(options: dict[str, Any], out_dir: Path, plan: Any) -> Any:
 def sweep_command(args: argparse.Namespace) -> int:
     from srbench.core.console import make_console
     from srbench.results.tables import console_table, footnotes
-    from srbench.run.orchestrator import default_output_dir
-    from srbench.run.sweep import run_sweep
+    from srbench.runner.orchestrator import default_output_dir
+    from srbench.runner.sweep import run_sweep
 
     options = sweep_options(args)
     resume = options.get("resume")

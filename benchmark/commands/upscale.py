@@ -20,7 +20,7 @@ from srbench.commands.options import (
 )
 from srbench.core.console import make_console
 from srbench.core.errors import SrbenchError
-from srbench.run.upscale import (
+from srbench.runner.upscale import (
     UpscaleResult,
     collect_inputs,
     load_upscaler,

@@ -1,6 +1,6 @@
 """Scoring one SR output: finite check, uint8 quantisation, fingerprint and quality in one lean pass.
 
-:func:`score_image` is what the protocol (:mod:`srbench.run.protocol`) calls once per
+:func:`score_image` is what the protocol (:mod:`srbench.runner.protocol`) calls once per
 image. It produces exactly the values the definitions in :mod:`srbench.measure.metrics` give
 (``to_uint8``, then :func:`~srbench.measure.metrics.luma_quality`, which
 :func:`~srbench.measure.metrics.image_quality` also is) and the fingerprint

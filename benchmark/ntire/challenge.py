@@ -1,6 +1,6 @@
 """``srbench run --protocol ntireYYYY``: the NTIRE Efficient SR challenge protocol, end to end.
 
-A layer above :func:`~srbench.run.orchestrator.run_benchmark`; the per-model
+A layer above :func:`~srbench.runner.orchestrator.run_benchmark`; the per-model
 measurement is srbench's own, under the challenge's conventions (``ntire_compat``: no
 warm-up, arithmetic-mean time with the cold first image included, PSNR-RGB with border 4
 as the headline). Per edition (:mod:`srbench.ntire.editions`):
@@ -46,7 +46,7 @@ from srbench.ntire.score import (
 )
 from srbench.results.config import RunConfig
 from srbench.results.schema import ModelResult, RunResult
-from srbench.run.orchestrator import run_benchmark
+from srbench.runner.orchestrator import run_benchmark
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def run_challenge(
     progress: ProgressMode = "auto",
 ) -> ChallengeRun:
     """Measure ``base.models`` (plus the baseline) per the module protocol into ``out_dir``;
-    ``progress`` as :func:`~srbench.run.orchestrator.run_benchmark`'s."""
+    ``progress`` as :func:`~srbench.runner.orchestrator.run_benchmark`'s."""
     if runs < 1:
         raise SrbenchError(f"--runs {runs} must be 1 or more")
     console = console or Console(stderr=True)

@@ -163,7 +163,7 @@ class ModelResult:
     #: WASM threads and cross-origin isolation. Absent for other backends.
     backend_info: dict[str, Any] | None = None
     #: What the row was measured from, by content: ``weights_sha256``, ``code_sha256``,
-    #: ``data_sha256`` (:mod:`srbench.run.identity`); ``--resume`` reuses the row only when
+    #: ``data_sha256`` (:mod:`srbench.runner.identity`); ``--resume`` reuses the row only when
     #: all three are unchanged. None in results written before srbench recorded it.
     identity: dict[str, Any] | None = None
     #: A precision variant's row (``--precision fp16|int8``): its cost against the fp32 row of

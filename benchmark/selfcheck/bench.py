@@ -11,7 +11,7 @@ fails the build, and timings depend on the machine (record it; compare like with
    DIV2K-sized set (synthetic 2040x1356 HR images whose LR the hr-only layout generates). The
    figure is the worst of the models. Goal <= 1.15 on the sample set, <= 1.10 at DIV2K size.
    **Fixed cost per model** (seconds): wall time of one isolated measurement
-   (:func:`~srbench.run.isolation.measure_in_worker`: worker start, build, weight load,
+   (:func:`~srbench.runner.isolation.measure_in_worker`: worker start, build, weight load,
    counting, warm-up, memory pass, shape probe, loop, result transfer) minus its loop phase,
    once counted afresh (``--recount``, what a first run pays; goal <= 1.5 s) and once with
    the counts cached (goal <= 0.5 s); the median of 3 runs per model (2 with ``--quick``).
@@ -34,7 +34,7 @@ fails the build, and timings depend on the machine (record it; compare like with
 6. **Counting cost** (seconds): :func:`~srbench.measure.counting.profile_model` per model.
 7. **Meter independence** (``meters.timing_ratio``): the median forward time of ``span``
    measured with the memory meter on over the same with it off
-   (:func:`~srbench.run.protocol.measure_model` ``measure_memory``), interleaved
+   (:func:`~srbench.runner.protocol.measure_model` ``measure_memory``), interleaved
    rounds on the sample set (on/off and off/on alternately; 9 rounds, 3 with ``--quick``), the
    median of the per-round ratios. Goal 0.97-1.03.
 8. **ONNX counts** (``onnx.count_equal``): srbench's ONNX graph counter on srbench's export
@@ -54,7 +54,7 @@ fails the build, and timings depend on the machine (record it; compare like with
    ``stability.quiet_vs_loaded.cpu`` the same on ``cpu_time_ms`` (no goal: a figure).
    ``probe.false_flags``: under the same load, 10 measurements (3 with ``--quick``) of the
    plain models span and rlfn and of a per-shape-cache model on sample-mini
-   (:func:`~srbench.run.protocol.measure_model`, default settings): the warm-up-gaming
+   (:func:`~srbench.runner.protocol.measure_model`, default settings): the warm-up-gaming
    notes of the plain models (goal 0) and the flags of the cheat (goal all).
 
 Every time is a median of several runs unless the label says otherwise; ``torch`` threads are
@@ -107,10 +107,10 @@ from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
 from srbench.results.environment import collect_environment
 from srbench.results.schema import ModelResult, atomic_write_text, json_safe, load_results
-from srbench.run.building import build_model
-from srbench.run.forkserver import prestart
-from srbench.run.isolation import measure_in_worker
-from srbench.run.protocol import measure_model
+from srbench.runner.building import build_model
+from srbench.runner.forkserver import prestart
+from srbench.runner.isolation import measure_in_worker
+from srbench.runner.protocol import measure_model
 from srbench.selfcheck.load import busy_processes
 
 SCHEMA = "srbench-bench/1"

@@ -44,7 +44,7 @@ from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
 from srbench.results.environment import collect_environment
 from srbench.results.schema import json_safe
-from srbench.run.protocol import measure_model
+from srbench.runner.protocol import measure_model
 from srbench.selfcheck.bench import write_div2k_like
 
 #: Models of the runner check (the GPU figures of docs/performance.md).

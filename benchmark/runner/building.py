@@ -65,7 +65,10 @@ class OnnxFileModule(nn.Module):
         self.path = path
 
     def forward(self, x: object) -> object:
-        raise SrbenchError(f"{self.path} is an ONNX file: it runs on --backend onnxruntime, not PyTorch")
+        raise SrbenchError(
+            f"{self.path} is an ONNX file and this command runs PyTorch models; "
+            f"measure the file with: srbench run --models {self.path}"
+        )
 
 
 def onnx_file_model(spec: ModelSpec) -> tuple[ModelEntry, LoadedModel]:

@@ -29,7 +29,7 @@ from srbench.measure.complexity_cache import structure_hash
 from srbench.models.registry import get_entry
 from srbench.models.specs import ModelSpec
 from srbench.models.weights import resolve_weights, sha256_file
-from srbench.run.building import build_architecture
+from srbench.runner.building import build_architecture
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The ``local`` engine: cells on this machine, one at a time per device, devices in parallel.
 
 Each device gets one thread that takes the next cell and measures it in a fresh worker
-process (:func:`~srbench.run.isolation.measure_in_worker`, as ``srbench run``), so
+process (:func:`~srbench.runner.isolation.measure_in_worker`, as ``srbench run``), so
 two cells never share a device: timing needs the device to itself. The dataset is decoded
 once under ``cache_root`` and reused by every cell.
 """
@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from srbench.run.isolation import new_stop_event
-from srbench.run.sweep import Cell, CellRecord, cell_record, error_record, execute_cell
+from srbench.runner.isolation import new_stop_event
+from srbench.runner.sweep import Cell, CellRecord, cell_record, error_record, execute_cell
 
 
 class LocalEngine:

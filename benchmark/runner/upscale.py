@@ -68,8 +68,8 @@ from srbench.data.imresize import imresize_uint8
 from srbench.measure.metrics import to_uint8
 from srbench.measure.timing import ForwardTimer
 from srbench.models.specs import ModelSpec, parse_model_specs
-from srbench.run.building import build_model
-from srbench.run.failures import model_call
+from srbench.runner.building import build_model
+from srbench.runner.failures import model_call
 
 #: Full-range BT.601 luma weights (R, G, B) used to turn a grey input's RGB output back to grey.
 GREY_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)

@@ -2,7 +2,7 @@
 
 Each cell is a task requesting one whole GPU (``num_gpus=1``, with ``cpus_per_cell`` CPUs)
 or, on CPU-only clusters, ``cpus_per_cell`` CPUs; Ray never places two such tasks on one
-GPU. In the task, :func:`~srbench.run.sweep.execute_cell` measures the cell in a fresh
+GPU. In the task, :func:`~srbench.runner.sweep.execute_cell` measures the cell in a fresh
 worker process pinned to the task's GPU (``CUDA_VISIBLE_DEVICES``) and thread count, exactly
 as ``srbench run`` would; the dataset is decoded once per node into a per-sweep folder under
 the node's temporary directory (removed at the end).
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from srbench.core.errors import SrbenchError
 
 if TYPE_CHECKING:  # this module stays free of torch: see _ray_cell
-    from srbench.run.sweep import Cell, CellOutcome, CellRecord
+    from srbench.runner.sweep import Cell, CellOutcome, CellRecord
 
 #: Environment variables srbench's cells read; forwarded to the cluster's workers.
 FORWARDED_ENV = ("SRBENCH_PLUGINS", "SRBENCH_WEIGHTS_DIR", "SRBENCH_OFFLINE", "SRBENCH_CACHE_DIR")
@@ -86,11 +86,11 @@ def _ray_cell(cell_pickle: bytes, sweep_id: str, threads: int | None, use_gpu: b
     # measuring workers re-run it (skip_main).
     import ray
 
-    from srbench.run.forkserver import prestart
+    from srbench.runner.forkserver import prestart
 
     prestart(skip_main=True)
     cell: Cell = pickle.loads(cell_pickle)
-    from srbench.run.sweep import execute_cell
+    from srbench.runner.sweep import execute_cell
 
     ctx = ray.get_runtime_context()
     # The cache folder is per sweep and per node: every cell of the sweep on this node
@@ -289,7 +289,7 @@ class RayEngine:
             raise
 
     def _record(self, ref: Any, cell: Cell) -> CellRecord:
-        from srbench.run.sweep import cell_record, error_record
+        from srbench.runner.sweep import cell_record, error_record
 
         ray = self._ray
         try:

@@ -22,7 +22,7 @@ from typing import Any
 #: torch._dynamo (and with it sympy: 1-3 s) in every worker whose counts are not cached yet,
 #: and so does the first TorchDispatchMode (the CPU memory meter) in every worker: ~1 s.
 PRELOAD = [
-    "srbench.run.protocol",
+    "srbench.runner.protocol",
     "srbench.data.imageio",
     "srbench.models.zoo",
     "srbench.models.loading",
@@ -135,7 +135,7 @@ def prestart(*, skip_main: bool = False) -> threading.Thread | None:
     Called before the dataset is decoded (and, in a Ray task, before the task imports torch),
     so that work overlaps instead of landing on the first model's fixed cost. Later worker
     starts wait for the server if it is not ready yet. ``skip_main`` as in
-    :func:`~srbench.run.isolation.measure_in_worker`.
+    :func:`~srbench.runner.isolation.measure_in_worker`.
     """
     global _SERVER
     if context().get_start_method() != "forkserver":

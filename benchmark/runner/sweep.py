@@ -3,8 +3,8 @@
 A sweep is the grid models × data × backends × dtypes × runs. Each **cell** is measured by
 :func:`execute_cell` exactly as ``srbench run`` measures a model: the same
 :class:`~srbench.results.config.RunConfig`, the same worker-process isolation
-(:func:`~srbench.run.isolation.measure_in_worker`) and the same
-:class:`~srbench.results.schema.ModelResult`. An engine (:mod:`srbench.run.launchers`)
+(:func:`~srbench.runner.isolation.measure_in_worker`) and the same
+:class:`~srbench.results.schema.ModelResult`. An engine (:mod:`srbench.runner.launchers`)
 decides where cells run: ``local`` (one cell at a time per device) or ``ray`` (one Ray task
 per cell). Whatever the engine, the driver (:func:`run_sweep`):
 
@@ -62,9 +62,9 @@ from srbench.results.schema import (
     load_results,
     results_json,
 )
-from srbench.run.identity import RowIdentity, data_digest, identity_changes, row_identity, stamp
-from srbench.run.isolation import measure_in_worker
-from srbench.run.orchestrator import prepare_output_dir
+from srbench.runner.identity import RowIdentity, data_digest, identity_changes, row_identity, stamp
+from srbench.runner.isolation import measure_in_worker
+from srbench.runner.orchestrator import prepare_output_dir
 
 #: Statuses of a finished cell: ``--resume`` skips these and re-measures errors.
 FINISHED = (STATUS_OK, STATUS_NO_WEIGHTS)
@@ -354,7 +354,7 @@ def execute_cell(
     ``threads`` sets the worker's torch thread count (``None``: the cell config's ``--threads``);
     ``node`` names the node in the row (default: the host name); ``skip_main``: the
     measuring worker does not re-run this process's ``__main__`` script (a Ray worker's,
-    see :func:`~srbench.run.forkserver.main_hidden`).
+    see :func:`~srbench.runner.forkserver.main_hidden`).
     Never raises for a model fault: that is an ``error`` result, as in ``run``.
     """
 
@@ -633,7 +633,7 @@ class SweepStore:
         return run
 
 
-#: ``engine.run(cells, on_outcome, on_failure, stop)``; see :mod:`srbench.run.launchers`.
+#: ``engine.run(cells, on_outcome, on_failure, stop)``; see :mod:`srbench.runner.launchers`.
 EngineRun = Callable[..., None]
 
 
@@ -706,7 +706,7 @@ def run_sweep(
 
 
 def cell_identities(plan: SweepPlan) -> dict[str, RowIdentity]:
-    """Cell key → :class:`~srbench.run.identity.RowIdentity` of what the cell is measured from
+    """Cell key → :class:`~srbench.runner.identity.RowIdentity` of what the cell is measured from
     now (each dataset hashed once, each model built once per scale)."""
     data: dict[str, str] = {}
     rows: dict[tuple[str, str, int], RowIdentity] = {}

@@ -95,9 +95,9 @@ from srbench.results.schema import (
     ImageResult,
     ModelResult,
 )
-from srbench.run.building import LoadedModel, build_model
-from srbench.run.checks import apply_backend_settings, check_config
-from srbench.run.failures import describe_failure
+from srbench.runner.building import LoadedModel, build_model
+from srbench.runner.checks import apply_backend_settings, check_config
+from srbench.runner.failures import describe_failure
 
 ProgressFn = Callable[[int, int], None]
 
@@ -216,7 +216,7 @@ def measure_model(
 def failure_reason(spec: ModelSpec, stages: Stages, total: int, exc: Exception) -> str:
     """The error row's reason for a model that raised: the image it raised on (name, LR size),
     the smallest input it accepts when the image was too small, and how many images it had
-    measured (see :mod:`srbench.run.failures`)."""
+    measured (see :mod:`srbench.runner.failures`)."""
     loop = stages.loop
     current = loop.current if loop is not None and loop.current is not None else stages.current
     if current is None or stages.backend is None:  # building or counting failed
@@ -343,7 +343,7 @@ def run_stages(
 
 
 def build_stage(spec: ModelSpec, config: RunConfig) -> Built:
-    """Stage 1: build and load (:func:`~srbench.run.building.build_model`), timed."""
+    """Stage 1: build and load (:func:`~srbench.runner.building.build_model`), timed."""
     t0 = time.perf_counter()
     entry, loaded = build_model(spec, scale=config.scale, offline=config.offline)
     return Built(entry, loaded, time.perf_counter() - t0)

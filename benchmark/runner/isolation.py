@@ -1,9 +1,9 @@
 """Measuring each model in its own worker process.
 
 A worker is started per model from a ``forkserver`` that has already imported torch and
-srbench (:mod:`srbench.run.forkserver`; a worker starts in tens of milliseconds, not
+srbench (:mod:`srbench.runner.forkserver`; a worker starts in tens of milliseconds, not
 seconds). It measures the model
-with :func:`~srbench.run.protocol.measure_model` and sends progress and the final
+with :func:`~srbench.runner.protocol.measure_model` and sends progress and the final
 :class:`~srbench.results.schema.ModelResult` back over a pipe. Whatever happens in the
 worker (an exception, a segfault, a kill, a hang past ``--model-timeout``) the parent gets
 a result: ``status="error"`` with the reason. Peak memory is measured inside the worker,
@@ -29,8 +29,8 @@ from srbench.data.cache import ImageCache
 from srbench.models.specs import ModelSpec
 from srbench.results.config import RunConfig
 from srbench.results.schema import STATUS_ERROR, ModelResult
-from srbench.run.forkserver import context, ensure_server, main_hidden
-from srbench.run.protocol import measure_model
+from srbench.runner.forkserver import context, ensure_server, main_hidden
+from srbench.runner.protocol import measure_model
 
 
 def _worker_main(
@@ -90,7 +90,7 @@ def measure_in_worker(
     to cap the worker's memory. ``stop`` is a ``multiprocessing`` Event from
     :func:`new_stop_event`; when set, the worker stops after its current image.
     ``skip_main``: start the worker without re-running this process's ``__main__`` script in
-    it (see :func:`~srbench.run.forkserver.main_hidden`); only for callers none of
+    it (see :func:`~srbench.runner.forkserver.main_hidden`); only for callers none of
     whose arguments (``setup`` included) are defined in that script.
     """
     ctx = context()

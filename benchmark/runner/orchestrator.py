@@ -46,12 +46,12 @@ from srbench.results.schema import (
     RunResult,
     load_results,
 )
-from srbench.run.building import build_model
-from srbench.run.checks import check_config, run_device
-from srbench.run.forkserver import prestart
-from srbench.run.identity import data_digest, identity_changes, row_identity, stamp
-from srbench.run.isolation import Interrupted, measure_in_worker, new_stop_event
-from srbench.run.protocol import measure_model
+from srbench.runner.building import build_model
+from srbench.runner.checks import check_config, run_device
+from srbench.runner.forkserver import prestart
+from srbench.runner.identity import data_digest, identity_changes, row_identity, stamp
+from srbench.runner.isolation import Interrupted, measure_in_worker, new_stop_event
+from srbench.runner.protocol import measure_model
 
 #: Measures one model; replaced by the worker-process version when isolating.
 MeasureFn = Callable[..., ModelResult]

@@ -24,8 +24,8 @@ from srbench.core.errors import SrbenchError
 from srbench.core.extras import require
 from srbench.models.registry import ModelEntry
 from srbench.models.specs import ModelSpec
-from srbench.run.building import build_model
-from srbench.run.upscale import resolve_spec
+from srbench.runner.building import build_model
+from srbench.runner.upscale import resolve_spec
 
 if TYPE_CHECKING:
     from srbench.backends.onnx_export import ExportMetadata
