@@ -129,14 +129,16 @@ def _looks_like_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{"
 
 
-def read_checkpoint(path: Path) -> StateDict:
+def read_checkpoint(path: Path, *, key: str | None = None) -> StateDict:
     """Read a ``.pth``/``.pt`` or ``.safetensors`` checkpoint onto the CPU.
 
     PyTorch files are read with ``weights_only=True``; a file that needs arbitrary
     unpickling is refused. Anything else is refused with a one-line :class:`SrbenchError`
     that names the file, says what it is (:func:`identify_checkpoint`: empty, HTML, ONNX,
     TorchScript, another zip; a pickled full model; a safetensors header error; a truncated
-    file) and what to do instead. torch's own warnings while reading are not shown.
+    file) and what to do instead. torch's own warnings while reading are not shown. ``key``:
+    the entry to read when the file's top level has it (an NTIRE branch's ``['params']``);
+    otherwise the usual unwrapping applies.
     """
     path = Path(path)
     if not path.is_file():
@@ -181,6 +183,8 @@ def read_checkpoint(path: Path) -> StateDict:
             f"checkpoint {path} is not a readable PyTorch checkpoint ({cause(exc)}); "
             "it is truncated or corrupt: re-download it"
         ) from None
+    if key is not None and isinstance(raw, Mapping) and isinstance(raw.get(key), Mapping):
+        raw = raw[key]
     return canonicalize_state_dict(raw, source=str(path))
 
 

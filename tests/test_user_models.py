@@ -581,7 +581,7 @@ def test_ntire_test_demo_answers_class_arguments_checkpoint_and_range(
         "BetaNet",
         (3, 3),
         {"upscale": 4},
-        "07_beta_final.pth",
+        "model_zoo/07_beta_final.pth",
         255.0,
     )
     out = tmp_path / "out"

@@ -802,6 +802,9 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
         result.input_range = built.entry.input_range
         result.weights = built.loaded.weights
         result.reason = built.loaded.reason
+        result.notes.extend(built.loaded.notes)
+        if built.loaded.device_shim:
+            result.device_shim = True
         if config.save_images and not built.quality:
             result.notes.append("SR images not saved: without trained weights the output is not a result")
     c = stages.complexity

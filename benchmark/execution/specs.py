@@ -8,7 +8,8 @@ Each comma-separated token of ``--models`` is one of (``NAME=`` in front names t
 * an importable module and a class or factory: ``mypkg.nets:build_net``;
 * an NTIRE challenge submission: ``ntire:REPO/models/team22_SPANV2.py[:Class]`` (row
   ``22_SPANV2``; class, checkpoint in ``REPO/model_zoo`` and data range found by
-  :func:`srbench.models.usercode.ntire_team`).
+  :func:`srbench.models.usercode.ntire_team`), or ``ntire:REPO#22`` (team 22 as the
+  repository's ``test_demo.py`` builds it; what ``--ntire-repo REPO --teams`` expands to).
 
 Per-model options are keyed by the row name or by the token as typed (``mynet.py:MyNet``):
 ``--weights NAME=PATH``, ``--model-args NAME=JSON`` (constructor keyword arguments) and
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -130,7 +132,7 @@ def specs_from_config(config: Any) -> list[ModelSpec]:
 
 def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec, str]:
     """The spec of one ``--models`` token and the token as typed without ``NAME=``."""
-    from srbench.models.usercode import ntire_team
+    from srbench.models.usercode import TEAM_SEPARATOR, ntire_team, ntire_team_of_repo
 
     name: str | None
     name, sep, rest = token.partition("=")
@@ -140,9 +142,13 @@ def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec,
         raise SrbenchError(f"{option} {token!r}: empty row name before '='")
     if rest.startswith(NTIRE_PREFIX):
         target = rest[len(NTIRE_PREFIX) :]
-        split = split_code_token(target)
-        path, attr = split if split is not None and split[0].endswith(".py") else (target, None)
-        team = ntire_team(Path(path), attr, option=option)
+        repo, sep, team_id = target.rpartition(TEAM_SEPARATOR)
+        if sep and re.fullmatch(r"-?\d+", team_id):
+            team = ntire_team_of_repo(Path(repo), int(team_id), option=option)
+        else:
+            split = split_code_token(target)
+            path, attr = split if split is not None and split[0].endswith(".py") else (target, None)
+            team = ntire_team(Path(path), attr, option=option)
         return (
             ModelSpec(
                 name=name or team.row,

@@ -269,8 +269,20 @@ def profile_model(
     start = time.perf_counter()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = counting_input(input_shape, input_range=input_range, device=device)
-    params = count_params(model)
+    # Counted on a copy, so the model the protocol times is left as it was (a network that
+    # fuses its branches on its first forward still fuses on its first timed one); a model
+    # that cannot be copied (weight_norm's computed weights) is counted in place.
+    try:
+        model = copy.deepcopy(model)
+    except Exception:
+        pass
+    # The challenge's script counts after the model has run (inference, then activations,
+    # FLOPs and params, in that order): one forward first, so that a network that fuses or
+    # prunes its weights on its first call is counted as it runs.
+    with torch.no_grad():
+        model(x)
     flops, unsupported, fvcore_conv = _fvcore_counts(model, x)
+    params = count_params(model)
     # Shape-only counts need no arithmetic: run them on the meta device (no real forward),
     # falling back to the real input for models that look at values (e.g. .item(), NumPy).
     try:
@@ -284,10 +296,14 @@ def profile_model(
     note = undercount_note(flops, fvcore_conv, calls.macs)
     flops_thop = None
     if thop:
-        try:
-            flops_thop = count_flops_thop(*counted_on)
-        except Exception:
-            flops_thop = count_flops_thop(model, x)
+        # thop copies the model; a model that cannot be copied (weight_norm) has no thop
+        # figure rather than no row.
+        for args in (counted_on, (model, x)):
+            try:
+                flops_thop = count_flops_thop(*args)
+                break
+            except Exception:
+                continue
     flops_dispatch = None
     functional = 0
     if dispatch:

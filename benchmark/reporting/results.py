@@ -150,6 +150,10 @@ class ModelResult:
     #: requested and the one that actually ran, nodes per provider, the fallback (if any),
     #: WASM threads and cross-origin isolation. Absent for other backends.
     backend_info: dict[str, Any] | None = None
+    #: True when the model's own code asked for CUDA while srbench built it on a machine
+    #: without a GPU, and srbench sent it to the CPU (srbench.models.device_shim). Absent
+    #: otherwise.
+    device_shim: bool | None = None
 
     @property
     def drifted(self) -> bool:
@@ -166,7 +170,7 @@ class ModelResult:
         """JSON form (``srbench/1``)."""
         d = asdict(self)
         d["runtime_ms"] = self.runtime_ms.to_dict() if self.runtime_ms else None
-        for key in ("cell", "deployed", "backend_agreement"):
+        for key in ("cell", "deployed", "backend_agreement", "device_shim"):
             if d[key] is None:
                 del d[key]  # torch run results keep their srbench/1 shape
         return d
