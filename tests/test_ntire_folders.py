@@ -233,7 +233,8 @@ def select_model(args, device):
         from models.team05_Fuse import Fuse
         name, data_range = f"{model_id:02}_Fuse", 1.0
         model = Fuse()
-        model.load_state_dict(torch.load(os.path.join('model_zoo', 'team05_fuse.pth'))['params_ema'], strict=False)
+        state = torch.load(os.path.join('model_zoo', 'team05_fuse.pth'))
+        model.load_state_dict(state['params_ema'], strict=False)
     elif model_id == 6:
         from models.team06_Own import Own
         name, data_range = f"{model_id:02}_Own", 1.0
@@ -411,3 +412,17 @@ def test_device_shim_is_off_outside_the_build() -> None:
     if not torch.cuda.is_available():
         with pytest.raises((AssertionError, RuntimeError)):
             torch.zeros(1, device="cuda")
+
+
+def test_run_teams_goes_on_past_failing_teams(repo: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    args = ["run", "--ntire-repo", str(repo), "--teams", "1,11-12", "--data", "sample-mini"]
+    code = main([*args, "--profile-input", "1x3x64x64", "--no-isolate", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    rows = {m["name"]: m for m in json.loads((out / "results.json").read_text())["models"]}
+    assert rows["01_Pick"]["status"] != "error" and rows["01_Pick"]["params"] == BASE
+    assert rows["11_Broken"]["status"] == rows["12_Needs"]["status"] == "error"
+    assert "2 model(s) not counted" in err and FAULT_PACKAGE in err and FAULT_TEAM in err
+    assert err.count("pip install srbench_no_such_package_xyz") >= 1
+    assert "teams need packages that are not installed (srbench_no_such_package_xyz: 12_Needs)" in err

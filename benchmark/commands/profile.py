@@ -245,6 +245,8 @@ def profile_command(args: argparse.Namespace) -> int:
             console.print(t)
     if failed:
         console.print(failure_table(failed))
+        if getattr(args, "ntire_repo", None) is not None:
+            missing_packages_line(failed, args.ntire_repo, console)
     return 1 if failed else 0
 
 
@@ -263,3 +265,25 @@ def failure_table(rows: list[dict]) -> Table:
 
 def _num(v: int | None) -> str:
     return "—" if v is None else f"{v:,}"
+
+
+def missing_packages_line(failed: list[dict], repo: Any, console: Any) -> None:
+    """One line for the whole folder naming every third-party package its teams lack."""
+    import re
+
+    from srbench.models.usercode import FAULT_PACKAGE, classify_failure
+
+    needs: dict[str, list[str]] = {}
+    for row in failed:
+        if classify_failure(row["error"]) == FAULT_PACKAGE:
+            match = re.search(r"package '([^']+)'", row["error"])
+            if match:
+                needs.setdefault(match[1], []).append(row["name"])
+    if needs:
+        teams = "; ".join(f"{pkg}: {', '.join(rows)}" for pkg, rows in sorted(needs.items()))
+        console.print(
+            f"{repo}: teams need packages that are not installed ({teams}); "
+            f"install them: pip install {' '.join(sorted(needs))}",
+            soft_wrap=True,
+            highlight=False,
+        )
