@@ -123,12 +123,16 @@ class Deploy(Plain):
     # Fuses on its first forward (drops the training branch), as 2025 team 08 does.
     "team05_Fuse.py": COMMON
     + """
+FORWARDS = []  # every forward of this module's networks, in this process
+
+
 class Fuse(Plain):
     def __init__(self):
         super().__init__()
         self.train_branch = nn.Conv2d(CH, CH, 3, padding=1)
 
     def forward(self, x):
+        FORWARDS.append(tuple(x.shape))
         if hasattr(self, "train_branch"):
             del self.train_branch
         return super().forward(x)
@@ -426,3 +430,24 @@ def test_run_teams_goes_on_past_failing_teams(repo: Path, tmp_path: Path, capsys
     assert "2 model(s) not counted" in err and FAULT_PACKAGE in err and FAULT_TEAM in err
     assert err.count("pip install srbench_no_such_package_xyz") >= 1
     assert "teams need packages that are not installed (srbench_no_such_package_xyz: 12_Needs)" in err
+
+
+def test_count_stage_runs_no_forward_in_the_timing_process(repo: Path, tmp_path: Path, monkeypatch) -> None:
+    # Counting's forwards would warm the process the timed loop then runs in (a first run,
+    # which counts, timed faster than a rerun, which reads the cache): they run in a child.
+    import sys
+
+    from srbench.execution.building import build_model
+    from srbench.execution.config import RunConfig
+    from srbench.execution.protocol import Built, count_stage
+    from srbench.execution.specs import parse_model_specs
+
+    monkeypatch.setenv("SRBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    (spec,) = parse_model_specs(f"ntire:{repo}#5")
+    entry, loaded = build_model(spec, scale=4, offline=True)
+    config = RunConfig(models=[spec.name], profile_input=[1, 3, 32, 32], recount=True)
+    c = count_stage(Built(entry, loaded, 0.0), config, spec, torch.device("cpu"))
+    assert c.params == BASE and c.convs == 2
+    team = sys.modules[type(loaded.model).__module__]
+    assert team.FORWARDS == []  # every counting forward ran in the child
+    assert hasattr(loaded.model, "train_branch")
