@@ -451,3 +451,32 @@ def test_count_stage_runs_no_forward_in_the_timing_process(repo: Path, tmp_path:
     team = sys.modules[type(loaded.model).__module__]
     assert team.FORWARDS == []  # every counting forward ran in the child
     assert hasattr(loaded.model, "train_branch")
+
+
+class _Routed(nn.Module):
+    """Runs its conv n times, n from the input's values (as a mixture of experts routes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    @staticmethod
+    def calls(x: torch.Tensor) -> int:
+        return int(x.sum().item() * 1000) % 3 + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.calls(x)):
+            x = self.conv(x)
+        return x
+
+
+def test_value_dependent_counts_are_flagged() -> None:
+    from srbench.measure.counting import counting_input, profile_model
+
+    shape = (1, 3, 16, 16)
+    n0, n1 = (_Routed.calls(counting_input(shape, seed=s)) for s in (0, 1))
+    assert n0 != n1  # the two seeded inputs route differently (else this test proves nothing)
+    c = profile_model(_Routed().eval(), shape, dispatch=False, thop=False)
+    assert c.value_dependent and c.convs == n0 and c.activations == n0 * 3 * 16 * 16
+    plain = profile_model(nn.Conv2d(3, 3, 3, padding=1).eval(), shape, dispatch=False, thop=False)
+    assert not plain.value_dependent

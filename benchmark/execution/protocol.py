@@ -63,7 +63,7 @@ from srbench.execution.devices import apply_backend_settings, check_config, run_
 from srbench.execution.failures import describe_failure
 from srbench.execution.specs import ModelSpec
 from srbench.measure import quality
-from srbench.measure.counting import Complexity
+from srbench.measure.counting import VALUE_DEPENDENT_NOTE, Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import KIND_CPU_COMPILED, ForwardMemory, SessionRssGrowth, resident_tensors
 from srbench.measure.shapeprobe import ShapeProbe, croppable, probe_shape_caching
@@ -876,6 +876,8 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
         result.flops_thop = c.flops_thop
         if c.flops_note:
             result.notes.append(c.flops_note)
+        if c.value_dependent:
+            result.notes.append(VALUE_DEPENDENT_NOTE)
         if c.functional_convs:
             result.notes.append(
                 f"{c.functional_convs} functional convolution call(s) are invisible to the "

@@ -88,6 +88,18 @@ class Complexity:
     flops_undercount: bool = False
     flops_note: str | None = None
     flops_thop: int | None = None
+    #: True when the conv counts changed with the input's values (a second, differently seeded
+    #: input gave other activations/convs): data-dependent routing or sampling (mixtures of
+    #: experts, token selection). The figures are those at srbench's seeded input.
+    value_dependent: bool = False
+
+
+#: The note of a :attr:`Complexity.value_dependent` count.
+VALUE_DEPENDENT_NOTE = (
+    "counts depend on the input's values (data-dependent routing or sampling): these are at "
+    "srbench's seeded input (seed 0); the challenge's script counts at an unseeded random or "
+    "uninitialised input, so its figures change from run to run"
+)
 
 
 def count_params(model: nn.Module) -> int:
@@ -285,6 +297,7 @@ def profile_model(
     params = count_params(model)
     # Shape-only counts need no arithmetic: run them on the meta device (no real forward),
     # falling back to the real input for models that look at values (e.g. .item(), NumPy).
+    value_dependent = False
     try:
         meta_model, meta_x = copy.deepcopy(model).to("meta"), x.to("meta")
         calls = count_conv_calls(meta_model, meta_x)
@@ -292,6 +305,11 @@ def profile_model(
     except Exception:
         calls = count_conv_calls(model, x)
         counted_on = (model, x)
+        # The meta device cannot run it: it looks at values. Does the count depend on them?
+        other = count_conv_calls(
+            model, counting_input(input_shape, input_range=input_range, device=device, seed=1)
+        )
+        value_dependent = (other.activations, other.convs) != (calls.activations, calls.convs)
     activations, convs = calls.activations, calls.convs
     note = undercount_note(flops, fvcore_conv, calls.macs)
     flops_thop = None
@@ -326,6 +344,7 @@ def profile_model(
         flops_undercount=note is not None,
         flops_note=note,
         flops_thop=flops_thop,
+        value_dependent=value_dependent,
     )
 
 
