@@ -299,17 +299,22 @@ def profile_model(
     # falling back to the real input for models that look at values (e.g. .item(), NumPy).
     value_dependent = False
     try:
-        meta_model, meta_x = copy.deepcopy(model).to("meta"), x.to("meta")
-        calls = count_conv_calls(meta_model, meta_x)
-        counted_on = (meta_model, meta_x)
+        meta_model: nn.Module | None = copy.deepcopy(model).to("meta")
+    except Exception:
+        meta_model = None  # cannot be copied (weight_norm): counted on the real input
+    try:
+        if meta_model is None:
+            raise RuntimeError("no meta copy")
+        calls = count_conv_calls(meta_model, x.to("meta"))
+        counted_on = (meta_model, x.to("meta"))
     except Exception:
         calls = count_conv_calls(model, x)
         counted_on = (model, x)
-        # The meta device cannot run it: it looks at values. Does the count depend on them?
-        other = count_conv_calls(
-            model, counting_input(input_shape, input_range=input_range, device=device, seed=1)
-        )
-        value_dependent = (other.activations, other.convs) != (calls.activations, calls.convs)
+        if meta_model is not None:
+            # The meta device could not run it: it looks at values. Do the counts depend on them?
+            other_x = counting_input(input_shape, input_range=input_range, device=device, seed=1)
+            other = count_conv_calls(model, other_x)
+            value_dependent = (other.activations, other.convs) != (calls.activations, calls.convs)
     activations, convs = calls.activations, calls.convs
     note = undercount_note(flops, fvcore_conv, calls.macs)
     flops_thop = None
