@@ -90,13 +90,19 @@ def profile_specs(
         for spec in specs:
             bar.update(task, description=spec.name)
             # Team code may print: stdout carries only srbench's table/JSON, so the model's own
-            # output goes to stderr; one model's failure is its row's error, not the command's.
+            # output goes to stderr. An NTIRE team's failure is its row's error, not the
+            # command's (one team never stops a folder); anything else stays a one-line error.
+            lenient = spec.code is not None and spec.code.ntire
             try:
                 with contextlib.redirect_stdout(sys.stderr):
                     row = _profile_one(spec, scale, input_shape, breakdown_depth, recount)
             except SrbenchError as exc:
+                if not lenient:
+                    raise
                 row = {"name": spec.name, "arch": spec.arch, "scale": scale, "error": str(exc)}
             except Exception as exc:  # the team's code raised while building or counting
+                if not lenient:
+                    raise
                 row = {
                     "name": spec.name,
                     "arch": spec.arch,
