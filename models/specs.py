@@ -10,7 +10,8 @@ Each comma-separated token of ``--models`` is one of (``NAME=`` in front names t
   :mod:`srbench.models.onnx_file`);
 * an NTIRE challenge submission: ``ntire:REPO/models/team22_SPANV2.py[:Class]`` (row
   ``22_SPANV2``; class, checkpoint in ``REPO/model_zoo`` and data range found by
-  :func:`srbench.models.usercode.ntire_team`).
+  :func:`srbench.models.usercode.ntire_team`), or ``ntire:REPO#22`` (team 22 as the
+  repository's ``test_demo.py`` builds it; what ``--ntire-repo REPO --teams`` expands to).
 
 Per-model options are keyed by the row name or by the token as typed (``mynet.py:MyNet``):
 ``--weights NAME=PATH``, ``--model-args NAME=JSON`` (constructor keyword arguments) and
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,11 +35,13 @@ from srbench.models.onnx_file import OnnxFile, inspect_onnx, is_onnx_token
 from srbench.models.registry import get_entry
 from srbench.models.spandrel_adapter import spandrel_entry
 from srbench.models.usercode import (
+    TEAM_SEPARATOR,
     CodeRef,
     check_input_range,
     import_file,
     module_classes,
     ntire_team,
+    ntire_team_of_repo,
     resolve_callable,
     root_classes,
     split_code_token,
@@ -199,9 +203,13 @@ def _parse_token(token: str, scale: int | None, option: str) -> tuple[ModelSpec,
         return spec, rest
     if rest.startswith(NTIRE_PREFIX):
         target = rest[len(NTIRE_PREFIX) :]
-        split = split_code_token(target)
-        path, attr = split if split is not None and split[0].endswith(".py") else (target, None)
-        team = ntire_team(Path(path), attr, option=option)
+        repo, sep, team_id = target.rpartition(TEAM_SEPARATOR)
+        if sep and re.fullmatch(r"-?\d+", team_id):
+            team = ntire_team_of_repo(Path(repo), int(team_id), option=option)
+        else:
+            split = split_code_token(target)
+            path, attr = split if split is not None and split[0].endswith(".py") else (target, None)
+            team = ntire_team(Path(path), attr, option=option)
         return (
             ModelSpec(
                 name=name or team.row,

@@ -31,6 +31,7 @@ import ast
 import contextlib
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import re
@@ -44,6 +45,7 @@ from typing import Any
 from torch import nn
 
 from srbench.core.errors import SrbenchError, cause
+from srbench.models.ntire_demo import DemoBranch, read_test_demo
 from srbench.models.registry import ModelEntry
 
 #: Constructor parameter names that mean "the upscaling factor"; srbench passes ``--scale``
@@ -54,10 +56,29 @@ SCALE_PARAMETERS: tuple[str, ...] = ("scale", "upscale", "upscale_factor", "upsc
 RANGE_ATTRIBUTES: tuple[str, ...] = ("input_range", "data_range")
 
 #: Checkpoint suffixes srbench reads.
-CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".ckpt", ".safetensors")
+CHECKPOINT_SUFFIXES: tuple[str, ...] = (".pth", ".pt", ".ckpt", ".safetensors", ".pkl")
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass(frozen=True)
+class NtireLoading:
+    """What an NTIRE ``test_demo.py`` branch does between building and measuring a model.
+
+    Attributes:
+        state_key: the key the state dict is read under (``params_ema``); None: srbench's
+            usual unwrapping (:func:`srbench.models.loading.canonicalize_state_dict`).
+        strict: ``load_state_dict``'s ``strict`` in the branch.
+        loader: a model method that loads the checkpoint itself (``load_weights``).
+        post_load: calls after loading: ``model.X`` (``model.repa()``; a returned module
+            replaces the model) and ``modules.X`` (``X()`` on every submodule that has it).
+    """
+
+    state_key: str | None = None
+    strict: bool = True
+    loader: str | None = None
+    post_load: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,15 @@ class CodeRef:
     path: str | None = None
     module: str | None = None
     ntire: bool = False
+    #: Positional constructor arguments (an NTIRE ``test_demo.py`` call such as ``SPANF(3, 3, ...)``).
+    args: tuple[Any, ...] = ()
+    #: The NTIRE repository root (the folder holding ``models/``): on ``sys.path`` for its imports.
+    repo: str | None = None
+    #: How ``test_demo.py`` loads and finishes the model (:class:`NtireLoading`); None elsewhere.
+    loading: NtireLoading | None = None
+    #: Why this submission cannot be built (found while reading the folder); the worker reports
+    #: it as the row's error so the other teams of a ``--teams`` run are still measured.
+    problem: str | None = None
 
     @property
     def where(self) -> str:
@@ -199,10 +229,7 @@ def import_file(path: Path | str, *, extra_paths: tuple[Path, ...] = ()) -> Modu
         sys.modules.pop(name, None)
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise SrbenchError(
-            f"cannot import model file {path}: {type(exc).__name__}: {_first_line(exc)}; "
-            "fix the file (--debug shows the traceback)"
-        ) from exc
+        raise import_failure(f"model file {path}", exc, "fix the file (--debug shows the traceback)") from exc
     _FILE_MODULES[key] = module
     return module
 
@@ -214,10 +241,76 @@ def import_module(name: str) -> ModuleType:
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
             raise
-        raise SrbenchError(
-            f"cannot import module {name!r}: {type(exc).__name__}: {_first_line(exc)}; "
-            "check that it is installed or on PYTHONPATH (--debug shows the traceback)"
+        raise import_failure(
+            f"module {name!r}",
+            exc,
+            "check that it is installed or on PYTHONPATH (--debug shows the traceback)",
         ) from exc
+
+
+#: Words of a message that mean "this needs a GPU build": a custom CUDA extension or kernel.
+_CUDA_WORDS = ("cuda", "nvcc", "cudart", "libc10_cuda", "triton")
+
+
+def missing_package(exc: BaseException) -> str | None:
+    """The top-level package name an import failure lacks (``einops``), else None.
+
+    A ``ModuleNotFoundError`` for a module that is not on disk at all; ``models.x`` (the
+    challenge folder's own files) does not count: that is the team's code.
+    """
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.split(".")[0]
+        if top not in ("models", "utils") and not top.startswith("srbench_user_"):
+            return top
+    return None
+
+
+def import_failure(what: str, exc: BaseException, fix: str) -> SrbenchError:
+    """The one-line error for ``what`` failing to import: a missing third-party package
+    (:data:`MISSING_PACKAGE` in the message, with the ``pip install`` line), a custom CUDA
+    extension on a machine without one, or the exception itself."""
+    package = missing_package(exc)
+    if package is not None:
+        return SrbenchError(
+            f"cannot import {what}: {MISSING_PACKAGE} {package!r} (the model's own dependency); "
+            f"install it: pip install {package}"
+        )
+    text = _first_line(exc)
+    if isinstance(exc, (ImportError, OSError)) and any(w in text.lower() for w in _CUDA_WORDS):
+        return SrbenchError(
+            f"cannot import {what}: it needs a custom CUDA extension ({text}); "
+            "measure it on a machine with CUDA and the extension built"
+        )
+    return SrbenchError(f"cannot import {what}: {type(exc).__name__}: {text}; {fix}")
+
+
+#: :func:`classify_failure`'s answers.
+FAULT_PACKAGE, FAULT_TEAM, FAULT_SRBENCH = "missing package", "team code", "srbench"
+
+
+def classify_failure(reason: str) -> str:
+    """Whose fault a failed row's ``reason`` is: a third-party package the model needs and
+    this machine lacks, the model's own code (import, constructor, forward, checkpoint, CUDA
+    extension, several classes to choose from), or srbench (anything else)."""
+    if MISSING_PACKAGE in reason:
+        return FAULT_PACKAGE
+    team_marks = (
+        "cannot import",
+        "failed:",
+        " raised ",
+        "does not fit",
+        "custom CUDA extension",
+        "several candidate",
+        "test_demo.py",
+        "image ",
+        "the profile input",
+        "checkpoint ",
+    )
+    return FAULT_TEAM if any(m in reason for m in team_marks) else FAULT_SRBENCH
+
+
+#: The words every missing-package error holds (the failure table and the folder summary key on it).
+MISSING_PACKAGE = "needs the package"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -230,14 +323,63 @@ def _folders(ref: CodeRef) -> tuple[Path, ...]:
     if ref.path is None:
         return ()
     path = Path(ref.path).resolve()
-    return (path.parent, path.parent.parent) if ref.ntire else (path.parent,)
+    if not ref.ntire:
+        return (path.parent,)
+    return (path.parent, Path(ref.repo).resolve() if ref.repo else path.parent.parent)
 
 
 def load_module(ref: CodeRef) -> ModuleType:
     """The module ``ref`` lives in (imported once per process)."""
+    if ref.problem is not None:
+        raise SrbenchError(ref.problem)
     if ref.path is not None:
         return import_file(Path(ref.path), extra_paths=_folders(ref)[1:])
+    if ref.ntire and ref.repo is not None:
+        return import_repo_module(Path(ref.repo), str(ref.module))
     return import_module(str(ref.module))
+
+
+_REPO_MODULES: dict[tuple[str, str], ModuleType] = {}
+
+
+def import_repo_module(repo: Path, name: str) -> ModuleType:
+    """Import ``models.x.y`` from challenge repository ``repo`` as test_demo.py does (by module
+    name from the repository root), once per process.
+
+    A file inside a team's sub-package (``models.team02_x.NLFFC``) imports its package
+    relatively, so it cannot be imported as a lone file. Any ``models`` package already
+    imported (another repository's, or a checkout's own ``models/`` folder on the path) is set
+    aside while it is imported and put back afterwards.
+    """
+    key = (str(repo), name)
+    if key in _REPO_MODULES:
+        return _REPO_MODULES[key]
+    top = name.split(".")[0]
+    aside = {k: sys.modules.pop(k) for k in list(sys.modules) if k == top or k.startswith(top + ".")}
+    sys.path.insert(0, str(repo))
+    # The repository's own ``models`` package, made explicitly: a namespace folder would
+    # otherwise lose to any regular ``models`` package further down the path.
+    folder = repo / top
+    init = folder / "__init__.py"
+    spec = (
+        importlib.util.spec_from_file_location(top, init, submodule_search_locations=[str(folder)])
+        if init.is_file()
+        else importlib.machinery.ModuleSpec(top, None, is_package=True)
+    )
+    try:
+        package = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        package.__path__ = [str(folder)]
+        sys.modules[top] = package
+        if spec is not None and spec.loader is not None:
+            spec.loader.exec_module(package)
+        module = import_module(name)
+    finally:
+        sys.path.remove(str(repo))
+        for k in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
+            del sys.modules[k]
+        sys.modules.update(aside)
+    _REPO_MODULES[key] = module
+    return module
 
 
 def module_classes(module: ModuleType) -> list[type[nn.Module]]:
@@ -324,22 +466,23 @@ def build_user_model(
     fn = resolve_callable(ref)
     args = dict(kwargs or {})
     scale_param = _accepted_scale_parameter(fn)
-    if scale_param is not None and scale_param not in args:
+    if scale_param is not None and scale_param not in _bound_names(fn, ref.args, args):
         args[scale_param] = scale
     try:
         # A constructor may import siblings lazily: they resolve to its own folder too.
         with user_imports(_folders(ref)):
-            model = fn(**args)
+            model = fn(*ref.args, **args)
     except TypeError as exc:
         raise SrbenchError(
-            f"{ref.describe()}({_show_args(args)}) failed: {_first_line(exc)}; "
+            f"{ref.describe()}({_show_args(args, ref.args)}) failed: {_first_line(exc)}; "
             f"pass its constructor arguments as JSON: --model-args {name}='{{\"arg\": value}}'"
         ) from exc
     except SrbenchError:
         raise
     except Exception as exc:
         raise SrbenchError(
-            f"{ref.describe()}({_show_args(args)}) raised {type(exc).__name__}: {_first_line(exc)}; "
+            f"{ref.describe()}({_show_args(args, ref.args)}) raised "
+            f"{type(exc).__name__}: {_first_line(exc)}; "
             "fix the model or its --model-args (--debug shows the traceback)"
         ) from exc
     if not isinstance(model, nn.Module):
@@ -387,8 +530,23 @@ def build_user_model(
     return entry, model
 
 
-def _show_args(args: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={v!r}" for k, v in args.items())
+def _show_args(args: Mapping[str, Any], positional: tuple[Any, ...] = ()) -> str:
+    return ", ".join([*(repr(a) for a in positional), *(f"{k}={v!r}" for k, v in args.items())])
+
+
+def _bound_names(fn: Callable[..., Any], positional: tuple[Any, ...], kwargs: Mapping[str, Any]) -> set[str]:
+    """The parameter names ``fn(*positional, **kwargs)`` sets (positional ones by position)."""
+    if not positional:
+        return set(kwargs)
+    try:
+        params = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        return set(kwargs)
+    return set(kwargs) | set(params[: len(positional)])
 
 
 # --------------------------------------------------------------------------- NTIRE folders
@@ -401,9 +559,12 @@ class NtireTeam:
     """One challenge submission found in an NTIRE-layout repository.
 
     Attributes:
-        row: the row name, ``NN_Name`` (team id zero-padded to two digits).
-        ref: the model class in ``models/``.
-        checkpoint: its checkpoint in ``model_zoo/`` (None when there is none).
+        row: the row name: the one ``test_demo.py`` gives (``00_EFDN_baseline``), else
+            ``NN_Name`` from the file name (team id zero-padded to two digits).
+        ref: the model class (its positional arguments and loading steps included).
+        checkpoint: its checkpoint (None when there is none).
+        model_args: keyword constructor arguments.
+        input_range: the ``data_range`` the challenge set for it (None: not said).
     """
 
     row: str
@@ -413,108 +574,8 @@ class NtireTeam:
     input_range: float | None = None
 
 
-@dataclass(frozen=True)
-class DemoBranch:
-    """What the challenge's ``test_demo.py`` says about one team (its ``model_id == N`` branch).
-
-    Attributes:
-        module: the stem of the model file it imports (``from models.team38_SPAN import ...``).
-        cls: the class it builds (``model = SPAN30(3, 3, upscale=4)``).
-        args, kwargs: that call's literal arguments (None when any is not a literal).
-        checkpoint: the base name of the checkpoint file it names.
-        data_range: its ``data_range = ...``.
-    """
-
-    module: str | None = None
-    cls: str | None = None
-    args: tuple[Any, ...] | None = None
-    kwargs: dict[str, Any] | None = None
-    checkpoint: str | None = None
-    data_range: float | None = None
-
-
-#: The challenge's evaluation script; its ``select_model`` branches set each team's class,
-#: constructor arguments, checkpoint and data range by hand.
-TEST_DEMO = "test_demo.py"
-
-
-def read_test_demo(repo: Path) -> dict[int, DemoBranch]:
-    """Team id → :class:`DemoBranch`, read (never run) from ``repo/test_demo.py``; {} if absent."""
-    path = Path(repo) / TEST_DEMO
-    try:
-        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, SyntaxError):
-        return {}
-    out: dict[int, DemoBranch] = {}
-    for node in ast.walk(tree):
-        team = _model_id_test(node.test) if isinstance(node, ast.If) else None
-        if team is not None and team not in out:
-            out[team] = _read_branch(node.body)
-    return out
-
-
-def _model_id_test(test: ast.expr) -> int | None:
-    # ``model_id == 38`` or ``args.model_id == 38``
-    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq):
-        left, right = test.left, test.comparators[0]
-        name = left.id if isinstance(left, ast.Name) else getattr(left, "attr", None)
-        if name == "model_id" and isinstance(right, ast.Constant) and isinstance(right.value, int):
-            return int(right.value)
-    return None
-
-
-def _read_branch(body: list[ast.stmt]) -> DemoBranch:
-    module = cls = checkpoint = None
-    args: tuple[Any, ...] | None = None
-    kwargs: dict[str, Any] | None = None
-    data_range: float | None = None
-    imported: set[str] = set()
-    nodes = [n for stmt in body for n in ast.walk(stmt)]
-    for n in nodes:
-        if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("models."):
-            module = n.module.split(".", 1)[1]
-            imported |= {a.asname or a.name for a in n.names}
-    for n in nodes:
-        value = _assigned(n, "data_range")
-        if isinstance(value, ast.Constant) and isinstance(value.value, (int, float)):
-            data_range = float(value.value)
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in imported and cls is None:
-            cls = n.func.id
-            try:
-                args = tuple(ast.literal_eval(a) for a in n.args)
-                kwargs = {k.arg: ast.literal_eval(k.value) for k in n.keywords if k.arg is not None}
-            except ValueError:
-                args, kwargs = None, None
-        if (
-            isinstance(n, ast.Constant)
-            and isinstance(n.value, str)
-            and n.value.lower().endswith(CHECKPOINT_SUFFIXES)
-        ):
-            checkpoint = checkpoint or Path(n.value).name
-    return DemoBranch(module, cls, args, kwargs, checkpoint, data_range)
-
-
-def _assigned(node: ast.AST, name: str) -> ast.expr | None:
-    """The value ``node`` assigns to ``name`` (``x = v`` or ``a, x = u, v``), else None."""
-    if not isinstance(node, ast.Assign):
-        return None
-    for target in node.targets:
-        if isinstance(target, ast.Name) and target.id == name:
-            return node.value
-        if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
-            for t, v in zip(target.elts, node.value.elts):
-                if isinstance(t, ast.Name) and t.id == name:
-                    return v
-    return None
-
-
-def _bind_arguments(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-    """``fn(*args, **kwargs)``'s arguments as keywords (``--model-args`` carries keywords only)."""
-    try:
-        bound = inspect.signature(fn).bind_partial(*args, **kwargs)
-    except (TypeError, ValueError):
-        return dict(kwargs) if not args else {}
-    return dict(bound.arguments)
+#: ``ntire:REPO#ID`` names team ``ID`` of repository ``REPO`` (what ``--teams`` expands to).
+TEAM_SEPARATOR = "#"
 
 
 def parse_team_file(path: Path) -> tuple[int, str] | None:
@@ -528,7 +589,7 @@ def team_files(repo: Path) -> dict[int, list[Path]]:
     models = Path(repo) / "models"
     if not models.is_dir():
         raise SrbenchError(
-            f"--ntire-repo {repo}: no models/ folder; pass the challenge repository's root "
+            f"{repo}: no models/ folder; pass the challenge repository's root "
             "(it holds models/ and model_zoo/)"
         )
     found: dict[int, list[Path]] = {}
@@ -539,8 +600,55 @@ def team_files(repo: Path) -> dict[int, list[Path]]:
     return found
 
 
+def repo_team_ids(repo: Path) -> list[int]:
+    """Every team of ``repo``: the ``model_id`` branches of its ``test_demo.py`` and the team
+    ids of its ``models/teamNN_*.py`` files, in increasing order."""
+    return sorted(set(read_test_demo(Path(repo))) | set(team_files(Path(repo))))
+
+
+def parse_teams(text: str, repo: Path) -> list[int]:
+    """``--teams``: ``all``, or ids and ranges such as ``0,1-10,15`` (``-1``: the 2022 IMDN
+    baseline's id), in the order given; one-line errors for anything else."""
+    known = repo_team_ids(repo)
+    if text.strip().lower() == "all":
+        if not known:
+            raise SrbenchError(
+                f"--teams all: {repo} has no test_demo.py branches and no models/teamNN_*.py files"
+            )
+        return known
+    out: list[int] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        match = re.fullmatch(r"(-?\d+)(?:-(\d+))?", item)
+        if match is None:
+            raise SrbenchError(
+                f"--teams {text!r}: {item!r} is not a team id or a range (e.g. --teams 0,1-10,15 or all)"
+            )
+        lo = int(match[1])
+        hi = int(match[2]) if match[2] is not None else lo
+        if hi < lo:
+            raise SrbenchError(f"--teams {text!r}: the range {item!r} runs backwards; write {hi}-{lo}")
+        ids = [t for t in known if lo <= t <= hi] if match[2] is not None else [lo]
+        out += [t for t in ids if t not in out]
+    return out
+
+
+def ntire_team_tokens(repo: Path, teams: list[int]) -> list[str]:
+    """One ``ntire:REPO#ID`` token per team (``--ntire-repo PATH --teams 0,22``); an id the
+    repository does not know is a one-line error naming those it does."""
+    known = repo_team_ids(repo)
+    for team in teams:
+        if team not in known:
+            raise SrbenchError(
+                f"--teams {team}: no test_demo.py branch and no models/team{team:02d}_*.py in {repo} "
+                f"(teams there: {', '.join(str(t) for t in known) or 'none'})"
+            )
+    return [f"ntire:{Path(repo)}{TEAM_SEPARATOR}{t}" for t in teams]
+
+
 def ntire_team_paths(repo: Path, teams: list[int]) -> list[Path]:
-    """The model file of each team id in ``teams`` (``--ntire-repo PATH --teams 0,22``)."""
+    """The model file of each team id in ``teams`` (one ``models/teamNN_*.py`` each)."""
     files = team_files(repo)
     out: list[Path] = []
     for team in teams:
@@ -560,12 +668,87 @@ def ntire_team_paths(repo: Path, teams: list[int]) -> list[Path]:
     return out
 
 
-def ntire_team(path: Path, attr: str | None = None, *, option: str = "--models") -> NtireTeam:
-    """The submission whose model file is ``path`` (``REPO/models/teamNN_Name.py``).
+def _repo_of(path: Path) -> Path:
+    """The repository root of model file ``path``: the parent of its nearest ``models`` folder."""
+    resolved = Path(path).resolve()
+    for parent in resolved.parents:
+        if parent.name == "models":
+            return parent.parent
+    return resolved.parent.parent
 
-    When ``REPO/test_demo.py`` (the challenge's script) has a ``model_id == NN`` branch that
-    imports this file, its class, literal constructor arguments, checkpoint and
-    ``data_range`` are used (read from its syntax tree, never run); otherwise:
+
+def _module_of(path: Path, repo: Path) -> str:
+    """``team02_x.NLFFC`` for ``REPO/models/team02_x/NLFFC.py``."""
+    rel = Path(path).resolve().relative_to((repo / "models").resolve()).with_suffix("")
+    return ".".join(rel.parts)
+
+
+def _from_branch(repo: Path, demo: DemoBranch, attr: str | None, path: Path | None) -> NtireTeam:
+    """The team ``demo`` (a ``test_demo.py`` branch) describes."""
+    module = str(demo.module)
+    if path is None:
+        path = repo / "models" / (module.replace(".", "/") + ".py")
+        if not path.is_file() and (repo / "models" / module.replace(".", "/") / "__init__.py").is_file():
+            path = repo / "models" / module.replace(".", "/") / "__init__.py"
+    loading = NtireLoading(demo.state_key, demo.strict, demo.loader, demo.post_load)
+    cls = attr or demo.cls
+    same_call = attr is None or attr == demo.cls
+    args = tuple(demo.args or ()) if same_call else ()
+    if "." in module:
+        ref = CodeRef(
+            attr=str(cls), module=f"models.{module}", ntire=True, args=args, repo=str(repo), loading=loading
+        )
+    else:
+        ref = CodeRef(
+            attr=str(cls), path=str(path.resolve()), ntire=True, args=args, repo=str(repo), loading=loading
+        )
+    row = demo.row or f"{demo.team:02d}_{module.split('.')[0]}"
+    checkpoint = (repo / demo.checkpoint) if demo.checkpoint else None
+    if checkpoint is None or not checkpoint.is_file():
+        named = parse_team_file(path)
+        checkpoint = _find_checkpoint(path, demo.team, row) if named and named[0] == demo.team else None
+    kwargs = dict(demo.kwargs or {}) if same_call else {}
+    return NtireTeam(row, ref, checkpoint, kwargs, demo.data_range)
+
+
+def ntire_team_of_repo(repo: Path, team: int, *, option: str = "--teams") -> NtireTeam:
+    """Team ``team`` of ``repo``: its ``test_demo.py`` branch, else its one ``models/`` file.
+
+    Never raises for the team's own code: a file that does not import or offers no single
+    model class gives a team whose ``ref.problem`` says so (the worker reports it as the row's
+    error), so one team never stops a ``--teams`` run.
+    """
+    repo = Path(repo).resolve()
+    demo = read_test_demo(repo).get(team)
+    if demo is not None and demo.module is not None and demo.cls is not None:
+        return _from_branch(repo, demo, None, None)
+    files = team_files(repo).get(team, [])
+    row = f"{team:02d}_team"
+    if len(files) != 1:
+        problem = (
+            f"team {team}: no test_demo.py branch builds it and models/ holds "
+            + ("no" if not files else f"{len(files)} ({', '.join(p.name for p in files)})")
+            + f" team{team:02d}_*.py files; name one as ntire:{repo}/models/FILE.py:Class"
+        )
+        return NtireTeam(row, CodeRef(attr="?", ntire=True, repo=str(repo), problem=problem), None)
+    try:
+        return ntire_team(files[0], option=option)
+    except SrbenchError as exc:
+        parsed = parse_team_file(files[0])
+        row = f"{team:02d}_{parsed[1]}" if parsed else row
+        return NtireTeam(
+            row, CodeRef(attr="?", path=str(files[0]), ntire=True, repo=str(repo), problem=str(exc)), None
+        )
+
+
+def ntire_team(path: Path, attr: str | None = None, *, option: str = "--models") -> NtireTeam:
+    """The submission whose model file is ``path`` (``REPO/models/teamNN_Name.py``, or a file in
+    a team's sub-package, or a shared file such as ``imdn_baseline.py``).
+
+    When ``REPO/test_demo.py`` (the challenge's script) has a ``model_id`` branch that
+    imports this file, everything it says is used (:mod:`srbench.models.ntire_demo`: class,
+    positional and keyword arguments, checkpoint and the key it is read under, ``strict``,
+    calls after loading, ``data_range``, row name); otherwise:
 
     The model class is ``attr`` when given, else the one ``nn.Module`` class of the file
     that no other class of the file uses (a building block is not the model); when several
@@ -575,31 +758,36 @@ def ntire_team(path: Path, attr: str | None = None, *, option: str = "--models")
     ``--weights``).
     """
     path = Path(path)
+    if not path.is_file():
+        raise SrbenchError(f"ntire:{path}: model file not found; check the path given to {option}")
+    repo = _repo_of(path)
     parsed = parse_team_file(path)
+    try:
+        module = _module_of(path, repo)
+    except ValueError:
+        module = path.stem
+    branches = [b for b in read_test_demo(repo).values() if b.module == module and b.cls is not None]
+    if parsed is not None and any(b.team == parsed[0] for b in branches):
+        branches = [b for b in branches if b.team == parsed[0]]
+    if len(branches) == 1:
+        return _from_branch(repo, branches[0], attr, path)
+    if len(branches) > 1:
+        ids = ", ".join(str(b.team) for b in branches)
+        raise SrbenchError(
+            f"ntire:{path}: test_demo.py builds it for several teams ({ids}); "
+            f"name one: {option} ntire:{repo}{TEAM_SEPARATOR}{branches[0].team}"
+        )
     if parsed is None:
         raise SrbenchError(
-            f"ntire:{path}: the file name is not teamNN_Name.py or NN_Name.py; "
-            f"pass it as {option} FILE.py:Class instead"
+            f"ntire:{path}: the file name is not teamNN_Name.py or NN_Name.py and no test_demo.py branch "
+            f"imports it; pass it as {option} FILE.py:Class instead"
         )
     team, team_name = parsed
     row = f"{team:02d}_{team_name}"
-    if not path.is_file():
-        raise SrbenchError(f"ntire:{path}: model file not found; check the path given to {option}")
-    repo = path.resolve().parent.parent
-    demo = read_test_demo(repo).get(team)
-    if demo is not None and demo.module not in (None, path.stem):
-        demo = None  # that branch loads another file of the same team
-    demo = demo or DemoBranch()
     if attr is None:
-        attr = demo.cls or _find_model_class(path, row, team_name, option)
-    ref = CodeRef(attr=attr, path=str(path.resolve()), ntire=True)
-    model_args: dict[str, Any] = {}
-    if demo.cls == attr and demo.args is not None and demo.kwargs is not None:
-        model_args = _bind_arguments(resolve_callable(ref), demo.args, demo.kwargs)
-    checkpoint = repo / "model_zoo" / demo.checkpoint if demo.checkpoint else None
-    if checkpoint is None or not checkpoint.is_file():
-        checkpoint = _find_checkpoint(path, team, row)
-    return NtireTeam(row, ref, checkpoint, model_args, demo.data_range)
+        attr = _find_model_class(path, row, team_name, option)
+    ref = CodeRef(attr=attr, path=str(path.resolve()), ntire=True, repo=str(repo))
+    return NtireTeam(row, ref, _find_checkpoint(path, team, row), {}, None)
 
 
 def root_classes(path: Path, classes: list[type[nn.Module]]) -> list[type[nn.Module]]:

@@ -60,10 +60,13 @@ UNREACHABLE = {
         for f in ("resolve_device", "check_dtype")
     },
     ("srbench.backends.pytorch", "TorchEager.memory_meter", "profile"): "profile counts on the CPU",
-    # A sweep's cells take run's defaults for these (fp32 only, threads from the CPUs per cell).
+    # A sweep's cells take run's defaults for these (fp32 only, threads from the CPUs per cell,
+    # no --ntire-repo/--teams).
     **{
         (m, f, "sweep"): "run's defaults"
         for m, f in (
+            ("srbench.models.usercode", "parse_teams"),
+            ("srbench.models.usercode", "ntire_team_tokens"),
             ("srbench.runner.protocol", "deploy_stage"),
             ("srbench.backends.devices", "parse_threads"),
             ("srbench.results.environment", "oversubscription_notes"),

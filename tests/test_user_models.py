@@ -373,10 +373,13 @@ def ntire_repo(tmp_path: Path) -> Path:
 
 def test_ntire_folder_two_teams(ntire_repo: Path, tmp_path: Path, capsys) -> None:
     base = ["run", "--ntire-repo", str(ntire_repo), "--teams", "1,7", *FAST, "--no-isolate"]
-    # Beta declares no data range and has two classes: one line says which option answers each.
+    # Beta declares no data range and has two classes: its row says which option answers it,
+    # and the other team is still measured (one team never stops a --teams run).
     code, _, err = _run([*base, "-o", str(tmp_path / "a")], capsys)
-    line = _one_line_error(err)
-    assert code == 2 and "several candidate model classes (BetaNet, Other)" in line
+    rows = {m["name"]: m for m in json.loads((tmp_path / "a" / "results.json").read_text())["models"]}
+    assert code == 1 and rows["01_Alpha"]["status"] == "ok"
+    assert "several candidate model classes (BetaNet, Other)" in rows["07_Beta"]["reason"]
+    assert "team code" in err
     beta = ntire_repo / "models" / "07_Beta.py"
     code, _, err = _run(
         [*base[:1], "--models", f"ntire:{beta}:BetaNet", *base[5:], "-o", str(tmp_path / "b")], capsys
@@ -581,7 +584,7 @@ def test_ntire_test_demo_answers_class_arguments_checkpoint_and_range(
         "BetaNet",
         (3, 3),
         {"upscale": 4},
-        "07_beta_final.pth",
+        "model_zoo/07_beta_final.pth",
         255.0,
     )
     out = tmp_path / "out"

@@ -74,7 +74,12 @@ class TorchBackend(PlacedModel):
     ) -> TorchBackend:
         """Move ``model`` (eval mode) to ``device``/``dtype``; ``compile`` wraps it in ``torch.compile``
         (compiled on the first call, which the protocol never times)."""
-        module = model.eval().to(device=device, dtype=dtype)
+        # Two positional calls, not .to(device=..., dtype=...): models that override
+        # ``to(self, device)`` (some challenge entries) accept only the device.
+        moved = model.eval().to(device)
+        module = moved if isinstance(moved, nn.Module) else model  # an override may return None
+        if dtype != torch.float32:
+            module = module.to(dtype)
         if channels_last:
             module = module.to(memory_format=torch.channels_last)
         compiled: Forward | None = torch.compile(module) if compile else None

@@ -16,6 +16,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+from srbench.commands.options import with_example
 from srbench.core.errors import SrbenchError
 from srbench.results.comparison import Row, RowComparison, compare_rows, comparison_lines, run_tag
 from srbench.results.schema import RunResult, load_results
@@ -35,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "of RUN_A, or, in one run, the models after the first of --models against the first. "
             "Each figure gets a 95 %% paired-bootstrap interval and a verdict (faster/slower, "
             "better/worse, or not distinguishable); see docs/statistics.md."
+        ),
+        **with_example(
+            "srbench diff runs/before runs/after --models span", "srbench diff runs/one --models rlfn,span"
         ),
     )
     p.add_argument("runs", nargs="+", metavar="RUN", help="one or two run folders or results.json files")

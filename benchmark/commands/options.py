@@ -106,7 +106,7 @@ def add_models_option(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="NTIRE challenge repository (models/teamNN_Name.py, model_zoo/teamNN_*.pth)",
     )
-    p.add_argument("--teams", default=None, help="with --ntire-repo: team ids, e.g. 0,22,38")
+    p.add_argument("--teams", default=None, help="with --ntire-repo: team ids and ranges (0,1-10,15) or all")
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -136,21 +136,15 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def model_tokens(args: argparse.Namespace) -> list[str]:
-    """``--models`` tokens plus one ``ntire:`` token per ``--teams`` id of ``--ntire-repo``."""
-    from srbench.models.usercode import ntire_team_paths
+    """``--models`` tokens plus one ``ntire:REPO#ID`` token per ``--teams`` id of ``--ntire-repo``."""
+    from srbench.models.usercode import ntire_team_tokens, parse_teams
 
     tokens = [m.strip() for m in (args.models or "").split(",") if m.strip()]
     repo, teams = getattr(args, "ntire_repo", None), getattr(args, "teams", None)
     if (repo is None) != (teams is None):
         raise SrbenchError("--ntire-repo and --teams go together, e.g. --ntire-repo PATH --teams 0,22,38")
     if repo is not None:
-        try:
-            ids = [int(t) for t in teams.split(",") if t.strip()]
-        except ValueError:
-            raise SrbenchError(
-                f"--teams {teams!r} is not a list of team numbers (e.g. --teams 0,22,38)"
-            ) from None
-        tokens += [f"ntire:{path}" for path in ntire_team_paths(repo, ids)]
+        tokens += ntire_team_tokens(repo, parse_teams(teams, repo))
     if not tokens:
         raise SrbenchError(
             "name the models: --models rlfn,span (see 'srbench list') or --ntire-repo PATH --teams N"

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import sys
 from dataclasses import asdict
+from typing import Any
 
 from rich.table import Table
 
@@ -21,7 +24,7 @@ from srbench.commands.options import (
     with_example,
 )
 from srbench.core.console import make_console
-from srbench.core.errors import SrbenchError
+from srbench.core.errors import SrbenchError, cause
 from srbench.core.tables import Column, fit_tables
 from srbench.measure.counting import complexity_breakdown
 from srbench.models.specs import ModelSpec
@@ -76,8 +79,6 @@ def profile_specs(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from srbench.measure.complexity_cache import build_arguments, cached_profile
-
     rows = []
     bar = Progress(
         TextColumn("counting {task.description}"),
@@ -91,49 +92,74 @@ def profile_specs(
     with bar:
         task = bar.add_task("", total=len(specs))
         for spec in specs:
-            import torch
-
-            from srbench.runner.failures import model_call
-
             bar.update(task, description=spec.name)
-            if spec.onnx is not None:
-                from srbench.runner.protocol import count_onnx_file
-
-                c = count_onnx_file(spec.onnx.path, tuple(input_shape), static_hw=spec.onnx.static_hw)
-                rows.append(
-                    {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c), "from_cache": False}
-                )
-                bar.advance(task)
-                continue
-            entry, loaded = build_model(spec, scale=scale, offline=True)
-            shape = tuple(input_shape)
-            n, ch = shape[0], shape[1]
-
-            def probe(side: int, model=loaded.model, n=n, ch=ch) -> object:
-                with torch.inference_mode():
-                    return model(torch.zeros(n, ch, side, side))
-
-            what = "the profile input " + "x".join(map(str, shape))
-            side_fix = "pass a larger --input (NxCxHxW)"
-            with model_call(spec.name, what, size=(shape[3], shape[2]), probe=probe, fix=side_fix):
-                c, hit = cached_profile(
-                    loaded.model,
-                    shape,
-                    arch=spec.arch,
-                    build_args=build_arguments(entry, spec),
-                    scale=scale,
-                    input_range=entry.input_range,
-                    recount=recount,
-                )
-                row = {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c), "from_cache": hit}
-                if breakdown_depth is not None:
-                    b = complexity_breakdown(
-                        loaded.model, shape, input_range=entry.input_range, depth=breakdown_depth
-                    )
-                    row["breakdown"] = asdict(b)
+            # Team code may print: stdout carries only srbench's table/JSON, so the model's own
+            # output goes to stderr. An NTIRE team's failure is its row's error, not the
+            # command's (one team never stops a folder); anything else stays a one-line error.
+            lenient = spec.code is not None and spec.code.ntire
+            try:
+                with contextlib.redirect_stdout(sys.stderr):
+                    row = _profile_one(spec, scale, input_shape, breakdown_depth, recount)
+            except SrbenchError as exc:
+                if not lenient:
+                    raise
+                row = {"name": spec.name, "arch": spec.arch, "scale": scale, "error": str(exc)}
+            except Exception as exc:  # the team's code raised while building or counting
+                if not lenient:
+                    raise
+                row = {
+                    "name": spec.name,
+                    "arch": spec.arch,
+                    "scale": scale,
+                    "error": f"{type(exc).__name__}: {cause(exc)}",
+                }
             rows.append(row)
             bar.advance(task)
     return rows
+
+
+def _profile_one(
+    spec: Any, scale: int, input_shape: list[int], breakdown_depth: int | None, recount: bool
+) -> dict[str, Any]:
+    """One row of :func:`profile_specs` (raises for a model that cannot be built or counted)."""
+    import torch
+
+    from srbench.measure.complexity_cache import build_arguments, cached_profile
+    from srbench.runner.failures import model_call
+    from srbench.runner.protocol import count_onnx_file
+
+    if spec.onnx is not None:
+        c = count_onnx_file(spec.onnx.path, tuple(input_shape), static_hw=spec.onnx.static_hw)
+        return {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c), "from_cache": False}
+    entry, loaded = build_model(spec, scale=scale, offline=True)
+    shape = tuple(input_shape)
+    n, ch = shape[0], shape[1]
+
+    def probe(side: int, model=loaded.model, n=n, ch=ch) -> object:
+        with torch.inference_mode():
+            return model(torch.zeros(n, ch, side, side))
+
+    what = "the profile input " + "x".join(map(str, shape))
+    side_fix = "pass a larger --input (NxCxHxW)"
+    with model_call(spec.name, what, size=(shape[3], shape[2]), probe=probe, fix=side_fix):
+        c, hit = cached_profile(
+            loaded.model,
+            shape,
+            arch=spec.arch,
+            build_args=build_arguments(entry, spec),
+            scale=scale,
+            input_range=entry.input_range,
+            recount=recount,
+        )
+        row = {"name": spec.name, "arch": spec.arch, "scale": scale, **asdict(c), "from_cache": hit}
+        row["device_shim"] = loaded.device_shim
+        row["notes"] = list(loaded.notes)
+        if breakdown_depth is not None:
+            b = complexity_breakdown(
+                loaded.model, shape, input_range=entry.input_range, depth=breakdown_depth
+            )
+            row["breakdown"] = asdict(b)
+    return row
 
 
 def _flag(r: dict) -> str:
@@ -255,7 +281,9 @@ def profile_command(args: argparse.Namespace) -> int:
     )
     if args.json:
         print(json.dumps({"schema": "srbench/1-profile", "models": rows}, indent=2))
-        return 0
+        return 1 if any("error" in r for r in rows) else 0
+    failed = [r for r in rows if "error" in r]
+    rows = [r for r in rows if "error" not in r]
     console = make_console()
     for table in profile_tables(rows, args.input, args.scale, console.width):
         console.print(table)
@@ -264,8 +292,47 @@ def profile_command(args: argparse.Namespace) -> int:
             console.print(f"[yellow]{r['name']}: ⚠ {r['flops_note']}", highlight=False)
         for t in breakdown_tables(r, console.width) if "breakdown" in r else []:
             console.print(t)
-    return 0
+    if failed:
+        console.print(failure_table(failed))
+        if getattr(args, "ntire_repo", None) is not None:
+            missing_packages_line(failed, args.ntire_repo, console)
+    return 1 if failed else 0
+
+
+def failure_table(rows: list[dict]) -> Table:
+    """The rows that could not be counted, each with whose fault it is
+    (:func:`srbench.models.usercode.classify_failure`) and the reason."""
+    from srbench.models.usercode import classify_failure
+
+    table = Table(title=f"{len(rows)} model(s) not counted")
+    for col in ("Model", "Whose", "Reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], classify_failure(r["error"]), r["error"])
+    return table
 
 
 def _num(v: int | None) -> str:
     return "—" if v is None else f"{v:,}"
+
+
+def missing_packages_line(failed: list[dict], repo: Any, console: Any) -> None:
+    """One line for the whole folder naming every third-party package its teams lack."""
+    import re
+
+    from srbench.models.usercode import FAULT_PACKAGE, classify_failure
+
+    needs: dict[str, list[str]] = {}
+    for row in failed:
+        if classify_failure(row["error"]) == FAULT_PACKAGE:
+            match = re.search(r"package '([^']+)'", row["error"])
+            if match:
+                needs.setdefault(match[1], []).append(row["name"])
+    if needs:
+        teams = "; ".join(f"{pkg}: {', '.join(rows)}" for pkg, rows in sorted(needs.items()))
+        console.print(
+            f"{repo}: teams need packages that are not installed ({teams}); "
+            f"install them: pip install {' '.join(sorted(needs))}",
+            soft_wrap=True,
+            highlight=False,
+        )

@@ -393,6 +393,12 @@ def run_command(args: argparse.Namespace) -> int:
     out.print(console_table(run, width=out.width))
     for note in footnotes(run):
         console.print(f"[dim]{note}")
+    failed = [{"name": m.name, "error": m.reason or "error"} for m in run.models if m.status == "error"]
+    if failed and getattr(args, "ntire_repo", None) is not None:
+        from srbench.commands.profile import failure_table, missing_packages_line
+
+        console.print(failure_table(failed))
+        missing_packages_line(failed, args.ntire_repo, console)
     console.print(f"results: {out_dir}")
     if interrupted:
         console.print(f"interrupted: resume with: {resume_command(out_dir)}", highlight=False)

@@ -71,9 +71,10 @@ def srbench_pil_settings() -> Iterator[None]:
 
     Inside the block ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is False (a truncated file is an
     error, never padded with grey) and ``PIL.Image.MAX_IMAGE_PIXELS`` is
-    :data:`MAX_IMAGE_PIXELS`; when the last such block (of any thread) exits, both get back
-    the values they had before the first one entered, so the user's code keeps its own
-    choice for its own reads. Re-entrant; concurrent decodes are not serialised.
+    :data:`MAX_IMAGE_PIXELS`, or the user's limit when that is stricter; when the last such
+    block (of any thread) exits, both get back the values they had before the first one
+    entered, so the user's code keeps its own choice for its own reads. Re-entrant;
+    concurrent decodes are not serialised.
     """
     global _pil_depth, _pil_saved
     with _PIL_LOCK:
@@ -81,7 +82,9 @@ def srbench_pil_settings() -> Iterator[None]:
             _pil_saved = (ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS)
         _pil_depth += 1
         ImageFile.LOAD_TRUNCATED_IMAGES = False
-        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+        # A stricter limit the user set is kept; a looser one (or None: no guard) is not.
+        user_limit = _pil_saved[1]
+        Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS if user_limit is None else min(user_limit, MAX_IMAGE_PIXELS)
     try:
         yield
     finally:

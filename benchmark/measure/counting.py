@@ -53,6 +53,18 @@ class Complexity:
     flops_undercount: bool = False
     flops_note: str | None = None
     flops_thop: int | None = None
+    #: True when the conv counts changed with the input's values (a second, differently seeded
+    #: input gave other activations/convs): data-dependent routing or sampling (mixtures of
+    #: experts, token selection). The figures are those at srbench's seeded input.
+    value_dependent: bool = False
+
+
+#: The note of a :attr:`Complexity.value_dependent` count.
+VALUE_DEPENDENT_NOTE = (
+    "counts depend on the input's values (data-dependent routing or sampling): these are at "
+    "srbench's seeded input (seed 0); the challenge's script counts at an unseeded random or "
+    "uninitialised input, so its figures change from run to run"
+)
 
 
 def count_params(model: nn.Module) -> int:
@@ -234,25 +246,52 @@ def profile_model(
     start = time.perf_counter()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = counting_input(input_shape, input_range=input_range, device=device)
-    params = count_params(model)
+    # Counted on a copy, so the model the protocol times is left as it was (a network that
+    # fuses its branches on its first forward still fuses on its first timed one); a model
+    # that cannot be copied (weight_norm's computed weights) is counted in place.
+    try:
+        model = copy.deepcopy(model)
+    except Exception:
+        pass
+    # The challenge's script counts after the model has run (inference, then activations,
+    # FLOPs and params, in that order): one forward first, so that a network that fuses or
+    # prunes its weights on its first call is counted as it runs.
+    with torch.no_grad():
+        model(x)
     flops, unsupported, fvcore_conv = _fvcore_counts(model, x)
+    params = count_params(model)
     # Shape-only counts need no arithmetic: run them on the meta device (no real forward),
     # falling back to the real input for models that look at values (e.g. .item(), NumPy).
+    value_dependent = False
     try:
-        meta_model, meta_x = copy.deepcopy(model).to("meta"), x.to("meta")
-        calls = count_conv_calls(meta_model, meta_x)
-        counted_on = (meta_model, meta_x)
+        meta_model: nn.Module | None = copy.deepcopy(model).to("meta")
+    except Exception:
+        meta_model = None  # cannot be copied (weight_norm): counted on the real input
+    try:
+        if meta_model is None:
+            raise RuntimeError("no meta copy")
+        calls = count_conv_calls(meta_model, x.to("meta"))
+        counted_on = (meta_model, x.to("meta"))
     except Exception:
         calls = count_conv_calls(model, x)
         counted_on = (model, x)
+        if meta_model is not None:
+            # The meta device could not run it: it looks at values. Do the counts depend on them?
+            other_x = counting_input(input_shape, input_range=input_range, device=device, seed=1)
+            other = count_conv_calls(model, other_x)
+            value_dependent = (other.activations, other.convs) != (calls.activations, calls.convs)
     activations, convs = calls.activations, calls.convs
     note = undercount_note(flops, fvcore_conv, calls.macs)
     flops_thop = None
     if thop:
-        try:
-            flops_thop = count_flops_thop(*counted_on)
-        except Exception:
-            flops_thop = count_flops_thop(model, x)
+        # thop copies the model; a model that cannot be copied (weight_norm) has no thop
+        # figure rather than no row.
+        for args in (counted_on, (model, x)):
+            try:
+                flops_thop = count_flops_thop(*args)
+                break
+            except Exception:
+                continue
     flops_dispatch = None
     functional = 0
     if dispatch:
@@ -275,6 +314,7 @@ def profile_model(
         flops_undercount=note is not None,
         flops_note=note,
         flops_thop=flops_thop,
+        value_dependent=value_dependent,
     )
 
 

@@ -39,7 +39,6 @@ from srbench.core.errors import SrbenchError
 from srbench.core.files import atomic_write_text
 from srbench.core.tables import Column, fit_tables
 from srbench.ntire.editions import Edition
-from srbench.results.schema import RunResult
 
 SCORE_SCHEMA = "srbench/score-1"
 CHALLENGE_SCHEMA = "srbench/ntire-1"
@@ -391,6 +390,8 @@ def _opt_float(v: Any) -> float | None:
 
 def entries_from_run(data: dict[str, Any], source: str) -> list[Entry]:
     """Rows of an srbench ``results.json`` (schema ``srbench/1``), see the module docstring."""
+    # Imported here: the schema's records import torch, and scoring text files must not.
+    from srbench.results.schema import RunResult
 
     run = RunResult.from_dict(data, source=source)
     stat = "mean" if run.config.get("ntire_compat") else "median"

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from srbench.backends.agreement import BackendAgreement
+from srbench.backends.records import BackendAgreement
 from srbench.core.errors import SrbenchError
 from srbench.core.files import atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from srbench.measure.timing import RuntimeStats
@@ -171,6 +171,10 @@ class ModelResult:
     #: ``ssim_y_delta`` = mean over those images of variant − fp32, ``speed_ratio`` = fp32 median
     #: time / variant median time, ``size_ratio`` = variant file bytes / fp32 file bytes).
     precision_cost: dict[str, Any] | None = None
+    #: True when the model's own code asked for CUDA while srbench built it on a machine
+    #: without a GPU, and srbench sent it to the CPU (srbench.models.device_shim). Absent
+    #: otherwise.
+    device_shim: bool | None = None
 
     @property
     def drifted(self) -> bool:
@@ -187,7 +191,15 @@ class ModelResult:
         """JSON form (``srbench/1``)."""
         d = asdict(self)
         d["runtime_ms"] = self.runtime_ms.to_dict() if self.runtime_ms else None
-        for key in ("cell", "deployed", "backend_agreement", "intervals", "precision_cost", "runs"):
+        for key in (
+            "cell",
+            "deployed",
+            "backend_agreement",
+            "intervals",
+            "precision_cost",
+            "runs",
+            "device_shim",
+        ):
             if d[key] is None:
                 del d[key]  # torch run results keep their srbench/1 shape
         return d

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from torch import nn
 
 from srbench.core.errors import SrbenchError
-from srbench.models.loading import load_weights, read_checkpoint_file
+from srbench.models.device_shim import cuda_to
+from srbench.models.loading import load_weights, read_checkpoint, read_checkpoint_file
 from srbench.models.registry import ModelEntry, get_entry
 from srbench.models.spandrel_adapter import PREFIX as SPANDREL_PREFIX
 from srbench.models.spandrel_adapter import spandrel_entry
 from srbench.models.specs import ModelSpec
-from srbench.models.usercode import build_user_model
+from srbench.models.usercode import NtireLoading, build_user_model
 from srbench.models.weights import fetch_weights, missing_weights_reason, offline_mode, resolve_weights
 from srbench.results.schema import WeightsInfo
 
@@ -24,6 +26,11 @@ class LoadedModel:
     model: nn.Module
     weights: WeightsInfo | None
     reason: str | None
+    #: True when the model's own code asked for CUDA while being built on a machine without
+    #: it and srbench sent it to the CPU (:mod:`srbench.models.device_shim`).
+    device_shim: bool = False
+    #: What the row should say about how the model was loaded (non-strict loading, ...).
+    notes: list[str] = field(default_factory=list)
 
 
 def build_architecture(spec: ModelSpec, scale: int) -> tuple[ModelEntry, nn.Module]:
@@ -96,12 +103,30 @@ def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[
     """Build ``spec``'s architecture for ``scale`` and load its weights (strict); CPU, fp32, eval mode.
 
     Missing official weights are downloaded unless ``offline`` (or ``SRBENCH_OFFLINE``). An
-    ONNX file's row gets :func:`onnx_file_model`.
+    ONNX file's row gets :func:`onnx_file_model`. User code is built inside
+    :func:`srbench.models.device_shim.cuda_to` (CUDA requests go to the CPU when there is no
+    GPU; the result says so); an NTIRE submission is loaded and finished as its
+    ``test_demo.py`` branch does (:func:`load_ntire`).
     """
     if spec.onnx is not None:
         return onnx_file_model(spec)
+    if spec.code is None:
+        return _build_and_load(spec, scale, offline)
+    with cuda_to("cpu") as shim:
+        entry, loaded = _build_and_load(spec, scale, offline)
+    if shim.used:
+        loaded.device_shim = True
+        loaded.notes.append(
+            "device_shim: the model's code asked for CUDA while being built; with no GPU here srbench "
+            "sent it to the CPU (the challenge's script does the same once its device strings say cpu)"
+        )
+    return entry, loaded
+
+
+def _build_and_load(spec: ModelSpec, scale: int, offline: bool) -> tuple[ModelEntry, LoadedModel]:
 
     entry, model = build_architecture(spec, scale)
+    loading = spec.code.loading if spec.code is not None else None
     if spec.weights_path is None and not any(True for _ in model.parameters()):
         # Nothing to train (bicubic): its output means something without any checkpoint.
         return entry, LoadedModel(model.eval(), None, None)
@@ -119,8 +144,69 @@ def build_model(spec: ModelSpec, *, scale: int, offline: bool = False) -> tuple[
             reason = f"no checkpoint given; pass --weights {spec.name}=PATH (efficiency figures only)"
         else:
             reason = missing_weights_reason(entry, scale, offline=offline_mode(offline), name=spec.name)
-        return entry, LoadedModel(model.eval(), None, reason)
-    checkpoint = read_checkpoint_file(found.path, key=spec.weights_key)
-    load_weights(model, entry, checkpoint.state, source=str(found.path))
-    info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source, key=checkpoint.key)
-    return entry, LoadedModel(model.eval(), info, None)
+        notes: list[str] = []
+        if loading is not None:
+            model = finish_ntire(model, loading)
+        return entry, LoadedModel(model.eval(), None, reason, notes=notes)
+    notes = []
+    if loading is not None:
+        notes = load_ntire(model, entry, found.path, loading)
+        model = finish_ntire(model, loading)
+        key = loading.state_key
+    else:
+        checkpoint = read_checkpoint_file(found.path, key=spec.weights_key)
+        load_weights(model, entry, checkpoint.state, source=str(found.path))
+        key = checkpoint.key
+    info = WeightsInfo(file=found.path.name, sha256=found.sha256, source=found.source, key=key)
+    return entry, LoadedModel(model.eval(), info, None, notes=notes)
+
+
+def load_ntire(model: nn.Module, entry: ModelEntry, path: Path, loading: NtireLoading) -> list[str]:
+    """Load checkpoint ``path`` into ``model`` as its ``test_demo.py`` branch does; the notes
+    the row should carry.
+
+    * a model method named in the branch (``model.load_weights(path)``) loads it itself;
+    * a model with its own ``load_state_dict`` gets the state dict and the branch's
+      ``strict`` directly (srbench's key pre-check would judge keys the method renames);
+    * ``strict=True`` (the default): srbench's strict load, with its one-line mismatch error;
+    * ``strict=False``, as the branch says: the keys that fit are loaded and the row notes
+      how many were missing or unexpected.
+
+    The state dict is read under the branch's key (``['params']``) when the file has it.
+    """
+    source = str(path)
+    if loading.loader is not None:
+        getattr(model, loading.loader)(source)
+        return [f"loaded by the model's own {loading.loader}() as test_demo.py does"]
+    state = read_checkpoint(path, key=loading.state_key)
+    if type(model).load_state_dict is not nn.Module.load_state_dict:
+        model.load_state_dict(state, strict=loading.strict)
+        return [f"loaded by the model's own load_state_dict (strict={loading.strict}) as test_demo.py does"]
+    if loading.strict:
+        load_weights(model, entry, state, source=source)
+        return []
+    result = model.load_state_dict(state, strict=False)
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if not missing and not unexpected:
+        return []
+    return [
+        f"loaded with strict=False as test_demo.py does: {len(missing)} model key(s) not in the checkpoint"
+        + (f" ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})" if missing else "")
+        + f", {len(unexpected)} checkpoint key(s) unused"
+    ]
+
+
+def finish_ntire(model: nn.Module, loading: NtireLoading) -> nn.Module:
+    """The calls a ``test_demo.py`` branch makes after loading (``model.repa()``, every
+    submodule's ``switch_deploy()``), in order; a call that returns a module replaces the model."""
+    for step in loading.post_load:
+        kind, _, method = step.partition(".")
+        if kind == "model":
+            out = getattr(model, method)()
+            if isinstance(out, nn.Module):
+                model = out
+        else:
+            for module in list(model.modules()):
+                if hasattr(module, method):
+                    getattr(module, method)()
+    return model

@@ -87,7 +87,8 @@ def validate_checkpoints(
     """Load every checkpoint the user named, and check every model's scale and dtype, before any
     model runs.
 
-    User code (``FILE.py:Class``) is built here too. A truncated file, another
+    User code (``FILE.py:Class``) is built here too, except the teams of ``--ntire-repo
+    --teams`` (``ntire:REPO#ID``), built only in their own workers. A truncated file, another
     architecture's checkpoint, one for another scale, or a class that will not build is bad
     input: a one-line error (exit 2) now beats an error row after an hour of benchmarking.
     ``dtypes`` (a sweep's grid) replaces ``config.dtype`` as the dtypes every model must run.
@@ -95,6 +96,11 @@ def validate_checkpoints(
     for spec in specs:
         if spec.onnx is not None:
             continue  # checked (checker, ONNX Runtime session, scale) when its token was parsed
+        if spec.code is not None and spec.code.ntire and spec.arch.startswith("ntire:") and "#" in spec.arch:
+            # A team of a --ntire-repo/--teams run is built only in its own worker: one team's
+            # code (an import that fails, a constructor that crashes the process) never stops
+            # the others; its row says what went wrong.
+            continue
         if spec.weights_path is not None or spec.code is not None:
             entry, _ = build_model(spec, scale=config.scale, offline=config.offline)
         else:

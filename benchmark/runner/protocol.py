@@ -34,7 +34,10 @@ from __future__ import annotations
 
 import gc
 import math
+import os
+import pickle
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -70,7 +73,7 @@ from srbench.data.cache import ImageCache
 from srbench.data.imageio import write_png_atomic
 from srbench.measure import quality
 from srbench.measure.complexity_cache import build_arguments, cached_profile
-from srbench.measure.counting import Complexity
+from srbench.measure.counting import VALUE_DEPENDENT_NOTE, Complexity
 from srbench.measure.energy import EnergyMeter, mean_energy
 from srbench.measure.memory import ForwardMemory
 from srbench.measure.onnx_counting import count_onnx
@@ -355,22 +358,74 @@ def count_stage(
     """Stage 2: params, FLOPs, activations and convs at ``config.profile_input``, read from the
     complexity cache when counted before (:mod:`srbench.measure.complexity_cache`; ``--recount``
     counts afresh). On CUDA the model is counted on the device (fp32, before the run's dtype),
-    where fvcore's traced forward is faster; elsewhere on the CPU copy."""
+    where fvcore's traced forward is faster; elsewhere on the CPU copy, in a forked child
+    (:func:`counted_apart`), so that this process's timed loop starts as cold as on a rerun."""
 
     if spec.onnx is not None:
         return count_onnx_file(spec.onnx.path, tuple(config.profile_input), static_hw=spec.onnx.static_hw)
     if device is not None and device.type == "cuda":
         built.loaded.model.to(device)
-    complexity, _ = cached_profile(
-        built.loaded.model,
-        tuple(config.profile_input),
-        arch=spec.arch,
-        build_args=build_arguments(built.entry, spec),
-        scale=config.scale,
-        input_range=built.entry.input_range,
-        recount=config.recount,
-    )
-    return complexity
+
+    def count() -> Complexity:
+        complexity, _ = cached_profile(
+            built.loaded.model,
+            tuple(config.profile_input),
+            arch=spec.arch,
+            build_args=build_arguments(built.entry, spec),
+            scale=config.scale,
+            input_range=built.entry.input_range,
+            recount=config.recount,
+        )
+        return complexity
+
+    if (device is not None and device.type == "cuda") or torch.cuda.is_initialized():
+        return count()
+    return counted_apart(count)
+
+
+def counted_apart(count: Callable[[], Complexity]) -> Complexity:
+    """``count()`` run in a forked child process, its result sent back (POSIX; elsewhere here).
+
+    Counting runs several forwards at the profile input (fvcore's trace, the hooks, thop,
+    FlopCounterMode). In this process they would warm what the timed loop is meant to find
+    cold (the allocator's free lists and the kernel caches): the first run of a model, which
+    counts, then timed its images faster than a rerun, which reads the counts from the
+    complexity cache. Counting in a child leaves this process exactly as it was. The child's
+    own output goes nowhere (a team's prints must not interleave with progress bars whose
+    locks the fork copied); its exception comes back as the error.
+    """
+    if not hasattr(os, "fork"):
+        return count()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read)
+        try:
+            sys.stdout = sys.stderr = open(os.devnull, "w")
+            try:
+                payload = pickle.dumps(("ok", count()))
+            except BaseException as exc:
+                try:
+                    payload = pickle.dumps(("error", exc))
+                except Exception:
+                    payload = pickle.dumps(("error", SrbenchError(f"{type(exc).__name__}: {cause(exc)}")))
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(payload)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        data = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if not data:
+        raise SrbenchError(
+            f"counting complexity killed its process (wait status {status}): the model crashed at the "
+            "profile input; try a smaller --profile-input"
+        )
+    kind, value = pickle.loads(data)
+    if kind == "error":
+        raise value
+    return value
 
 
 def count_onnx_file(
@@ -883,6 +938,9 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
         result.input_range = built.entry.input_range
         result.weights = built.loaded.weights
         result.reason = built.loaded.reason
+        result.notes.extend(built.loaded.notes)
+        if built.loaded.device_shim:
+            result.device_shim = True
         if config.save_images and not built.quality:
             result.notes.append("SR images not saved: without trained weights the output is not a result")
     c = stages.complexity
@@ -899,6 +957,8 @@ def summarise(spec: ModelSpec, config: RunConfig, stages: Stages, *, error: str 
         result.flops_thop = c.flops_thop
         if c.flops_note:
             result.notes.append(c.flops_note)
+        if c.value_dependent:
+            result.notes.append(VALUE_DEPENDENT_NOTE)
         if c.functional_convs:
             result.notes.append(
                 f"{c.functional_convs} functional convolution call(s) are invisible to the "
