@@ -126,6 +126,10 @@ def test_counter_refuses_a_shape_the_file_cannot_take() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PINNED)
 def test_onnx_counts_equal_fvcore_on_srbench_exports(name: str) -> None:
+    _, loaded = build_model(ModelSpec(name, name), scale=4, offline=True)
+    if loaded.weights is None and name == "efdn":
+        # At random init efdn holds equal tensors, which the exporter stores once.
+        pytest.skip("efdn needs its official checkpoint: set SRBENCH_WEIGHTS_DIR=../shared/weights")
     data, model, input_range = _export(name)
     c = profile_model(model, input_range=input_range, thop=False, dispatch=False)
     o = count_onnx(onnx.load_from_string(data))

@@ -84,7 +84,11 @@ def _serve(folder: Path, port: int) -> int:
     console = make_console()
     with LocalServer({"/": folder}, port=port) as server:
         try:  # from the first line on: the URL printed means Ctrl-C is handled
-            console.print(f"serving {folder} at {server.url} (127.0.0.1 only; Ctrl-C stops)", markup=False)
+            console.print(
+                f"serving {folder} at {server.url} (127.0.0.1 only; Ctrl-C stops)",
+                markup=False,
+                soft_wrap=True,  # one line whatever the width: the URL must stay whole
+            )
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
