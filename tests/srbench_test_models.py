@@ -109,6 +109,14 @@ def _kill_measuring_workers_parent_once() -> None:
     except FileExistsError:
         return
     forkserver = os.getppid()
+    with open(f"/proc/{forkserver}/cmdline", "rb") as fh:
+        in_worker = b"forkserver" in fh.read()
+    if not in_worker:
+        # Built outside a measuring worker (the sweep's identity of each cell builds every
+        # network once in its own process): nothing here is a Ray worker to kill.
+        os.close(fd)
+        os.unlink(marker)
+        return
     with open(f"/proc/{forkserver}/stat") as fh:
         ray_worker = int(fh.read().rsplit(")", 1)[1].split()[1])
     os.write(fd, str(ray_worker).encode())
