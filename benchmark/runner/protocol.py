@@ -542,20 +542,23 @@ def variant_agreement_stage(
     session = OrtBackend(deployment.base.path, provider=config.ort_provider, scale=config.scale)
     reference = OrtModel(session, backend.input_range, backend.device, torch.float32, deployment.static_hw)
 
-    def upscale(b: Any) -> Callable[[Any], torch.Tensor]:
-        def run(lr: Any) -> torch.Tensor:
-            x = b.to_input(lr)
-            return to_unit_range(b.forward(x), x, config.scale, "agreement", b.input_range)
-
-        return run
-
     return measure_agreement(
         images,
-        upscale(backend),
-        upscale(reference),
+        _unit_output(backend, config.scale),
+        _unit_output(reference, config.scale),
         dtype=deployment.precision,
         reference_label=f"the fp32 ONNX file on onnxruntime ({config.ort_provider})",
     )
+
+
+def _unit_output(model: PlacedModel, scale: int) -> Callable[[Any], torch.Tensor]:
+    """``lr uint8 -> float32 output on [0, 1]`` of a placed model, as the agreement check compares."""
+
+    def run(lr: Any) -> torch.Tensor:
+        x = model.to_input(lr)
+        return to_unit_range(model.forward(x), x, scale, "agreement", model.input_range)
+
+    return run
 
 
 def agreement_stage(
@@ -566,17 +569,10 @@ def agreement_stage(
 
     reference = TorchBackend.prepare(built.loaded.model, input_range=built.entry.input_range, device=device)
 
-    def upscale(b: PlacedModel) -> Callable[[Any], torch.Tensor]:
-        def run(lr: Any) -> torch.Tensor:
-            x = b.to_input(lr)
-            return to_unit_range(b.forward(x), x, config.scale, "agreement", b.input_range)
-
-        return run
-
     return measure_agreement(
         images,
-        upscale(backend),
-        upscale(reference),
+        _unit_output(backend, config.scale),
+        _unit_output(reference, config.scale),
         dtype=config.dtype,
         reference_label=f"torch fp32 on {device}",
     )
